@@ -1,0 +1,1 @@
+"""Dagster code location: symbols in, reviewed trading signals and safe orders out."""

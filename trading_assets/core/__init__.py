@@ -1,0 +1,1 @@
+"""Pure domain logic with no Dagster imports: everything here is unit-testable in milliseconds."""

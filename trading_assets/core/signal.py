@@ -1,0 +1,152 @@
+"""The TradingSignal schema shared by the rules analyst and every language-model provider."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+class ConfidenceLevel(StrEnum):
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+class Trend(StrEnum):
+    UP = "UP"
+    DOWN = "DOWN"
+    SIDEWAYS = "SIDEWAYS"
+
+
+def level_for_score(score: int) -> ConfidenceLevel:
+    """HIGH >= 80, MEDIUM 50-79, LOW < 50."""
+    if score >= 80:
+        return ConfidenceLevel.HIGH
+    if score >= 50:
+        return ConfidenceLevel.MEDIUM
+    return ConfidenceLevel.LOW
+
+
+class SignalStatus(StrEnum):
+    """Lifecycle of a stored signal; an analyst failure is `error`, never a HOLD."""
+
+    PENDING_REVIEW = "pending_review"
+    AUTO_APPROVED = "auto_approved"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTED = "executed"
+    EXPIRED = "expired"
+    ERROR = "error"
+    REPLAY = "replay"
+
+
+EXECUTABLE_STATUSES = frozenset({SignalStatus.APPROVED, SignalStatus.AUTO_APPROVED})
+
+
+class TradingSignal(BaseModel):
+    """One analyst's structured view of one symbol at one bar date.
+
+    The validators are the contract a language model must meet; instructor re-asks with
+    their messages when an answer breaks them.
+    """
+
+    symbol: str = Field(description="Ticker the signal is about.")
+    action: Action = Field(description="BUY, SELL or HOLD.")
+    confidence_level: ConfidenceLevel = Field(description="HIGH (score>=80), MEDIUM (50-79), LOW.")
+    confidence_score: int = Field(ge=0, le=100, description="0-100, must agree with the level.")
+    reasoning: str = Field(min_length=1, description="Why, in a few sentences.")
+    key_factors: list[str] = Field(default_factory=list, description="Short bullet points.")
+    trend: Trend = Field(description="Prevailing trend: UP, DOWN or SIDEWAYS.")
+    support: float | None = Field(default=None, gt=0, description="Nearest support price.")
+    resistance: float | None = Field(default=None, gt=0, description="Nearest resistance price.")
+    entry_price: float | None = Field(default=None, gt=0, description="Suggested entry.")
+    stop_loss: float | None = Field(default=None, gt=0, description="Suggested stop-loss.")
+    take_profit: float | None = Field(default=None, gt=0, description="Suggested take-profit.")
+    r_multiple: float | None = Field(default=None, description="Reward/risk of the levels.")
+    position_size_pct: float = Field(default=0.0, ge=0, le=100, description="% of equity.")
+    timeframe: str = Field(default="daily+weekly", description="Timeframes analysed.")
+    provider: str = Field(default="rules", description="Who produced it: rules, openai, ...")
+    model: str = Field(default="rules-v1", description="Model or rules version.")
+    prompt_version: str = Field(default="", description="Prompt name@hash or rules version.")
+    bar_date: date | None = Field(default=None, description="Date of the last bar analysed.")
+    generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper_symbol(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TradingSignal:
+        expected = level_for_score(self.confidence_score)
+        if expected != self.confidence_level:
+            raise ValueError(
+                f"confidence_score {self.confidence_score} means {expected.value}, "
+                f"but confidence_level is {self.confidence_level.value}"
+            )
+        entry, stop, target = self.entry_price, self.stop_loss, self.take_profit
+        if self.action is Action.BUY and None not in (entry, stop, target):
+            if not (stop < entry < target):  # type: ignore[operator]
+                raise ValueError("for BUY the stop_loss must be below entry_price and "
+                                 "take_profit above it")
+        if self.action is Action.SELL and None not in (entry, stop, target):
+            if not (target < entry < stop):  # type: ignore[operator]
+                raise ValueError("for SELL the stop_loss must be above entry_price and "
+                                 "take_profit below it")
+        if self.action is not Action.HOLD and None in (entry, stop, target):
+            raise ValueError("BUY and SELL need entry_price, stop_loss and take_profit")
+        if self.r_multiple is None and None not in (entry, stop, target):
+            risk = abs(entry - stop)  # type: ignore[operator]
+            if risk > 0:
+                self.r_multiple = round(abs(target - entry) / risk, 2)  # type: ignore[operator]
+        return self
+
+    @property
+    def is_actionable(self) -> bool:
+        """Not HOLD and at least MEDIUM confidence."""
+        return self.action is not Action.HOLD and self.confidence_level is not ConfidenceLevel.LOW
+
+
+class AnalysisRequest(BaseModel):
+    """Everything an analyst may look at for one symbol at one bar date (and nothing later)."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    symbol: str
+    bar_date: date
+    data_source: str
+    simulated: bool
+    daily_summary: dict[str, float | None]
+    weekly_summary: dict[str, float | None]
+    last_bars: list[dict[str, object]] = Field(description="Last 50 daily bars, oldest first.")
+    position: dict[str, float] = Field(default_factory=dict)
+    daily_chart_png: bytes | None = None
+    weekly_chart_png: bytes | None = None
+
+
+class AnalysisOutcome(BaseModel):
+    """An analyst's answer: a valid signal, or an error text (never a made-up HOLD)."""
+
+    symbol: str
+    signal: TradingSignal | None = None
+    error: str | None = None
+    provider: str
+    model: str
+    prompt_version: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    transcript: dict[str, object] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.signal is not None and self.error is None
