@@ -1,0 +1,77 @@
+"""Shared fixtures: a test Dagster instance, resources on a temporary data directory, symbols."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+# Tests must never pick up a developer's keys or servers: the embedded defaults are the baseline
+# and each test opts into what it needs.
+for _name in list(os.environ):
+    if _name.startswith(("LLM_", "OPENAI_", "TRADING_", "IBKR_", "MINIO_", "MLFLOW_",
+                         "APP_DATABASE", "PAPER_")):
+        os.environ.pop(_name)
+
+from trading_assets.definitions import SYMBOL_ASSETS, SYMBOL_CHECKS  # noqa: E402
+from trading_assets.partitions import SYMBOLS_PARTITION  # noqa: E402
+from trading_assets.settings import build_resources  # noqa: E402
+
+ALL_ASSETS: list[Any] = [*SYMBOL_ASSETS, *SYMBOL_CHECKS]
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def env(data_dir: Path) -> dict[str, str]:
+    """The environment the resources are built from; tests add variables to it."""
+    return {"TRADING_DATA_DIR": str(data_dir), "TRADING_SIMULATED_AS_OF": "2026-11-20",
+            "MLFLOW_TRACKING_URI": ""}
+
+
+@pytest.fixture
+def resources(env: dict[str, str]) -> dict[str, Any]:
+    return build_resources(env)
+
+
+def run_symbols(instance: dg.DagsterInstance, resources: dict[str, Any], symbols: list[str],
+                assets: list[Any] | None = None, raise_on_error: bool = True
+                ) -> dg.ExecuteInProcessResult:
+    """Materialize `assets` (default: the whole graph with checks) for symbols in one run."""
+    existing = set(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+    missing = [s for s in symbols if s not in existing]
+    if missing:
+        instance.add_dynamic_partitions(SYMBOLS_PARTITION, missing)
+    keys = instance.get_dynamic_partitions(SYMBOLS_PARTITION)
+    selected = [k for k in keys if k in symbols]
+    if len(selected) == 1:
+        return dg.materialize(assets or ALL_ASSETS, instance=instance, resources=resources,
+                              partition_key=selected[0], raise_on_error=raise_on_error)
+    return dg.materialize(
+        assets or ALL_ASSETS, instance=instance, resources=resources,
+        raise_on_error=raise_on_error,
+        tags={"dagster/asset_partition_range_start": selected[0],
+              "dagster/asset_partition_range_end": selected[-1]},
+    )
+
+
+def metadata_for(result: dg.ExecuteInProcessResult, asset: str, symbol: str) -> dict[str, Any]:
+    """The metadata values of one asset's materialization for one symbol."""
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key.to_user_string() == asset and mat.partition == symbol:
+            return {key: value.value for key, value in mat.metadata.items()}
+    raise AssertionError(f"no materialization of {asset} for {symbol}")

@@ -1,0 +1,59 @@
+"""`charts`: daily and weekly candlestick PNGs with indicator panels, visible in the Dagster UI."""
+
+
+import base64
+
+import dagster as dg
+
+from resources.app_db import AppDatabase
+from resources.object_store import ObjectStore
+from trading_assets.assets.indicators import indicators
+from trading_assets.assets.symbol_loop import SymbolLoop
+from trading_assets.core.charts import ChartImage, preview_png, render_chart
+from trading_assets.core.keys import TIMEFRAMES, bars_info_key, chart_key, indicators_key
+from trading_assets.partitions import symbols_partitions
+
+
+def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMetadataValue:
+    """Inline previews so the charts are visible on the materialization itself."""
+    parts = []
+    for timeframe, image in images.items():
+        encoded = base64.b64encode(preview_png(image.png)).decode()
+        parts.append(f"**{symbol} {timeframe}**\n\n![{timeframe}](data:image/png;base64,{encoded})")
+    return dg.MetadataValue.md("\n\n".join(parts))
+
+
+@dg.asset(
+    partitions_def=symbols_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[indicators],
+    group_name="analysis",
+    kinds={"matplotlib"},
+    description="Daily and weekly candlestick charts with SMA/Bollinger, volume, RSI and MACD.",
+)
+def charts(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase) -> None:
+    loop = SymbolLoop(context, app_db)
+    for symbol in loop:
+        with loop.attempt(symbol):
+            info = store.read_json(bars_info_key(symbol))
+            simulated = bool(info["simulated"])  # type: ignore[index]
+            images = {
+                timeframe: render_chart(symbol, store.read_frame(indicators_key(symbol, timeframe)),
+                                        timeframe, simulated=simulated)
+                for timeframe in TIMEFRAMES
+            }
+            keys = {
+                timeframe: store.put_bytes(chart_key(symbol, timeframe, image.last_date.date()),
+                                           image.png, "image/png")
+                for timeframe, image in images.items()
+            }
+            context.add_asset_metadata(
+                {
+                    "status": "ok",
+                    "simulated": simulated,
+                    **{f"{t}_chart": store.location(k) for t, k in keys.items()},
+                    "preview": chart_markdown(symbol, images),
+                },
+                partition_key=symbol,
+            )
+    loop.finish()

@@ -1,0 +1,170 @@
+"""`llm_signal`: one structured BUY/SELL/HOLD signal per symbol and bar date, stored for review."""
+
+
+from dataclasses import asdict
+from datetime import date
+
+import dagster as dg
+
+from resources.app_db import AppDatabase, SignalRow
+from resources.broker import Broker
+from resources.llm import LLMAnalyst
+from resources.object_store import ObjectStore
+from resources.tracking import Tracking
+from trading_assets.assets.charts import charts
+from trading_assets.assets.symbol_loop import SymbolLoop
+from trading_assets.core.bars import last_bars_records
+from trading_assets.core.indicators import latest_summary
+from trading_assets.core.keys import (
+    TIMEFRAMES,
+    bars_info_key,
+    bars_key,
+    chart_key,
+    indicators_key,
+    transcript_key,
+)
+from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
+from trading_assets.partitions import symbols_partitions
+
+
+def review_status(outcome: AnalysisOutcome, settings: SymbolSettings) -> SignalStatus:
+    """error for a failed analysis; auto_approved only when the symbol's policy allows it."""
+    signal = outcome.signal
+    if signal is None or outcome.error:
+        return SignalStatus.ERROR
+    if (settings.enabled and settings.auto_approve and signal.is_actionable
+            and signal.confidence_score >= settings.min_confidence):
+        return SignalStatus.AUTO_APPROVED
+    return SignalStatus.PENDING_REVIEW
+
+
+def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
+    """What a reviewer wants to see on the materialization: the call, the why, the cost."""
+    signal = row.trading_signal()
+    if signal is None:
+        body = f"### {row.symbol}: analysis failed\n\n```\n{row.error}\n```"
+    else:
+        factors = "\n".join(f"- {factor}" for factor in signal.key_factors)
+        levels = (f"entry {signal.entry_price}, stop {signal.stop_loss}, target "
+                  f"{signal.take_profit}, R {signal.r_multiple}" if signal.entry_price else "none")
+        body = (f"### {row.symbol} {signal.action.value} ({signal.confidence_level.value}, "
+                f"{signal.confidence_score}/100)\n\n{signal.reasoning}\n\n**Key factors**\n\n"
+                f"{factors}\n\n**Levels**: {levels}\n\n**Trend**: {signal.trend.value}")
+    if row.simulated:
+        body = "> **SIMULATED DATA** - not market data.\n\n" + body
+    if row.provider == "rules":
+        body += "\n\n_Rules analyst: deterministic indicator rules, no language model._"
+    return {
+        "status": row.status,
+        "signal_id": row.id,
+        "reused_existing_signal": reused,
+        "action": row.action or "none (error)",
+        "confidence": row.confidence_score if row.confidence_score is not None else -1,
+        "provider": row.provider,
+        "model": row.model,
+        "prompt_version": row.prompt_version,
+        "data_source": "SIMULATED (not market data)" if row.simulated else row.data_source,
+        "bar_date": str(row.bar_date),
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cost_usd": dg.MetadataValue.float(float(row.cost_usd)),
+        "latency_s": dg.MetadataValue.float(round(float(row.latency_s), 3)),
+        "mlflow_run_id": row.mlflow_run_id or "none",
+        "reasoning": dg.MetadataValue.md(body),
+    }
+
+
+@dg.asset(
+    partitions_def=symbols_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[charts],
+    group_name="signals",
+    kinds={"openai", "mlflow"},
+    pool="llm",
+    description="A TradingSignal per symbol and bar date from the rules analyst or a language "
+                "model, stored as pending_review, auto_approved or error (never a made-up HOLD).",
+)
+def llm_signal(
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    app_db: AppDatabase,
+    analyst: LLMAnalyst,
+    broker: Broker,
+    tracking: Tracking,
+) -> None:
+    loop = SymbolLoop(context, app_db)
+    provider, model, prompt_version = analyst.identity()
+    requests: list[AnalysisRequest] = []
+    sources: dict[str, dict[str, object]] = {}
+    for symbol in loop:
+        with loop.attempt(symbol):
+            info = store.read_json(bars_info_key(symbol))
+            assert isinstance(info, dict)
+            bar_date = date.fromisoformat(str(info["last_date"]))
+            existing = app_db.find_signal(symbol=symbol, bar_date=bar_date, provider=provider,
+                                          model=model, prompt_version=prompt_version)
+            if existing is not None and existing.status != SignalStatus.ERROR.value:
+                context.add_asset_metadata(signal_metadata(existing, reused=True),
+                                           partition_key=symbol)
+                continue
+            requests.append(build_request(store, broker, symbol, bar_date, info))
+            sources[symbol] = info
+    outcomes = analyst.analyze_many(requests) if requests else []
+    for request, outcome in zip(requests, outcomes, strict=True):
+        with loop.attempt(request.symbol):
+            row = store_signal(context, store, app_db, request, outcome,
+                               app_db.settings_for(request.symbol))
+            result = tracking.log_signal(
+                signal_id=row.id, status=row.status, outcome=outcome, request=request,
+                data_source=request.data_source, dagster_run_id=context.run.run_id,
+            )
+            if result.run_id:
+                app_db.set_mlflow_run(row.id, result.run_id)
+                row.mlflow_run_id = result.run_id
+            metadata = signal_metadata(row, reused=False)
+            metadata["mlflow"] = result.error or "logged"
+            context.add_asset_metadata(metadata, partition_key=request.symbol)
+            if row.status == SignalStatus.ERROR.value:
+                loop.fail(request.symbol, f"analysis failed: {row.error}")
+    loop.finish()
+
+
+def build_request(store: ObjectStore, broker: Broker, symbol: str, bar_date: date,
+                  info: dict[str, object]) -> AnalysisRequest:
+    """Everything the analyst sees, read back from the store (only bars up to bar_date exist)."""
+    frames = {t: store.read_frame(indicators_key(symbol, t)) for t in TIMEFRAMES}
+    pngs = {t: store.get_bytes(chart_key(symbol, t, bar_date)) for t in TIMEFRAMES}
+    position = broker.position(symbol)
+    return AnalysisRequest(
+        symbol=symbol,
+        bar_date=bar_date,
+        data_source=str(info["source"]),
+        simulated=bool(info["simulated"]),
+        daily_summary=latest_summary(frames["daily"]),
+        weekly_summary=latest_summary(frames["weekly"]),
+        last_bars=last_bars_records(store.read_frame(bars_key(symbol))),
+        position={k: float(v) for k, v in asdict(position).items()
+                  if isinstance(v, int | float) and v is not None} if position else {},
+        daily_chart_png=pngs["daily"],
+        weekly_chart_png=pngs["weekly"],
+    )
+
+
+def store_signal(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase,
+                 request: AnalysisRequest, outcome: AnalysisOutcome,
+                 settings: SymbolSettings) -> SignalRow:
+    row = app_db.record_signal(
+        outcome=outcome,
+        bar_date=request.bar_date,
+        status=review_status(outcome, settings),
+        data_source=request.data_source,
+        simulated=request.simulated,
+        last_bars=request.last_bars,
+        indicators={"daily": request.daily_summary, "weekly": request.weekly_summary},
+        chart_keys={t: chart_key(request.symbol, t, request.bar_date) for t in TIMEFRAMES},
+        dagster_run_id=context.run.run_id,
+    )
+    if outcome.transcript:
+        store.write_json(transcript_key(request.symbol, row.id), outcome.transcript)
+    return row

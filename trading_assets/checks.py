@@ -1,0 +1,68 @@
+"""Asset checks: stored bars are sane and indicators are in range, per symbol of the run.
+
+A check runs once over a multi-symbol run and names the symbols that fail. Corruption in the
+store fails with ERROR severity, which blocks the downstream assets; a symbol the asset itself
+rejected this run (its earlier good data kept, skipped downstream) is reported as a WARN.
+"""
+
+
+import dagster as dg
+
+from resources.app_db import AppDatabase
+from resources.object_store import ObjectNotFoundError, ObjectStore
+from trading_assets.assets.indicators import indicators
+from trading_assets.assets.market_data import ohlcv
+from trading_assets.core.bars import bar_problems
+from trading_assets.core.indicators import indicator_problems
+from trading_assets.core.keys import bars_key, indicators_key
+from trading_assets.partitions import symbols_partitions
+
+
+def _result(context: dg.AssetCheckExecutionContext, app_db: AppDatabase,
+            problems: dict[str, list[str]]) -> dg.AssetCheckResult:
+    rejected = {s: e for s, e in app_db.failed_symbols(context.run.run_id).items()
+                if s in context.partition_keys}
+    failing = {symbol: "; ".join(p) for symbol, p in problems.items() if p}
+    metadata = {
+        "symbols_checked": len(problems),
+        "failing_symbols": dg.MetadataValue.json(failing),
+        "rejected_earlier_in_run": dg.MetadataValue.json(rejected),
+    }
+    if failing:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                   metadata=metadata,
+                                   description="Stored data failed: " + ", ".join(failing))
+    if rejected:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata=metadata,
+                                   description="Rejected this run (skipped downstream): "
+                                   + ", ".join(rejected))
+    return dg.AssetCheckResult(passed=True, metadata=metadata)
+
+
+def _read_problems(store: ObjectStore, key: str, check: object) -> list[str]:
+    try:
+        return check(store.read_frame(key))  # type: ignore[operator]
+    except ObjectNotFoundError:
+        return [f"nothing stored at {key}"]
+
+
+@dg.asset_check(asset=ohlcv, partitions_def=symbols_partitions, blocking=True,
+                description="No NaN or non-positive prices, high >= max(open, close), "
+                            "low <= min(open, close), strictly increasing dates, >= 200 rows.")
+def ohlcv_sanity(context: dg.AssetCheckExecutionContext, store: ObjectStore,
+                 app_db: AppDatabase) -> dg.AssetCheckResult:
+    skip = app_db.failed_symbols(context.run.run_id)
+    problems = {symbol: _read_problems(store, bars_key(symbol), bar_problems)
+                for symbol in context.partition_keys if symbol not in skip}
+    return _result(context, app_db, problems)
+
+
+@dg.asset_check(asset=indicators, partitions_def=symbols_partitions, blocking=True,
+                description="RSI within 0-100 and SMA 200 warmed up on the latest bar.")
+def indicator_ranges(context: dg.AssetCheckExecutionContext, store: ObjectStore,
+                     app_db: AppDatabase) -> dg.AssetCheckResult:
+    skip = app_db.failed_symbols(context.run.run_id)
+    problems = {symbol: _read_problems(store, indicators_key(symbol, "daily"), indicator_problems)
+                for symbol in context.partition_keys if symbol not in skip}
+    return _result(context, app_db, problems)

@@ -1,0 +1,182 @@
+"""Daily OHLCV bars: the simulated source, the CSV reader and the sanity rules both must pass."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+MIN_ROWS_FOR_SMA_200 = 200
+# The simulated history starts here for every symbol so that the bar for a given date is the
+# same whichever day the simulation runs: replays and scorecards see a stable past.
+_SIMULATION_EPOCH = pd.Timestamp("2012-01-02")
+
+
+class BarDataError(ValueError):
+    """Bars that cannot be used: the message names the file and row where it can."""
+
+
+def last_completed_session(today: date | None = None) -> date:
+    """The most recent weekday on or before `today` (the as-of date of simulated bars)."""
+    day = pd.Timestamp(today or date.today())
+    while day.weekday() >= 5:
+        day -= pd.Timedelta(days=1)
+    return day.date()
+
+
+def _seed(symbol: str) -> int:
+    return int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
+
+
+def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
+    """Deterministic, realistic daily bars for `symbol` ending at `as_of` (labelled simulated).
+
+    A geometric random walk whose volatility switches between calm and stormy regimes, with
+    occasional overnight gaps and volume that rises with absolute returns.
+    """
+    dates = pd.bdate_range(_SIMULATION_EPOCH, pd.Timestamp(as_of))
+    if len(dates) < n_days:
+        raise BarDataError(f"as-of date {as_of} leaves fewer than {n_days} simulated bars")
+    rng = np.random.default_rng(_seed(symbol))
+    n = len(dates)
+    start_price = 20.0 + (_seed(symbol) % 480)
+    calm, stormy = 0.012, 0.032
+    switches = rng.random(n) < 0.02
+    regime = np.cumsum(switches) % 2
+    vol = np.where(regime == 1, stormy, calm) * rng.uniform(0.8, 1.2, n)
+    drift = 0.0003 + 0.0002 * math.sin(_seed(symbol) % 7)
+    gaps = np.where(rng.random(n) < 0.03, rng.normal(0, 0.035, n), 0.0)
+    overnight = rng.normal(0, 0.25, n) * vol + gaps
+    intraday = rng.normal(drift, 1.0, n) * vol
+    # A slow pull towards the symbol's anchor price keeps 15 years of walk in a plausible range.
+    anchor = math.log(start_price)
+    steps = overnight + intraday
+    log_close = np.empty(n)
+    level = anchor
+    for i in range(n):
+        level += steps[i] - 0.004 * (level - anchor)
+        log_close[i] = level
+    close = np.exp(log_close)
+    open_ = close * np.exp(-intraday)
+    body_high = np.maximum(open_, close)
+    body_low = np.minimum(open_, close)
+    high = body_high * (1 + np.abs(rng.normal(0, 0.5, n)) * vol)
+    low = body_low * (1 - np.abs(rng.normal(0, 0.5, n)) * vol)
+    base_volume = 2e5 + (_seed(symbol) % 50) * 2e5
+    volume = base_volume * np.exp(rng.normal(0, 0.3, n)) * (1 + 25 * np.abs(intraday + overnight))
+    frame = pd.DataFrame(
+        {
+            "date": dates.astype("datetime64[ns]"),
+            "open": open_.round(2),
+            "high": high.round(2),
+            "low": low.round(2),
+            "close": close.round(2),
+            "volume": volume.round(0),
+        }
+    )
+    # Rounding can push open/close a cent outside the wicks; keep the bars self-consistent.
+    frame["high"] = frame[["high", "open", "close"]].max(axis=1)
+    frame["low"] = frame[["low", "open", "close"]].min(axis=1)
+    return frame.tail(n_days).reset_index(drop=True)
+
+
+def read_csv_bars(path: Path) -> pd.DataFrame:
+    """Read Date, Open, High, Low, Close, Volume (any case; Adj Close ignored) from a CSV export.
+
+    Every problem is reported with the file and the line number as a spreadsheet shows it.
+    """
+    if not path.exists():
+        raise BarDataError(f"{path}: file not found. Put a CSV export there or set TRADING_CSV_DIR.")
+    if path.stat().st_size == 0:
+        raise BarDataError(f"{path}: file is empty; expected a header and daily bars.")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BarDataError(f"{path}: not a readable CSV file ({exc}).") from exc
+    by_lower = {str(col).strip().lower(): col for col in raw.columns}
+    missing = [col for col in BAR_COLUMNS if col not in by_lower]
+    if missing:
+        found = ", ".join(str(c) for c in raw.columns) or "nothing"
+        raise BarDataError(
+            f"{path}: missing column(s) {', '.join(c.title() for c in missing)}; found {found}. "
+            "Expected Date, Open, High, Low, Close, Volume."
+        )
+    if raw.empty:
+        raise BarDataError(f"{path}: has a header but no rows of bars.")
+    frame = pd.DataFrame({col: raw[by_lower[col]].str.strip() for col in BAR_COLUMNS})
+    line_of = {i: i + 2 for i in range(len(frame))}  # line 1 is the header
+    dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
+    for i in np.flatnonzero(dates.isna().to_numpy()):
+        raise BarDataError(
+            f"{path} row {line_of[i]}: column \"Date\" is {frame['date'].iat[i]!r}, "
+            "expected a date such as 2024-01-31."
+        )
+    out = pd.DataFrame({"date": dates.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")})
+    for col in BAR_COLUMNS[1:]:
+        values = pd.to_numeric(frame[col].str.replace(",", "", regex=False), errors="coerce")
+        for i in np.flatnonzero(values.isna().to_numpy()):
+            raise BarDataError(
+                f"{path} row {line_of[i]}: column \"{col.title()}\" is {frame[col].iat[i]!r}, "
+                "expected a number."
+            )
+        out[col] = values.astype(float)
+    duplicated = out["date"].duplicated(keep="first").to_numpy()
+    for i in np.flatnonzero(duplicated):
+        first = int(np.flatnonzero((out["date"] == out["date"].iat[i]).to_numpy())[0])
+        raise BarDataError(
+            f"{path} row {line_of[i]}: date {out['date'].iat[i].date()} repeats row "
+            f"{line_of[first]}; each date must appear once."
+        )
+    return out.sort_values("date").reset_index(drop=True)
+
+
+def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200) -> list[str]:
+    """Sanity rules for daily bars; an empty list means the bars are usable."""
+    problems: list[str] = []
+    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+    if missing:
+        return [f"missing columns: {', '.join(missing)}"]
+    if len(bars) < min_rows:
+        problems.append(f"only {len(bars)} bars; at least {min_rows} needed for SMA 200")
+    if bars.empty:
+        return problems
+    prices = bars[PRICE_COLUMNS]
+    nan_rows = prices.isna().any(axis=1) | bars["volume"].isna()
+    if nan_rows.any():
+        problems.append(f"{int(nan_rows.sum())} bar(s) with missing values, first on "
+                        f"{_first_date(bars, nan_rows)}")
+    bad = (prices <= 0).any(axis=1)
+    if bad.any():
+        problems.append(f"{int(bad.sum())} bar(s) with non-positive prices, first on "
+                        f"{_first_date(bars, bad)}")
+    high_bad = bars["high"] < prices[["open", "close"]].max(axis=1)
+    if high_bad.any():
+        problems.append(f"{int(high_bad.sum())} bar(s) with high below open/close, first on "
+                        f"{_first_date(bars, high_bad)}")
+    low_bad = bars["low"] > prices[["open", "close"]].min(axis=1)
+    if low_bad.any():
+        problems.append(f"{int(low_bad.sum())} bar(s) with low above open/close, first on "
+                        f"{_first_date(bars, low_bad)}")
+    if not bars["date"].is_monotonic_increasing or bars["date"].duplicated().any():
+        problems.append("dates are not strictly increasing")
+    return problems
+
+
+def _first_date(bars: pd.DataFrame, mask: pd.Series) -> str:
+    return str(pd.Timestamp(bars.loc[mask, "date"].iloc[0]).date())
+
+
+def last_bars_records(bars: pd.DataFrame, n: int = 50) -> list[dict[str, object]]:
+    """The last `n` bars as JSON-friendly records, oldest first (what an analyst is shown)."""
+    tail = bars[BAR_COLUMNS].tail(n)
+    return [
+        {"date": str(pd.Timestamp(row.date).date()), "open": row.open, "high": row.high,
+         "low": row.low, "close": row.close, "volume": row.volume}
+        for row in tail.itertuples(index=False)
+    ]

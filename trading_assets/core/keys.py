@@ -1,0 +1,54 @@
+"""Object-store keys, built only from validated symbols so no key can escape its folder."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from trading_assets.core.symbols import validate_symbol
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
+TIMEFRAMES = ("daily", "weekly")
+
+
+class InvalidKeyError(ValueError):
+    """An object-store key that could point outside the store."""
+
+
+def check_key(key: str) -> str:
+    """Refuse absolute keys, '..' segments and unusual characters."""
+    if not _KEY_RE.match(key) or ".." in key.split("/") or "//" in key or key.endswith("/"):
+        raise InvalidKeyError(f"Refusing object-store key {key!r}: not a plain relative key.")
+    if any(part.startswith(".") for part in key.split("/")):
+        raise InvalidKeyError(f"Refusing object-store key {key!r}: hidden path segment.")
+    return key
+
+
+def bars_key(symbol: str) -> str:
+    return f"bars/{validate_symbol(symbol)}/daily.parquet"
+
+
+def bars_info_key(symbol: str) -> str:
+    return f"bars/{validate_symbol(symbol)}/daily.json"
+
+
+def indicators_key(symbol: str, timeframe: str) -> str:
+    if timeframe not in TIMEFRAMES:
+        raise InvalidKeyError(f"Unknown timeframe {timeframe!r}; expected one of {TIMEFRAMES}.")
+    return f"indicators/{validate_symbol(symbol)}/{timeframe}.parquet"
+
+
+def chart_key(symbol: str, timeframe: str, last_date: date) -> str:
+    if timeframe not in TIMEFRAMES:
+        raise InvalidKeyError(f"Unknown timeframe {timeframe!r}; expected one of {TIMEFRAMES}.")
+    return f"charts/{validate_symbol(symbol)}/{last_date.isoformat()}/{timeframe}.png"
+
+
+def transcript_key(symbol: str, signal_id: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", signal_id):
+        raise InvalidKeyError(f"Refusing transcript key for signal id {signal_id!r}.")
+    return f"transcripts/{validate_symbol(symbol)}/{signal_id}.json"
+
+
+def portfolio_key(symbol: str) -> str:
+    return f"portfolio/{validate_symbol(symbol)}.json"
