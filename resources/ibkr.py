@@ -447,7 +447,9 @@ class IBKRResource(dg.ConfigurableResource):
         if acknowledged:
             return self._broker_order(request.order_ref, trades[0], list(trades[0].fills),
                                       trades[1:])
-        return self._reconcile(request)
+        reason = ("the connection dropped" if not conn.ib.isConnected()
+                  else f"no acknowledgement within {self.order_timeout:g} s")
+        return self._reconcile(request, reason)
 
     def positions(self) -> list[Position]:
         """Stock positions of the account, with market price and P&L from the portfolio."""
@@ -887,12 +889,11 @@ class IBKRResource(dg.ConfigurableResource):
             ib.waitOnUpdate(timeout=max(limit - now, 0.01))
         return True
 
-    def _reconcile(self, request: OrderRequest) -> BrokerOrder:
+    def _reconcile(self, request: OrderRequest, reason: str) -> BrokerOrder:
         """After a timeout or a dropped connection: reconnect and ask; never send again."""
         log.warning(
-            "IBKR did not confirm order %s within %g s or the connection dropped; reconnecting "
-            "to check whether it arrived (it will not be sent again)",
-            request.order_ref, self.order_timeout,
+            "IBKR did not confirm order %s (%s); reconnecting to check whether it arrived "
+            "(it will not be sent again)", request.order_ref, reason,
         )
         self._drop_connection()
         found = self.find_order(request.order_ref)
@@ -900,7 +901,8 @@ class IBKRResource(dg.ConfigurableResource):
             return found
         raise IBKRError(
             f"IBKR did not confirm order {request.order_ref} ({request.action.value} "
-            f"{request.quantity} {request.symbol}) and, after reconnecting, has no record of it. "
+            f"{request.quantity} {request.symbol}: {reason}) and, after reconnecting, has no "
+            "record of it. "
             "It was NOT sent again: check Orders/Trades in TWS or IB Gateway before retrying, "
             "because it may still arrive."
         )

@@ -23,7 +23,7 @@ class LLMAnalyst(dg.ConfigurableResource):
     provider: str = "rules"
 
     @classmethod
-    def from_env(cls, env: "Mapping[str, str]") -> "LLMAnalyst":
+    def from_env(cls, env: Mapping[str, str]) -> LLMAnalyst:
         return cls(provider=env.get("LLM_PROVIDER", "") or "rules")
 
     @property

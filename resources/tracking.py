@@ -25,7 +25,7 @@ class Tracking(dg.ConfigurableResource):
     enabled: bool = True
 
     @classmethod
-    def from_env(cls, env: "Mapping[str, str]", data_dir: str) -> "Tracking":
+    def from_env(cls, env: Mapping[str, str], data_dir: str) -> Tracking:
         return cls(tracking_uri=env.get("MLFLOW_TRACKING_URI", "") or f"sqlite:///{data_dir}/mlflow.db")
 
     def log_signal(

@@ -110,9 +110,9 @@ def daily_bars(symbol: str, end: date, calendar_days: int) -> list[tuple[date, t
     return [(d, daily_bar(symbol, d)) for d in sorted(days) if d.weekday() < 5]
 
 
-def last_price(symbol: str) -> float:
-    """Fill price: the close of the latest bar."""
-    return daily_bar(symbol, last_trading_day(datetime.now(UTC).date()))[3]
+def last_price(symbol: str, as_of: date | None = None) -> float:
+    """Fill price: the close of the latest bar (today's, or `as_of`'s)."""
+    return daily_bar(symbol, last_trading_day(as_of or datetime.now(UTC).date()))[3]
 
 
 # ---------------------------------------------------------------- peer state
@@ -198,8 +198,10 @@ class TwsPeer:
         cash: float = 100_000.0,
         listings: Iterable[Listing] = DEFAULT_LISTINGS,
         host: str = "127.0.0.1",
+        as_of: date | None = None,
     ) -> None:
         self.host = host
+        self.as_of = as_of  # the peer's "today" for bars and fills; None = the real date
         self.port = 0
         self.accounts = list(accounts)
         self.cash = cash
@@ -210,6 +212,7 @@ class TwsPeer:
         self.historical_needs_subscription = False  # -> error 354 unless delayed data (type 3/4)
         self.drop_on_place_order = False  # record the order, then close the socket unanswered
         self.ignore_place_order = False  # record the order, never answer it
+        self.swallow_place_order = False  # count the message, then forget it: no record, no answer
 
         # What happened, for assertions.
         self.place_order_count = 0
@@ -307,6 +310,9 @@ class TwsPeer:
     def orders_with_ref(self, order_ref: str) -> list[PeerOrder]:
         with self._lock:
             return [order for order in self.orders.values() if order.order_ref == order_ref]
+
+    def today(self) -> date:
+        return self.as_of or datetime.now(UTC).date()
 
     @property
     def connection_count(self) -> int:
@@ -451,7 +457,7 @@ class TwsPeer:
             return
         end = last_trading_day(
             datetime.strptime(end_text[:8], "%Y%m%d").date() if end_text[:8].isdigit()
-            else datetime.now(UTC).date()
+            else self.today()
         )
         bars = daily_bars(listing.symbol, end, duration_days(duration))
         flat: list[FieldValue] = []
@@ -467,6 +473,8 @@ class TwsPeer:
     def _place_order(self, client: _Client, fields: list[str]) -> None:
         self.place_order_count += 1
         assert client.client_id is not None
+        if self.swallow_place_order:
+            return
         order_id = int(fields[1])
         listing = self._lookup(fields, 2)
         if listing is None:
@@ -519,7 +527,7 @@ class TwsPeer:
 
     def _work(self, order: PeerOrder) -> list[PeerExecution]:
         """Fill a marketable order at the latest close; leave anything else working."""
-        price = last_price(order.listing.symbol)
+        price = last_price(order.listing.symbol, self.today())
         limit = order.lmt_price
         marketable = order.order_type == "MKT" or (
             order.order_type == "LMT" and limit is not None
@@ -624,7 +632,7 @@ class TwsPeer:
     def _account_values(self) -> list[tuple[str, str, str]]:
         market_value = unrealized = realized = 0.0
         for holding in self.holdings.values():
-            price = last_price(holding.listing.symbol)
+            price = last_price(holding.listing.symbol, self.today())
             market_value += holding.quantity * price
             unrealized += (price - holding.avg_cost) * holding.quantity
             realized += holding.realized_pnl
@@ -651,7 +659,7 @@ class TwsPeer:
         for key, value, currency in self._account_values():
             client.send(6, 2, key, value, currency, account)
         for holding in self.holdings.values():
-            listing, price = holding.listing, last_price(holding.listing.symbol)
+            listing, price = holding.listing, last_price(holding.listing.symbol, self.today())
             client.send(
                 7, 8, listing.con_id, listing.symbol, "STK", "", 0.0, "", "",
                 listing.primary_exchange, listing.currency, listing.symbol, "NMS",

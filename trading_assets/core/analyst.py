@@ -5,8 +5,8 @@ from __future__ import annotations
 from trading_assets.core.signal import (
     Action,
     AnalysisRequest,
-    Trend,
     TradingSignal,
+    Trend,
     level_for_score,
 )
 

@@ -1,0 +1,344 @@
+"""IBKRResource with the real ib_async client against a loopback TWS peer (tests/peers)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+import pytest
+
+from resources.ibkr import (
+    HistoricalPacer,
+    IBKRConnectionError,
+    IBKRError,
+    IBKRNoSecurityError,
+    IBKRPacingError,
+    IBKRPermissionError,
+    IBKRResource,
+    disconnect_all,
+    duration_for,
+    reset_pacing,
+)
+from tests.peers.tws_peer import Listing, TwsPeer, daily_bar, last_price, last_trading_day
+from trading_assets.core.orders import OrderRequest, OrderType
+from trading_assets.core.signal import Action
+
+MakeIBKR = Callable[..., IBKRResource]
+
+
+@pytest.fixture
+def peer() -> Iterator[TwsPeer]:
+    reset_pacing()
+    with TwsPeer() as running:
+        yield running
+        disconnect_all()
+
+
+@pytest.fixture
+def make_ibkr(peer: TwsPeer) -> MakeIBKR:
+    """An IBKRResource pointed at the peer, with test-sized timeouts."""
+
+    def make(**overrides: object) -> IBKRResource:
+        config: dict[str, object] = {
+            "port": peer.port, "connect_timeout": 3.0, "request_timeout": 3.0,
+            "order_timeout": 1.0,
+        }
+        return IBKRResource(**{**config, **overrides})
+
+    return make
+
+
+def market_buy(ref: str, quantity: int = 5, symbol: str = "AAPL") -> OrderRequest:
+    return OrderRequest(symbol=symbol, action=Action.BUY, quantity=quantity,
+                        order_type=OrderType.MARKET, order_ref=ref)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- market data
+
+
+def test_daily_bars_become_an_oldest_first_dataframe(make_ibkr: MakeIBKR) -> None:
+    frame = make_ibkr().fetch_daily_bars("AAPL", 300)
+
+    assert list(frame.columns) == ["date", "open", "high", "low", "close", "volume"]
+    assert frame["date"].dtype == "datetime64[ns]"
+    assert (frame["date"] == frame["date"].dt.normalize()).all()
+    assert frame["date"].is_monotonic_increasing and frame["date"].is_unique
+    assert all(frame[col].dtype == float for col in ["open", "high", "low", "close", "volume"])
+    assert len(frame) == 300
+    today = last_trading_day(pd.Timestamp.now(tz="UTC").date())
+    assert frame["date"].iloc[-1] == pd.Timestamp(today)
+    assert frame["close"].iloc[-1] == daily_bar("AAPL", today)[3]
+    assert frame.attrs["source"] == "ibkr" and frame.attrs["delayed"] is False
+
+
+def test_identical_request_within_15_seconds_is_served_from_cache(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    ibkr = make_ibkr()
+    first = ibkr.fetch_daily_bars("MSFT", 120)
+    second = ibkr.fetch_daily_bars("MSFT", 120)
+
+    pd.testing.assert_frame_equal(first, second)
+    assert peer.historical_request_count == 1
+
+
+def test_qualify_returns_the_contract(make_ibkr: MakeIBKR) -> None:
+    contract = make_ibkr().qualify("AAPL")
+
+    assert contract["conId"] == Listing("AAPL").con_id
+    assert contract["primaryExchange"] == "NASDAQ"
+    assert contract["exchange"] == "SMART" and contract["currency"] == "USD"
+    assert contract["longName"] == "APPLE INC"
+
+
+def test_share_class_symbols_are_translated_for_ibkr(make_ibkr: MakeIBKR) -> None:
+    assert make_ibkr().qualify("BRK.B")["primaryExchange"] == "NYSE"
+
+
+def test_unknown_symbol_raises_no_security(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    with pytest.raises(IBKRNoSecurityError, match=r"ZZZZ.*error 200.*exchange"):
+        make_ibkr().fetch_daily_bars("ZZZZ", 50)
+
+
+def test_pacing_violation_raises_pacing_error(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    peer.historical_pacing_violation = True
+
+    with pytest.raises(IBKRPacingError, match=r"TSLA.*pacing violation \(error 162.*wait"):
+        make_ibkr().fetch_daily_bars("TSLA", 50)
+
+
+def test_missing_subscription_is_refused_unless_delayed_data_is_allowed(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    peer.historical_needs_subscription = True
+
+    with pytest.raises(IBKRPermissionError, match=r"error 354.*allow_delayed_data"):
+        make_ibkr().fetch_daily_bars("NVDA", 50)
+    frame = make_ibkr(allow_delayed_data=True, client_id=30).fetch_daily_bars("NVDA", 50)
+    assert len(frame) == 50 and frame.attrs["delayed"] is True
+
+
+def test_historical_pacer_waits_for_a_free_slot() -> None:
+    now = [0.0]
+    pacer = HistoricalPacer(max_requests=2, window_s=600.0, clock=lambda: now[0])
+
+    assert pacer.reserve() == 0 and pacer.reserve() == 0
+    assert pacer.reserve() == pytest.approx(600.0)
+    now[0] = 599.0
+    assert pacer.reserve() == pytest.approx(1.0)
+    now[0] = 600.0
+    assert pacer.reserve() == 0
+
+
+@pytest.mark.parametrize(
+    ("trading_days", "duration"), [(1, "12 D"), (50, "83 D"), (200, "300 D"), (400, "2 Y")]
+)
+def test_duration_covers_the_trading_days(trading_days: int, duration: str) -> None:
+    assert duration_for(trading_days) == duration
+
+
+# ---------------------------------------------------------------- connection
+
+
+def test_gateway_that_is_down_fails_fast_with_connection_error() -> None:
+    port = free_port()  # nothing listens here any more
+    ibkr = IBKRResource(port=port, connect_timeout=2.0)
+
+    started = time.monotonic()
+    with pytest.raises(IBKRConnectionError, match=rf"not reachable at 127.0.0.1:{port} "
+                       r"\(connection refused\)\. Start IB Gateway"):
+        ibkr.qualify("AAPL")
+    assert time.monotonic() - started < 2.0
+
+
+def test_gateway_that_never_answers_fails_within_connect_timeout() -> None:
+    with socket.socket() as silent:  # accepts TCP, never speaks the API
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        ibkr = IBKRResource(port=silent.getsockname()[1], connect_timeout=1.0)
+
+        started = time.monotonic()
+        with pytest.raises(IBKRConnectionError, match="did not complete the API handshake"):
+            ibkr.qualify("AAPL")
+        assert 0.9 <= time.monotonic() - started < 2.0
+
+
+def test_connection_is_reused_across_calls(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    ibkr = make_ibkr()
+    ibkr.qualify("AAPL")
+    ibkr.fetch_daily_bars("AAPL", 20)
+    ibkr.positions()
+
+    assert peer.connection_count == 1
+
+
+def test_client_id_in_use_moves_to_the_next_one(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    make_ibkr().qualify("AAPL")  # holds client id 17 on this thread
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            make_ibkr().qualify("MSFT")  # a thread gets its own connection: 17 is taken
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join(10)
+
+    assert errors == []
+    assert peer.connection_count == 2
+
+
+def test_configured_account_must_be_one_the_gateway_manages(make_ibkr: MakeIBKR) -> None:
+    with pytest.raises(IBKRError, match=r"IBKR_ACCOUNT is DU999999.*logged in to DU123456"):
+        make_ibkr(account="DU999999").positions()
+
+
+# ---------------------------------------------------------------- orders
+
+
+def test_market_order_is_placed_once_per_order_ref(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    ibkr = make_ibkr()
+    placed = ibkr.place_order(market_buy("signal-1"))
+
+    assert placed.status == "Filled" and placed.broker == "ibkr"
+    assert placed.filled == 5 and placed.avg_fill_price == last_price("AAPL")
+    assert placed.commission == 1.0
+    again = ibkr.place_order(market_buy("signal-1"))
+    assert again.broker_order_id == placed.broker_order_id
+    assert peer.place_order_count == 1
+    assert [o.order_ref for o in peer.orders.values()] == ["signal-1"]
+
+
+def test_order_is_found_from_a_new_session(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    make_ibkr().place_order(market_buy("signal-2"))
+    disconnect_all()  # e.g. the next Dagster run in a new process
+
+    found = make_ibkr().find_order("signal-2")
+
+    assert found is not None and found.status == "Filled" and found.filled == 5
+    assert found.commission == 1.0 and found.symbol == "AAPL"
+    assert make_ibkr().find_order("never-placed") is None
+
+
+def test_connection_dropped_after_placement_is_reconciled_not_retried(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    peer.drop_on_place_order = True  # the gateway records the order, then the socket dies
+    ibkr = make_ibkr()
+
+    reconciled = ibkr.place_order(market_buy("signal-3"))
+
+    assert reconciled.status == "Filled" and reconciled.filled == 5
+    peer.drop_on_place_order = False
+    assert ibkr.place_order(market_buy("signal-3")).status == "Filled"
+    assert peer.place_order_count == 1
+
+
+def test_unanswered_placement_is_reconciled_not_retried(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    peer.ignore_place_order = True
+    ibkr = make_ibkr(order_timeout=0.5)
+
+    started = time.monotonic()
+    reconciled = ibkr.place_order(market_buy("signal-4"))
+
+    assert time.monotonic() - started >= 0.5
+    assert reconciled.order_ref == "signal-4" and reconciled.status == "Filled"
+    assert peer.place_order_count == 1
+
+
+def test_limit_order_below_the_market_rests(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    price = last_price("MSFT")
+    request = OrderRequest(symbol="MSFT", action=Action.BUY, quantity=3,
+                           order_type=OrderType.LIMIT, order_ref="signal-5",
+                           limit_price=round(price * 0.9, 2))
+
+    placed = make_ibkr().place_order(request)
+
+    assert placed.status == "Submitted" and placed.filled == 0
+    assert placed.limit_price == round(price * 0.9, 2)
+    assert peer.orders_with_ref("signal-5")[0].lmt_price == round(price * 0.9, 2)
+
+
+def test_bracket_order_transmits_the_group_with_its_last_child(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    price = last_price("AAPL")
+    request = OrderRequest(symbol="AAPL", action=Action.BUY, quantity=10,
+                           order_type=OrderType.BRACKET, order_ref="signal-6",
+                           limit_price=round(price + 1, 2), stop_loss=round(price - 5, 2),
+                           take_profit=round(price + 10, 2))
+    ibkr = make_ibkr()
+
+    placed = ibkr.place_order(request)
+
+    parent, take_profit, stop_loss = sorted(peer.orders.values(), key=lambda o: o.order_id)
+    assert [o.transmit for o in (parent, take_profit, stop_loss)] == [False, False, True]
+    assert take_profit.parent_id == stop_loss.parent_id == parent.order_id
+    assert (take_profit.order_type, take_profit.action) == ("LMT", "SELL")
+    assert (stop_loss.order_type, stop_loss.aux_price) == ("STP", round(price - 5, 2))
+    assert placed.order_type == "BRACKET" and placed.status == "Filled"
+    assert [c["status"] for c in placed.raw["children"]] == ["Submitted", "Submitted"]
+    ibkr.place_order(request)
+    assert peer.place_order_count == 3
+
+
+def test_readonly_refuses_orders(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    with pytest.raises(IBKRPermissionError, match="read-only"):
+        make_ibkr(readonly=True).place_order(market_buy("signal-7"))
+    assert peer.place_order_count == 0
+
+
+def test_live_account_needs_live_flag_and_matching_account() -> None:
+    reset_pacing()
+    with TwsPeer(accounts=["U7654321"]) as live_peer:
+        def make(**overrides: object) -> IBKRResource:
+            return IBKRResource(port=live_peer.port, connect_timeout=3.0, order_timeout=1.0,
+                                **overrides)
+
+        with pytest.raises(IBKRPermissionError, match=r"LIVE account U7654321.*TRADING_LIVE"):
+            make().place_order(market_buy("signal-8"))
+        with pytest.raises(IBKRPermissionError, match="IBKR_ACCOUNT=U7654321"):
+            make(live=True, client_id=40).place_order(market_buy("signal-8"))
+        assert live_peer.place_order_count == 0
+
+        placed = make(live=True, account="U7654321", client_id=50).place_order(
+            market_buy("signal-8"))
+        assert placed.status == "Filled" and live_peer.place_order_count == 1
+        disconnect_all()
+
+
+# ---------------------------------------------------------------- portfolio
+
+
+def test_positions_and_account_values_come_back(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    peer.seed_position("AAPL", 10, 150.0)
+    ibkr = make_ibkr()
+    ibkr.place_order(market_buy("signal-9", quantity=4, symbol="MSFT"))
+
+    positions = {p.symbol: p for p in ibkr.positions()}
+    account = ibkr.account_snapshot()
+
+    aapl, msft = positions["AAPL"], positions["MSFT"]
+    assert (aapl.quantity, aapl.avg_cost) == (10, 150.0)
+    assert aapl.market_price == last_price("AAPL")
+    assert aapl.unrealized_pnl == pytest.approx((last_price("AAPL") - 150.0) * 10, abs=0.01)
+    assert (msft.quantity, msft.avg_cost) == (4, last_price("MSFT"))
+    assert account.account == "DU123456" and account.broker == "ibkr"
+    assert account.cash == pytest.approx(peer.cash, abs=0.01)
+    assert account.equity == pytest.approx(
+        peer.cash + 10 * last_price("AAPL") + 4 * last_price("MSFT"), abs=0.01)
+    assert account.buying_power > 0 and account.currency == "USD"
+    assert account.unrealized_pnl == pytest.approx(aapl.unrealized_pnl, abs=0.02)
