@@ -23,10 +23,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
     create_engine,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -48,7 +50,14 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    # Named constraints, so later migrations can drop or alter them on SQLite (batch mode) too.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
 
 
 class SymbolRow(Base):
@@ -163,7 +172,7 @@ class OrderDecisionRow(Base):
 
 
 class RunFailureRow(Base):
-    """A symbol that failed in a run, so later assets of the same run skip it and the UI shows it."""
+    """A symbol that failed in a run: later assets of the same run skip it, the UI shows it."""
 
     __tablename__ = "run_failures"
 
@@ -181,7 +190,13 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def engine_for(url: str) -> Engine:
-    """One engine per URL per process, schema created on first use."""
+    """One engine per URL per process, its schema migrated to head on first use.
+
+    The schema comes from the Alembic scripts in resources/migrations (never create_all), so an
+    upgrade adds to the existing signals, reviews and orders ledger instead of losing them.
+    """
+    from resources.migrations import upgrade_to_head
+
     with _ENGINES_LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
@@ -191,9 +206,14 @@ def engine_for(url: str) -> Engine:
             if url.startswith("sqlite"):
                 kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             engine = create_engine(url, **kwargs)
-            Base.metadata.create_all(engine)
+            # An in-memory database lives in the engine's own connection: migrate through it.
+            upgrade_to_head(engine if _in_memory(url) else url)
             _ENGINES[url] = engine
         return engine
+
+
+def _in_memory(url: str) -> bool:
+    return url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
 
 
 def new_signal_id() -> str:
@@ -498,13 +518,117 @@ class AppDatabase(dg.ConfigurableResource):
                                       error=error[:4000]))
         self.record_run_status(symbol, f"failed in {asset}", error)
 
-    def failed_symbols(self, run_id: str) -> dict[str, str]:
+    def failed_symbols(self, run_id: str, exclude_asset: str = "") -> dict[str, str]:
         """Symbols that failed earlier in this run, with the first asset and error."""
         with self.session() as session:
             rows = session.scalars(select(RunFailureRow)
-                                   .where(RunFailureRow.dagster_run_id == run_id)
+                                   .where(RunFailureRow.dagster_run_id == run_id,
+                                          RunFailureRow.asset != exclude_asset)
                                    .order_by(RunFailureRow.id)).all()
         failed: dict[str, str] = {}
         for row in rows:
             failed.setdefault(row.symbol, f"{row.asset}: {row.error}")
         return failed
+
+    # --- read models for the Gradio app ------------------------------------------------
+
+    def run_statuses(self) -> dict[str, tuple[str, datetime | None, str]]:
+        """Each configured symbol's last run status, time and error, for the symbols table."""
+        with self.session() as session:
+            rows = session.execute(select(SymbolRow.symbol, SymbolRow.last_run_status,
+                                          SymbolRow.last_run_at, SymbolRow.last_error)).all()
+        return {symbol: (status, at, error) for symbol, status, at, error in rows}
+
+    def signal_history(self, *, symbol: str | None = None, status: str | None = None,
+                       since: date | None = None, until: date | None = None,
+                       limit: int = 200) -> list[SignalRow]:
+        """Live signals newest first, filtered by symbol, status and an inclusive bar-date range."""
+        query = select(SignalRow).where(SignalRow.mode == "live")
+        if symbol:
+            query = query.where(SignalRow.symbol == validate_symbol(symbol))
+        if status:
+            query = query.where(SignalRow.status == status)
+        if since:
+            query = query.where(SignalRow.bar_date >= since)
+        if until:
+            query = query.where(SignalRow.bar_date <= until)
+        query = query.order_by(SignalRow.created_at.desc()).limit(limit)
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+    def latest_reviews(self, signal_ids: list[str]) -> dict[str, ReviewRow]:
+        """The most recent review of each of these signals (signals never reviewed are absent)."""
+        if not signal_ids:
+            return {}
+        with self.session() as session:
+            rows = session.scalars(select(ReviewRow).where(ReviewRow.signal_id.in_(signal_ids))
+                                   .order_by(ReviewRow.decided_at, ReviewRow.id)).all()
+        return {row.signal_id: row for row in rows}
+
+    def recent_decisions(self, limit: int = 50) -> list[OrderDecisionRow]:
+        """The orders asset's latest decisions over all symbols, newest first."""
+        with self.session() as session:
+            return list(session.scalars(
+                select(OrderDecisionRow).order_by(OrderDecisionRow.id.desc()).limit(limit)
+            ).all())
+
+    # --- scorecard -----------------------------------------------------------------------
+
+    def signals_to_score(self, symbol: str) -> list[SignalRow]:
+        """Every signal of the symbol, live and replay (errors too, to count them), oldest
+        bar date first: the input of the signal_outcomes asset."""
+        with self.session() as session:
+            return list(session.scalars(
+                select(SignalRow).where(SignalRow.symbol == validate_symbol(symbol))
+                .order_by(SignalRow.bar_date, SignalRow.created_at)
+            ).all())
+
+    # --- automation (trading_assets/automation.py) ---------------------------------------
+
+    def signals_awaiting_execution(self, limit: int = 1000) -> list[SignalRow]:
+        """Approved or auto-approved live signals that no `orders` run has acted on, oldest first.
+
+        "Acted on" means an order in the ledger, or an order decision recorded at or after the
+        signal's last status change (a risk check that declined it). A decision recorded before
+        a human approval (orders saw it while it was still pending) does not count.
+        """
+        with self.session() as session:
+            candidates = list(session.scalars(
+                select(SignalRow).where(
+                    SignalRow.mode == "live",
+                    SignalRow.status.in_([s.value for s in EXECUTABLE_STATUSES]),
+                    SignalRow.id.not_in(select(OrderRow.signal_id)),
+                ).order_by(SignalRow.created_at).limit(limit)
+            ).all())
+            if not candidates:
+                return []
+            decided: dict[str, datetime] = {}
+            for signal_id, decided_at in session.execute(
+                select(OrderDecisionRow.signal_id, func.max(OrderDecisionRow.decided_at))
+                .where(OrderDecisionRow.signal_id.in_([c.id for c in candidates]))
+                .group_by(OrderDecisionRow.signal_id)
+            ).all():
+                decided[signal_id] = decided_at
+        return [row for row in candidates
+                if row.id not in decided or decided[row.id] < row.updated_at]
+
+    def latest_signal_dates(self) -> dict[str, date]:
+        """Each symbol's newest bar date with a usable live signal (errors do not count)."""
+        with self.session() as session:
+            rows = session.execute(
+                select(SignalRow.symbol, func.max(SignalRow.bar_date))
+                .where(SignalRow.mode == "live", SignalRow.status != SignalStatus.ERROR.value)
+                .group_by(SignalRow.symbol)
+            ).all()
+        return {symbol: bar_date for symbol, bar_date in rows}
+
+    def symbols_with_unexecuted_approvals(self) -> set[str]:
+        """Symbols with an approved or auto-approved live signal that has no order yet."""
+        with self.session() as session:
+            return set(session.scalars(
+                select(SignalRow.symbol).where(
+                    SignalRow.mode == "live",
+                    SignalRow.status.in_([s.value for s in EXECUTABLE_STATUSES]),
+                    SignalRow.id.not_in(select(OrderRow.signal_id)),
+                ).distinct()
+            ).all())

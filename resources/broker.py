@@ -25,6 +25,7 @@ from trading_assets.core.orders import (
     OrderRequest,
     OrderType,
     Position,
+    SymbolSettings,
 )
 from trading_assets.core.signal import Action
 
@@ -140,11 +141,13 @@ class Broker(dg.ConfigurableResource):
             ).first()
             return _to_broker_order(row) if row else None
 
-    def place_order(self, request: OrderRequest, market_price: float) -> BrokerOrder:
+    def place_order(self, request: OrderRequest, market_price: float,
+                    settings: SymbolSettings | None = None) -> BrokerOrder:
         """Place the order; a broker that already knows the orderRef returns that order."""
         self._check_kind()
         if self.kind == "ibkr":
-            return self.ibkr.place_order(request)
+            # IBKR checks its own open/completed orders and executions for the orderRef first.
+            return self.ibkr.place_order(request, settings)
         with self._session() as session:
             existing = session.scalars(
                 select(PaperOrderRow).where(PaperOrderRow.order_ref == request.order_ref)

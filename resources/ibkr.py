@@ -56,6 +56,7 @@ _CLIENT_ID_ATTEMPTS = 5
 _UNACKNOWLEDGED = frozenset({"", "PendingSubmit", "ApiPending"})
 # After the gateway acknowledged an order, how long to wait for its fill and commission reports.
 _FILL_GRACE_S = 2.0
+_POLL_S = 0.02
 _TAKE_PROFIT_SUFFIX = ":tp"
 _STOP_LOSS_SUFFIX = ":sl"
 
@@ -534,9 +535,15 @@ class IBKRResource(dg.ConfigurableResource):
             conn = _CONNECTIONS.get(key)
         for dead in stale:
             dead.close()
-        if conn is not None and conn.ib.isConnected():
-            return conn
         if conn is not None:
+            try:
+                # ib_async reads the socket only while a call runs: take in what arrived while
+                # idle (a restarted gateway's EOF, 1100/1102 connectivity notices).
+                conn.ib.sleep(_POLL_S)
+            except ConnectionError:
+                pass
+            if conn.ib.isConnected():
+                return conn
             conn.close()
         conn = self._open()
         with _CONNECTIONS_LOCK:
@@ -787,7 +794,13 @@ class IBKRResource(dg.ConfigurableResource):
             while (wait := _PACER.reserve()) > 0:
                 log.info("IBKR pacing: %d historical requests in %g s; waiting %.0f s",
                          _PACER.max_requests, _PACER.window_s, wait)
-                conn.ib.sleep(min(wait, 5.0))  # keeps ib_async's loop serving the socket
+                try:
+                    conn.ib.sleep(min(wait, 5.0))  # keeps ib_async's loop serving the socket
+                except ConnectionError as exc:
+                    raise IBKRConnectionError(
+                        f"Lost the connection to the IBKR gateway at {self.host}:{self.port} "
+                        "while waiting for a historical data slot; the next call reconnects."
+                    ) from exc
             try:
                 bars = self._call(
                     conn,
@@ -885,8 +898,9 @@ class IBKRResource(dg.ConfigurableResource):
                 return True  # acknowledged and working; fills are reported later
             if acknowledged_at is None and now >= deadline:
                 return False
-            limit = deadline if acknowledged_at is None else acknowledged_at + _FILL_GRACE_S
-            ib.waitOnUpdate(timeout=max(limit - now, 0.01))
+            # Poll rather than ib.waitOnUpdate(): that one subscribes a loop step too late when
+            # the answer is already in the socket buffer, and then sleeps its whole timeout.
+            ib.sleep(_POLL_S)
         return True
 
     def _reconcile(self, request: OrderRequest, reason: str) -> BrokerOrder:

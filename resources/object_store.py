@@ -1,4 +1,11 @@
-"""Charts, bars and transcripts: a local folder by default (TRADING_STORE_DIR), MinIO when set."""
+"""Charts, bars and transcripts: a local folder by default (TRADING_STORE_DIR), MinIO when set.
+
+MinIO (or any S3 API) is used when MINIO_ENDPOINT is set, through the minio SDK: one client per
+resource instance, the bucket created on first use. Every key is checked before any I/O, and
+reads only ever touch this store's folder or bucket: the UI gets bytes from `get_bytes` or a
+presigned URL for a key, never by fetching a URL it was handed (the system this replaces had an
+image proxy that fetched arbitrary URLs).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,79 @@ import io
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pandas as pd
+from pydantic import PrivateAttr
 
-from trading_assets.core.keys import check_key
+from trading_assets.core.keys import InvalidKeyError, check_key
+from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
+
+# Folders whose next segment (or file name, as in portfolio/TSLA.json) is a symbol.
+SYMBOL_PREFIXES = frozenset(
+    {"bars", "indicators", "charts", "transcripts", "portfolio", "outcomes", "replay"}
+)
+# S3 caps presigned URLs at seven days.
+MAX_PRESIGN = timedelta(days=7)
+_S3_MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
+_S3_DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                        "InvalidToken", "ExpiredToken"})
+_CLIENT_LOCK = threading.Lock()
 
 
 class ObjectNotFoundError(FileNotFoundError):
     """A key the store does not hold (usually: the upstream asset has not run for the symbol)."""
+
+
+class ObjectStoreError(RuntimeError):
+    """MinIO refused a request (credentials, bucket policy) in a way a retry will not fix."""
+
+
+class ObjectStoreUnavailableError(ObjectStoreError, ConnectionError):
+    """MinIO could not be reached at all."""
+
+
+def checked_key(key: str) -> str:
+    """check_key, and under a per-symbol folder the symbol segment must be a valid ticker."""
+    check_key(key)
+    folder, _, rest = key.partition("/")
+    if folder in SYMBOL_PREFIXES:
+        segment, more, _ = rest.partition("/")
+        candidate = segment if more else segment.rsplit(".", 1)[0]
+        try:
+            valid = validate_symbol(candidate) == candidate
+        except InvalidSymbolError:
+            valid = False
+        if not valid:
+            raise InvalidKeyError(
+                f"Refusing object-store key {key!r}: {candidate!r} is not a valid symbol."
+            )
+    return key
+
+
+def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
+    """host:port and TLS flag from "host:port" or "http(s)://host:port" (the scheme wins)."""
+    endpoint = endpoint.strip()
+    if "://" not in endpoint:
+        return endpoint.rstrip("/"), secure
+    parts = urlsplit(endpoint)
+    if parts.path.strip("/"):
+        raise ObjectStoreError(
+            f"MINIO_ENDPOINT={endpoint!r} has a path; use host:port such as minio:9000."
+        )
+    return parts.netloc, parts.scheme == "https"
+
+
+def _plain(value: str) -> str:
+    """A secret's value: outside a Dagster run (CLI, Gradio) it is still an EnvVar reference."""
+    return (value.get_value() or "") if isinstance(value, dg.EnvVar) else value
 
 
 class ObjectStore(dg.ConfigurableResource):
@@ -27,16 +97,36 @@ class ObjectStore(dg.ConfigurableResource):
     secret_key: str = ""
     bucket: str = "trading"
     secure: bool = False
+    region: str = "us-east-1"
+    # Where a browser reaches MinIO when that differs from `endpoint` (minio:9000 inside
+    # docker-compose, localhost:9000 outside): presigned URLs are signed for this host.
+    public_endpoint: str = ""
+
+    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
         return not self.endpoint
 
-    def _path(self, key: str) -> Path:
-        return Path(self.root).resolve() / check_key(key)
+    @property
+    def label(self) -> str:
+        if self.is_local:
+            return f"local folder {Path(self.root).resolve()}"
+        host, secure = split_endpoint(self.endpoint, self.secure)
+        return f"MinIO {'https' if secure else 'http'}://{host} bucket {self.bucket}"
 
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    # --- bytes ---------------------------------------------------------------------------
+
+    def put_bytes(self, key: str, data: bytes,
+                  content_type: str = "application/octet-stream") -> str:
         """Write atomically: a failed write (full disk) leaves the previous object intact."""
+        if not self.is_local:
+            # An S3 PUT replaces the object only once the whole body has arrived.
+            checked_key(key)
+            with self._translated("write", key):
+                self._client().put_object(self.bucket, key, io.BytesIO(data),
+                                          length=len(data), content_type=content_type)
+            return key
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -50,17 +140,54 @@ class ObjectStore(dg.ConfigurableResource):
         return key
 
     def get_bytes(self, key: str) -> bytes:
+        if not self.is_local:
+            checked_key(key)
+            with self._translated("read", key):
+                response = self._client().get_object(self.bucket, key)
+                try:
+                    return response.read()
+                finally:
+                    response.close()
+                    response.release_conn()
         path = self._path(key)
         if not path.exists():
             raise ObjectNotFoundError(f"No object {key!r} in {self.location(key)}.")
         return path.read_bytes()
 
     def exists(self, key: str) -> bool:
+        if not self.is_local:
+            checked_key(key)
+            try:
+                with self._translated("look up", key):
+                    self._client().stat_object(self.bucket, key)
+                return True
+            except ObjectNotFoundError:
+                return False
         return self._path(key).exists()
 
     def location(self, key: str) -> str:
         """Where a person finds the object: a file path locally, s3://bucket/key on MinIO."""
+        if not self.is_local:
+            return f"s3://{self.bucket}/{checked_key(key)}"
         return str(self._path(key))
+
+    def presigned_url(self, key: str, expires: timedelta = timedelta(hours=1)) -> str | None:
+        """A time-limited link a browser can open (MinIO); None locally, where get_bytes serves.
+
+        Only keys of this store are signed, and only after the object is found to exist.
+        """
+        if self.is_local:
+            checked_key(key)
+            return None
+        if not timedelta(seconds=1) <= expires <= MAX_PRESIGN:
+            raise ValueError(f"expires must be between 1 second and 7 days, not {expires}.")
+        if not self.exists(key):
+            raise ObjectNotFoundError(f"No object {key!r} in {self.location(key)}.")
+        client = self._client(public=bool(self.public_endpoint))
+        with self._translated("sign", key):
+            return str(client.presigned_get_object(self.bucket, key, expires=expires))
+
+    # --- frames and JSON -----------------------------------------------------------------
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> str:
         buffer = io.BytesIO()
@@ -76,3 +203,95 @@ class ObjectStore(dg.ConfigurableResource):
 
     def read_json(self, key: str) -> object:
         return json.loads(self.get_bytes(key))
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root).resolve() / checked_key(key)
+
+    def _client(self, public: bool = False) -> Any:
+        """This instance's MinIO client (the public one only signs URLs, it never connects)."""
+        name = "public" if public else "internal"
+        with _CLIENT_LOCK:
+            client = self._clients.get(name)
+            if client is None:
+                try:
+                    client = self._new_client(self.public_endpoint if public else self.endpoint)
+                    if not public:
+                        self._ensure_bucket(client)
+                except ValueError as exc:  # minio validates names before any request
+                    raise ObjectStoreError(
+                        f"MinIO settings rejected: {exc}. Check MINIO_ENDPOINT (host:port) and "
+                        "MINIO_BUCKET (3-63 lowercase letters, digits, dots and dashes)."
+                    ) from exc
+                self._clients[name] = client
+            return client
+
+    def _new_client(self, endpoint: str) -> Any:
+        import urllib3
+        from minio import Minio
+
+        host, secure = split_endpoint(endpoint, self.secure)
+        # minio's default client retries a refused connection for seconds with 5-minute
+        # timeouts; fail fast with an actionable message instead.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60),
+            maxsize=16,
+            retries=urllib3.Retry(total=2, backoff_factor=0.2,
+                                  status_forcelist=[500, 502, 503, 504]),
+        )
+        access_key, secret_key = _plain(self.access_key), _plain(self.secret_key)
+        return Minio(host, access_key=access_key or None, secret_key=secret_key or None,
+                     secure=secure, region=self.region or None, http_client=http)
+
+    def _ensure_bucket(self, client: Any) -> None:
+        from minio.error import S3Error
+
+        with self._translated("create the bucket for", ""):
+            if client.bucket_exists(self.bucket):
+                return
+            try:
+                client.make_bucket(self.bucket)
+            except S3Error as exc:
+                # Another process created it between the check and the call.
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    @contextmanager
+    def _translated(self, action: str, key: str) -> Iterator[None]:
+        """minio and urllib3 errors as messages that say where and what to check."""
+        from minio.error import S3Error, ServerError
+        from urllib3.exceptions import HTTPError
+
+        host, _ = split_endpoint(self.endpoint, self.secure)
+        where = f"{self.bucket}/{key}" if key else self.bucket
+        try:
+            yield
+        except S3Error as exc:
+            if exc.code in _S3_MISSING:
+                raise ObjectNotFoundError(f"No object {key!r} in {self.location(key)}.") from exc
+            if exc.code == "NoSuchBucket":
+                raise ObjectStoreError(
+                    f"MinIO at {host} has no bucket {self.bucket!r}. Check MINIO_BUCKET, or let "
+                    "the store create it (its user needs s3:CreateBucket)."
+                ) from exc
+            if exc.code in _S3_DENIED:
+                raise ObjectStoreError(
+                    f"MinIO at {host} refused to {action} {where} ({exc.code}). Check "
+                    "MINIO_ACCESS_KEY / MINIO_SECRET_KEY and the user's policy on bucket "
+                    f"{self.bucket!r}."
+                ) from exc
+            raise ObjectStoreError(
+                f"MinIO at {host} could not {action} {where}: {exc.code} {exc.message}"
+            ) from exc
+        except ServerError as exc:
+            raise ObjectStoreUnavailableError(
+                f"MinIO at {host} failed to {action} {where} (HTTP {exc.status_code}). "
+                "Check the MinIO server's health and logs."
+            ) from exc
+        except HTTPError as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ObjectStoreUnavailableError(
+                f"MinIO at {host} not reachable ({type(reason).__name__}). Start MinIO or check "
+                "MINIO_ENDPOINT (host:port) and MINIO_SECURE (http or https)."
+            ) from exc

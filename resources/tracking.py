@@ -1,32 +1,448 @@
-"""MLflow tracking of every signal: best effort, bounded by a short timeout, never blocks a run."""
+"""MLflow tracking of every signal: best effort, bounded by a short timeout, never blocks a run.
+
+One MLflow run per signal, in one experiment for the workflow, tagged with the Dagster run id,
+symbol and provider: params (model, prompt version, instructor mode, data source), metrics
+(confidence, latency, tokens, cost, indicator values) and artifacts (both charts, the request
+and the redacted transcript, the signal JSON).
+
+Every MLflow call runs on one daemon worker thread per store, and a caller waits at most
+`timeout_s` for it, not counting the worker's one-off local start-up (importing mlflow and,
+for the local SQLite store, creating its schema: seconds, capped at STARTUP_LIMIT_S; no outage
+can stretch it; `warm_up()` imports mlflow in the background when the run starts). A call
+that overruns is abandoned (reported as an error in the asset's metadata) and, while the
+worker is still stuck on it, or for a cool-down after the store proved unreachable, later
+calls return at once: an outage costs a run one timeout, not one per signal. MLflow's own
+HTTP timeout is set to the same bound and its retries to none, because its defaults (7
+retries with back-off, 120 s each) are how the system this replaces hung for minutes.
+
+dagster-mlflow's `mlflow_tracking` resource does not fit here: it opens one MLflow run per
+Dagster run at resource start-up (with its own blocking back-off, no hard timeout), sets the
+tracking URI process-wide and imports mlflow when the definitions load. This resource uses
+MlflowClient directly instead, imported on the worker thread.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import json
+import logging
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
+from resources.llm import public_url, redact
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
+
+log = logging.getLogger(__name__)
+
+DISABLED_VALUES = frozenset({"off", "none", "disabled", "false", "0"})
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
+# After the store proved unreachable, skip it this long before trying again.
+COOL_DOWN_S = 60.0
+# The most a worker's start-up (import mlflow, create a local store) may take before callers
+# stop waiting for it.
+STARTUP_LIMIT_S = 60.0
+# MLflow's HTTP settings this module owns unless the user set them before it was imported.
+_USER_HTTP_ENV = {name for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT",
+                                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES") if name in os.environ}
 
 
 @dataclass(frozen=True)
 class TrackingResult:
+    """Where a signal's MLflow run is, or why there is none (tracking never raises)."""
+
     run_id: str | None
     error: str | None = None
+    url: str | None = None
+    experiment_id: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """Dagster metadata for the signal: a link to the MLflow run, or the reason it has none."""
+        if self.run_id:
+            meta: dict[str, Any] = {"mlflow_run_id": self.run_id}
+            if self.url:
+                meta["mlflow_run"] = dg.MetadataValue.url(self.url)
+            return meta
+        if self.error:
+            return {"mlflow_error": self.error}
+        return {"mlflow": "tracking off (MLFLOW_TRACKING_URI=off)"}
+
+
+@dataclass
+class RunRecord:
+    """Everything one MLflow run receives: tags, params, finite metrics, artifact bytes by
+    relative path; `failed` marks the run FAILED (an analyst error) instead of FINISHED."""
+
+    run_name: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    failed: bool = False
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def build_run_record(*, signal_id: str, status: str, outcome: AnalysisOutcome,
+                     request: AnalysisRequest, data_source: str, dagster_run_id: str,
+                     chart_pngs: Mapping[str, bytes] | None = None) -> RunRecord:
+    """Tags, params, metrics and artifacts of one signal's run, with secrets removed."""
+    signal = outcome.signal
+    transcript = redact(outcome.transcript or {})
+    config = transcript.get("config", {}) if isinstance(transcript, dict) else {}
+    tags = {
+        "dagster.run_id": dagster_run_id, "symbol": request.symbol,
+        "provider": outcome.provider, "signal_id": signal_id, "signal_status": status,
+        "action": signal.action.value if signal else "none",
+        "simulated": str(request.simulated).lower(),
+    }
+    params = {
+        "provider": outcome.provider, "model": outcome.model,
+        "prompt_version": outcome.prompt_version or "n/a",
+        "instructor_mode": str(config.get("mode", "n/a")),
+        "data_source": data_source, "bar_date": request.bar_date.isoformat(),
+        "endpoint": str(config.get("endpoint", "n/a")),
+        "temperature": str(config.get("temperature", "n/a")),
+        "send_images": str(config.get("send_images", "n/a")),
+    }
+    metrics: dict[str, float | None] = {
+        "latency_s": outcome.latency_s, "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
+        "cost_usd": outcome.cost_usd, "error": 0.0 if outcome.ok else 1.0,
+    }
+    if signal:
+        metrics |= {"confidence_score": signal.confidence_score,
+                    "position_size_pct": signal.position_size_pct,
+                    "entry_price": signal.entry_price, "stop_loss": signal.stop_loss,
+                    "take_profit": signal.take_profit, "r_multiple": signal.r_multiple}
+    for timeframe, summary in (("daily", request.daily_summary),
+                               ("weekly", request.weekly_summary)):
+        metrics |= {f"{timeframe}.{name}": value for name, value in summary.items()}
+    pngs = dict(chart_pngs) if chart_pngs is not None else {
+        "daily": request.daily_chart_png, "weekly": request.weekly_chart_png}
+    artifacts = {f"charts/{name}.png": png for name, png in pngs.items() if png}
+    signal_doc = {"signal_id": signal_id, "status": status, "symbol": request.symbol,
+                  "provider": outcome.provider, "model": outcome.model,
+                  "prompt_version": outcome.prompt_version, "error": outcome.error,
+                  "signal": signal.model_dump(mode="json") if signal else None}
+    request_doc = request.model_dump(mode="json",
+                                     exclude={"daily_chart_png", "weekly_chart_png"})
+    for name, doc in (("signal.json", signal_doc), ("request.json", request_doc),
+                      ("transcript.json", transcript)):
+        artifacts[name] = json.dumps(redact(doc), indent=2, default=str).encode()
+    return RunRecord(
+        run_name=f"{request.symbol} {request.bar_date.isoformat()} {signal_id}",
+        tags={k: str(redact(v))[:5000] for k, v in tags.items()},
+        params={k: str(redact(v))[:500] for k, v in params.items()},
+        metrics={k: f for k, v in metrics.items() if (f := _finite(v)) is not None},
+        artifacts=artifacts,
+        failed=not outcome.ok,
+    )
+
+
+class _StoreWorker:
+    """One daemon thread doing all MLflow calls for one store, in order.
+
+    Daemon, so a hung MLflow call can never keep a finished Dagster run process alive. Its
+    start-up (importing mlflow, and for a local SQLite store creating or migrating the schema)
+    is local work of a few seconds that no outage can stretch; callers' timeouts do not run
+    during it, but it may take at most STARTUP_LIMIT_S.
+
+    Only the import may run ahead in the background (`preload`): creating a SQLite store runs
+    alembic migrations, and alembic keeps its migration context in module globals, so a store
+    created while the run's own thread migrates the application database would break both.
+    Store work therefore happens only while a caller is waiting for it.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.local = not uri.startswith(("http://", "https://", "databricks"))
+        self._jobs: queue.Queue[tuple[Future[Any], Callable[[], Any], float, bool]] = \
+            queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+        self._experiments: dict[str, str] = {}
+        self._reached = False  # the store has answered at least once
+        self._starting_since: float | None = None
+        self._busy_since: float | None = None
+        self._busy_limit = 0.0
+        self._blocked_until = 0.0
+        self._blocked_reason = ""
+
+    @property
+    def where(self) -> str:
+        return f"MLflow at {public_url(self.uri)}"
+
+    def submit(self, job: Callable[[], Any], timeout_s: float, needs_store: bool = True
+               ) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, job, timeout_s, needs_store))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                name="mlflow-tracking")
+                self._thread.start()
+        return future
+
+    def skip_reason(self) -> str | None:
+        """Why a call should not even wait for MLflow now, or None."""
+        now = time.monotonic()
+        with self._lock:
+            if self._starting_since is not None and now - self._starting_since > STARTUP_LIMIT_S:
+                return (f"{self.where} is still starting after {STARTUP_LIMIT_S:g} s (importing "
+                        "mlflow, opening the store); signal not tracked.")
+            if self._busy_since is not None and now - self._busy_since > self._busy_limit:
+                return (f"{self.where} is still busy with a request that exceeded the "
+                        f"{self._busy_limit:g} s timeout; signal not tracked.")
+            if now < self._blocked_until:
+                return self._blocked_reason
+        return None
+
+    def wait(self, future: Future[Any], timeout_s: float) -> Any:
+        """The job's result, waiting at most `timeout_s` beyond the worker's start-up."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                starting = self._starting_since
+            if starting is not None and now - starting <= STARTUP_LIMIT_S:
+                deadline = max(deadline, now + timeout_s)
+            if now >= deadline:
+                raise FutureTimeout
+            try:
+                return future.result(timeout=min(deadline - now, 0.2))
+            except FutureTimeout:
+                continue
+
+    def _loop(self) -> None:
+        while True:
+            future, job, timeout_s, needs_store = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller already gave up waiting
+            started = time.monotonic()
+            try:
+                if needs_store:
+                    self._start()
+                started = time.monotonic()
+                with self._lock:
+                    self._busy_since, self._busy_limit = started, timeout_s
+                result = job()
+            except BaseException as exc:
+                overran = time.monotonic() - started > timeout_s
+                with self._lock:
+                    self._busy_since = None
+                    if overran or not self._reached:
+                        # Unreachable or hanging: give the store a rest instead of making
+                        # every later signal of the run pay for it again.
+                        self._blocked_until = time.monotonic() + COOL_DOWN_S
+                        self._blocked_reason = (
+                            f"{self.where} failed moments ago ({_short(exc)}); skipping it "
+                            f"for up to {COOL_DOWN_S:g} s.")
+                future.set_exception(exc)
+            else:
+                with self._lock:
+                    self._busy_since, self._blocked_until = None, 0.0
+                    self._reached = self._reached or needs_store
+                future.set_result(result)
+
+    def preload(self) -> None:
+        """Import mlflow (seconds of CPU), touching no store: safe beside the run's own work."""
+        with self._lock:
+            self._starting_since = time.monotonic()
+        try:
+            import mlflow.tracking  # noqa: F401
+        finally:
+            with self._lock:
+                self._starting_since = None
+
+    def _start(self) -> None:
+        """Import mlflow and, for a local store, open it (creating the schema on first use)."""
+        if self._client is not None:
+            return
+        with self._lock:
+            self._starting_since = time.monotonic()
+        try:
+            from mlflow.tracking import MlflowClient
+
+            if self.uri.startswith("sqlite:///"):
+                Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                      exist_ok=True)
+            client = MlflowClient(tracking_uri=self.uri)
+            if self.local:
+                client.search_experiments(max_results=1)  # creates or migrates the schema
+            self._client = client
+        finally:
+            with self._lock:
+                self._starting_since = None
+
+    def experiment_id(self, name: str, artifact_location: str) -> str:
+        """The experiment's id, creating it (with its artifact location) on first use."""
+        if name not in self._experiments:
+            found = self._client.get_experiment_by_name(name)
+            self._experiments[name] = found.experiment_id if found else \
+                self._client.create_experiment(
+                    name, artifact_location=artifact_location or None,
+                    tags={"workflow": "trading-signals"})
+        return self._experiments[name]
+
+    def log_run(self, record: RunRecord, experiment: str, artifact_location: str
+                ) -> tuple[str, str]:
+        """Create, fill and close one run; returns (run id, experiment id)."""
+        from mlflow.entities import Metric, Param
+
+        client = self._client
+        experiment_id = self.experiment_id(experiment, artifact_location)
+        run = client.create_run(experiment_id, tags=record.tags, run_name=record.run_name)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        try:
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in record.metrics.items()],
+                params=[Param(k, v) for k, v in record.params.items()],
+            )
+            if record.artifacts:
+                with tempfile.TemporaryDirectory(prefix="mlflow-artifacts-") as tmp:
+                    for name, data in record.artifacts.items():
+                        path = Path(tmp) / name
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(data)
+                    client.log_artifacts(run_id, tmp)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FAILED" if record.failed else "FINISHED")
+        return run_id, experiment_id
+
+
+_WORKERS: dict[str, _StoreWorker] = {}
+_WORKERS_LOCK = threading.Lock()
+
+
+_NETWORK_FAILURES = (("Connection refused", "connection refused"),
+                     ("timed out", "no answer in time"),
+                     ("Name or service not known", "unknown host"),
+                     ("Failed to resolve", "unknown host"))
+
+
+def _short(exc: BaseException) -> str:
+    """One line saying what went wrong: the network cause when there is one."""
+    text = str(exc)
+    for needle, meaning in _NETWORK_FAILURES:
+        if needle in text:
+            return f"not reachable: {meaning}"
+    lines = str(redact(text)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+def _set_http_bounds(timeout_s: float) -> None:
+    """MLflow reads these per request: no retries, and an HTTP timeout as short as ours."""
+    bounds = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout_s))),
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    for name, value in bounds.items():
+        if name not in _USER_HTTP_ENV:
+            os.environ[name] = value
 
 
 class Tracking(dg.ConfigurableResource):
-    """Logs one MLflow run per signal (see the LLM issue for the full contents)."""
+    """Logs one MLflow run per signal; best effort, every call bounded by `timeout_s`."""
 
-    tracking_uri: str = ""
-    experiment: str = "trading-signals"
-    timeout_s: float = 10.0
+    tracking_uri: str = Field(default="", description="MLflow tracking URI; empty = off.")
+    experiment: str = Field(default="trading-signals", description="One experiment for all.")
+    timeout_s: float = Field(default=10.0, description="Longest wait for MLflow per signal.")
     enabled: bool = True
+    artifact_root: str = Field(default="", description="Artifact location of a new "
+                               "experiment; empty = the tracking server's default.")
+    ui_url: str = Field(default="", description="MLflow UI base URL for run links.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], data_dir: str) -> Tracking:
-        return cls(tracking_uri=env.get("MLFLOW_TRACKING_URI", "") or f"sqlite:///{data_dir}/mlflow.db")
+        """MLFLOW_TRACKING_URI unset or empty: a local SQLite store under `data_dir`; off:
+        tracking off; else that store or server (http://host:5000, postgresql://...)."""
+        raw = env.get("MLFLOW_TRACKING_URI", "").strip()
+        enabled = raw.lower() not in DISABLED_VALUES
+        root = Path(data_dir).resolve()
+        uri = raw if raw and enabled else f"sqlite:///{root / 'mlflow.db'}"
+        is_server = uri.startswith(("http://", "https://", "databricks"))
+        artifact_root = env.get("MLFLOW_ARTIFACT_ROOT", "").strip()
+        if not artifact_root and not is_server:
+            # Without it a SQLite store puts artifacts in ./mlruns of whatever the cwd is.
+            artifact_root = (root / "mlflow-artifacts").as_uri()
+        timeout = env.get("MLFLOW_TIMEOUT_S", "").strip()
+        try:
+            timeout_s = float(timeout) if timeout else 10.0
+        except ValueError:
+            raise ValueError(f"MLFLOW_TIMEOUT_S={timeout!r} is not a number of seconds.") \
+                from None
+        return cls(
+            tracking_uri=uri if enabled else "",
+            experiment=env.get("MLFLOW_EXPERIMENT_NAME", "").strip() or "trading-signals",
+            timeout_s=timeout_s,
+            enabled=enabled,
+            artifact_root=artifact_root,
+            ui_url=env.get("MLFLOW_UI_URL", "").strip() or (uri if is_server else ""),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.tracking_uri)
+
+    @property
+    def label(self) -> str:
+        """Where signals are tracked, for the demo output."""
+        return f"MLflow at {public_url(self.tracking_uri)}" if self.active else "MLflow off"
+
+    def _worker(self) -> _StoreWorker:
+        with _WORKERS_LOCK:
+            if self.tracking_uri not in _WORKERS:
+                _WORKERS[self.tracking_uri] = _StoreWorker(self.tracking_uri)
+            return _WORKERS[self.tracking_uri]
+
+    def _artifact_location(self, experiment: str) -> str:
+        return f"{self.artifact_root.rstrip('/')}/{experiment}" if self.artifact_root else ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Start importing mlflow in the background (never waits), so the first signal does
+        not wait seconds for it."""
+        if self.active:
+            _set_http_bounds(self.timeout_s)
+            worker = self._worker()
+            worker.submit(worker.preload, self.timeout_s, needs_store=False)
+
+    @property
+    def ui_hint(self) -> str:
+        """How a person opens the runs the links point at (a local store needs `mlflow ui`)."""
+        if not self.active:
+            return "MLflow tracking is off (MLFLOW_TRACKING_URI=off)."
+        if self.ui_url:
+            return f"MLflow UI: {public_url(self.ui_url)}"
+        return (f"MLflow UI: run `mlflow ui --backend-store-uri {self.tracking_uri}` and open "
+                f"{DEFAULT_UI_URL} (or set MLFLOW_UI_URL).")
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        base = (self.ui_url or DEFAULT_UI_URL).rstrip("/")
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def log_signal(
         self,
@@ -37,5 +453,49 @@ class Tracking(dg.ConfigurableResource):
         request: AnalysisRequest,
         data_source: str,
         dagster_run_id: str,
+        chart_pngs: Mapping[str, bytes] | None = None,
     ) -> TrackingResult:
-        return TrackingResult(run_id=None, error="MLflow tracking is not wired in yet")
+        """Log one signal as one MLflow run; never raises, never waits beyond `timeout_s`.
+
+        `chart_pngs` ({"daily": png, "weekly": png}) defaults to the request's charts.
+        """
+        if not self.active:
+            return TrackingResult(run_id=None)
+        try:
+            record = build_run_record(
+                signal_id=signal_id, status=status, outcome=outcome, request=request,
+                data_source=data_source, dagster_run_id=dagster_run_id, chart_pngs=chart_pngs)
+        except Exception as exc:
+            return TrackingResult(None, f"MLflow run not built: {_short(exc)}")
+        return self.log_run(record)
+
+    def log_run(self, record: RunRecord, experiment: str | None = None) -> TrackingResult:
+        """Log any run (a scorecard, a backtest) into `experiment` (default: the signals
+        experiment) with the same bounds as log_signal: never raises, never waits beyond
+        `timeout_s`, skips at once while the store is known to be down."""
+        if not self.active:
+            return TrackingResult(run_id=None)
+        experiment = experiment or self.experiment
+        _set_http_bounds(self.timeout_s)
+        worker = self._worker()
+        skip = worker.skip_reason()
+        if skip:
+            return TrackingResult(None, skip)
+        location = self._artifact_location(experiment)
+        future = worker.submit(lambda: worker.log_run(record, experiment, location),
+                               self.timeout_s)
+        where = worker.where
+        try:
+            run_id, experiment_id = worker.wait(future, self.timeout_s)
+        except FutureTimeout:
+            future.cancel()  # dropped if it has not started; otherwise left to finish
+            error = (f"{where} did not answer within {self.timeout_s:g} s; run not tracked "
+                     "(the Dagster run goes on). Check the server or raise MLFLOW_TIMEOUT_S.")
+            log.warning(error)
+            return TrackingResult(None, error)
+        except Exception as exc:
+            error = (f"{where} failed ({_short(exc)}); run not tracked (the Dagster run goes "
+                     "on). Start the MLflow server or fix MLFLOW_TRACKING_URI.")
+            log.warning(error)
+            return TrackingResult(None, error)
+        return TrackingResult(run_id, None, self.run_url(experiment_id, run_id), experiment_id)

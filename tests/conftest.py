@@ -39,7 +39,7 @@ def data_dir(tmp_path: Path) -> Path:
 def env(data_dir: Path) -> dict[str, str]:
     """The environment the resources are built from; tests add variables to it."""
     return {"TRADING_DATA_DIR": str(data_dir), "TRADING_SIMULATED_AS_OF": "2026-11-20",
-            "MLFLOW_TRACKING_URI": ""}
+            "MLFLOW_TRACKING_URI": "off"}
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -22,9 +24,12 @@ from resources.ibkr import (
     duration_for,
     reset_pacing,
 )
+from tests.conftest import metadata_for, run_symbols
 from tests.peers.tws_peer import Listing, TwsPeer, daily_bar, last_price, last_trading_day
-from trading_assets.core.orders import OrderRequest, OrderType
+from trading_assets.assets.trading import orders, portfolio
+from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.signal import Action
+from trading_assets.settings import build_resources
 
 MakeIBKR = Callable[..., IBKRResource]
 
@@ -181,6 +186,31 @@ def test_connection_is_reused_across_calls(peer: TwsPeer, make_ibkr: MakeIBKR) -
     assert peer.connection_count == 1
 
 
+def test_gateway_restart_while_idle_reconnects_transparently(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    ibkr = make_ibkr()
+    ibkr.qualify("AAPL")
+    peer.drop_connections()
+
+    assert ibkr.qualify("MSFT")["primaryExchange"] == "NASDAQ"
+    assert peer.connection_count == 1
+
+
+def test_gateway_that_lost_ibkr_refuses_requests_until_restored(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    ibkr = make_ibkr()
+    ibkr.qualify("AAPL")
+    peer.notify(1100, "Connectivity between IB and Trader Workstation has been lost.")
+
+    with pytest.raises(IBKRConnectionError, match=r"lost its connection to IBKR.*error 1100"):
+        ibkr.fetch_daily_bars("AAPL", 10)
+    peer.notify(1102, "Connectivity between IB and Trader Workstation has been restored - "
+                "data maintained.")
+    assert len(ibkr.fetch_daily_bars("AAPL", 10)) == 10
+
+
 def test_client_id_in_use_moves_to_the_next_one(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
     make_ibkr().qualify("AAPL")  # holds client id 17 on this thread
     errors: list[BaseException] = []
@@ -256,6 +286,16 @@ def test_unanswered_placement_is_reconciled_not_retried(
 
     assert time.monotonic() - started >= 0.5
     assert reconciled.order_ref == "signal-4" and reconciled.status == "Filled"
+    assert peer.place_order_count == 1
+
+
+def test_placement_the_gateway_never_recorded_is_reported_not_resent(
+    peer: TwsPeer, make_ibkr: MakeIBKR
+) -> None:
+    peer.swallow_place_order = True  # lost on the way: no record, no answer
+
+    with pytest.raises(IBKRError, match=r"signal-10.*no record of it\. It was NOT sent again"):
+        make_ibkr(order_timeout=0.3).place_order(market_buy("signal-10"))
     assert peer.place_order_count == 1
 
 
@@ -342,3 +382,48 @@ def test_positions_and_account_values_come_back(peer: TwsPeer, make_ibkr: MakeIB
         peer.cash + 10 * last_price("AAPL") + 4 * last_price("MSFT"), abs=0.01)
     assert account.buying_power > 0 and account.currency == "USD"
     assert account.unrealized_pnl == pytest.approx(aapl.unrealized_pnl, abs=0.02)
+
+
+# ---------------------------------------------------------------- the whole graph
+
+
+def test_whole_graph_trades_through_ibkr_once(
+    instance: dg.DagsterInstance, env: dict[str, str]
+) -> None:
+    """ohlcv -> ... -> portfolio with market data and broker on IBKR: one order, ever.
+
+    On the peer's deterministic bars AAPL closes 2026-11-20 as a rules-analyst BUY (the same
+    as-of date the other tests give the simulated source). The gateway records the order and
+    drops the socket before answering, so the run must reconcile instead of re-sending; a
+    second run of orders and portfolio then finds the order and places nothing.
+    """
+    reset_pacing()
+    with TwsPeer(as_of=date(2026, 11, 20)) as peer:
+        peer.drop_on_place_order = True
+        resources = build_resources({
+            **env, "TRADING_DATA_SOURCE": "ibkr", "TRADING_BROKER": "ibkr",
+            "IBKR_PORT": str(peer.port), "IBKR_CONNECT_TIMEOUT": "3",
+            "IBKR_REQUEST_TIMEOUT": "5",
+        })
+        resources["app_db"].upsert_settings(SymbolSettings("AAPL", auto_approve=True))
+        try:
+            first = run_symbols(instance, resources, ["AAPL"])
+            peer.drop_on_place_order = False
+            second = run_symbols(instance, resources, ["AAPL"], assets=[orders, portfolio])
+        finally:
+            disconnect_all()
+
+        assert first.success and second.success
+        bars = metadata_for(first, "ohlcv", "AAPL")
+        assert (bars["source"], bars["simulated"], bars["rows"]) == ("ibkr", False, 400)
+        assert bars["last_date"] == "2026-11-20"
+        signal = resources["app_db"].latest_signal("AAPL")
+        assert signal is not None and signal.action == "BUY", "expected a rules BUY for AAPL"
+        assert peer.place_order_count == 1
+        [order] = peer.orders_with_ref(signal.id)
+        ledger = resources["app_db"].order_for_signal(signal.id)
+        assert ledger is not None and ledger.status == "Filled" and ledger.broker == "ibkr"
+        assert ledger.filled == order.quantity and ledger.broker_order_id == str(order.perm_id)
+        held = metadata_for(second, "portfolio", "AAPL")
+        assert held["quantity"] == order.quantity
+        assert held["account_cash"] == pytest.approx(peer.cash, abs=0.01)

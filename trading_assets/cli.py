@@ -71,20 +71,14 @@ def materialize_symbols(symbols: list[str], instance: Any | None = None,
 
 
 def contiguous_ranges(all_keys: Sequence[str], wanted: Sequence[str]) -> list[tuple[str, str]]:
-    """(start, end) ranges of `all_keys` covering exactly the `wanted` keys."""
-    wanted_set = set(wanted)
-    ranges: list[tuple[str, str]] = []
-    start = prev = None
-    for key in all_keys:
-        if key in wanted_set:
-            start = start or key
-            prev = key
-        elif start is not None:
-            ranges.append((start, prev))  # type: ignore[arg-type]
-            start = prev = None
-    if start is not None:
-        ranges.append((start, prev))  # type: ignore[arg-type]
-    return ranges
+    """(start, end) ranges of `all_keys` covering exactly the `wanted` keys.
+
+    The logic lives in trading_assets.partitions (shared with the schedule and sensors); this
+    wrapper keeps `import trading_assets.cli` free of Dagster imports.
+    """
+    from trading_assets.partitions import contiguous_ranges as ranges
+
+    return ranges(all_keys, wanted)
 
 
 def summary_rows(symbols: list[str], resources: dict[str, Any]) -> list[dict[str, str]]:
@@ -166,6 +160,7 @@ def run_and_report(raw_symbols: str, demo: bool) -> int:
     print(f"Market data      : {market.describe()}")
     print(f"Analyst          : {analyst.label}")
     print(f"Broker           : {broker.label}")
+    print(f"Tracking         : {resources['tracking'].label}")
     print(f"Symbols          : {', '.join(symbols)}\n")
     results = materialize_symbols(symbols, resources=resources)
     rows = summary_rows(symbols, resources)
@@ -179,6 +174,7 @@ def run_and_report(raw_symbols: str, demo: bool) -> int:
     if analyst.provider == "rules":
         print("Signals come from the deterministic rules analyst (no language model). Set "
               "LLM_BASE_URL/LLM_API_KEY for a model.")
+    print(resources["tracking"].ui_hint)
     for line in failed_lines:
         print(f"FAILED {line}", file=sys.stderr)
     print(f"\n{len(results)} Dagster run(s) in {time.perf_counter() - started:.1f} s. "
@@ -255,6 +251,12 @@ def cmd_signals(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ui.app import main as ui_main  # Gradio loads only for this command
+
+    return ui_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trading-signals", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     signals.add_argument("--note", default="")
     signals.add_argument("--reviewer", default=os.environ.get("USER") or getpass.getuser())
     signals.set_defaults(func=cmd_signals)
+
+    ui = sub.add_parser("ui", help="start the Gradio app: symbols, signal review, portfolio "
+                                   "(GRADIO_SERVER_NAME/PORT, GRADIO_USERNAME/PASSWORD)")
+    ui.set_defaults(func=cmd_ui)
+
+    from trading_assets.replay import add_parser as add_replay_parser
+
+    add_replay_parser(sub)
     return parser
 
 

@@ -7,13 +7,17 @@ import dagster as dg
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
+from trading_assets.assets.scorecard import signal_outcomes, signal_scorecard
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
+from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
-from trading_assets.settings import build_resources
+from trading_assets.settings import automation_config, build_resources
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
 SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
+# How good the signals were: per-symbol outcomes, then the cross-symbol scorecard.
+EVALUATION_ASSETS = [signal_outcomes, signal_scorecard]
 
 symbol_pipeline_job = dg.define_asset_job(
     name="symbol_pipeline",
@@ -21,9 +25,14 @@ symbol_pipeline_job = dg.define_asset_job(
     description="ohlcv -> indicators -> charts -> llm_signal -> orders -> portfolio per symbol.",
 )
 
+# Schedule, sensors and the signal_freshness check (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
+automation = build_automation(automation_config())
+
 defs = dg.Definitions(
-    assets=SYMBOL_ASSETS,
-    asset_checks=SYMBOL_CHECKS,
+    assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+    asset_checks=[*SYMBOL_CHECKS, *automation.checks],
     jobs=[symbol_pipeline_job],
+    schedules=automation.schedules,
+    sensors=automation.sensors,
     resources=build_resources(),
 )

@@ -1,6 +1,8 @@
-"""Symbols are dynamic partitions: added from the Dagster UI, the Gradio app, the CLI or a sensor."""
+"""Symbols are dynamic partitions, added from the Dagster UI, the Gradio app, the CLI or sensors."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
@@ -32,3 +34,33 @@ def remove_symbols(instance: dg.DagsterInstance, symbols: list[str]) -> list[str
 
 def list_symbols(instance: dg.DagsterInstance) -> list[str]:
     return list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+
+
+def contiguous_batches(all_keys: Sequence[str], wanted: Iterable[str],
+                       max_size: int | None = None) -> list[list[str]]:
+    """Runs of consecutive `all_keys` that are all wanted, each at most `max_size` keys long.
+
+    A Dagster run over dynamic partitions covers a range of the partition list in insertion
+    order, so a selection with gaps (disabled symbols) takes one run per gap-free stretch.
+    """
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size must be at least 1, got {max_size}.")
+    wanted_set = set(wanted)
+    batches: list[list[str]] = []
+    current: list[str] = []
+    for key in all_keys:
+        if key in wanted_set and (max_size is None or len(current) < max_size):
+            current.append(key)
+            continue
+        if current:
+            batches.append(current)
+        current = [key] if key in wanted_set else []
+    if current:
+        batches.append(current)
+    return batches
+
+
+def contiguous_ranges(all_keys: Sequence[str], wanted: Iterable[str],
+                      max_size: int | None = None) -> list[tuple[str, str]]:
+    """(start, end) ranges of `all_keys` covering exactly the `wanted` keys."""
+    return [(batch[0], batch[-1]) for batch in contiguous_batches(all_keys, wanted, max_size)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,12 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("TRADING_DATA_DIR", "") or "data").resolve()
 
 
+def app_database_url(env: Mapping[str, str] | None = None) -> str:
+    """APP_DATABASE_URL (PostgreSQL in production), else a SQLite file in the data directory."""
+    env = os.environ if env is None else env
+    return env.get("APP_DATABASE_URL", "") or f"sqlite:///{data_dir(env) / 'app.db'}"
+
+
 def build_ibkr(env: Mapping[str, str]) -> IBKRResource:
     return IBKRResource(
         host=env.get("IBKR_HOST", "") or "127.0.0.1",
@@ -82,6 +89,7 @@ def build_ibkr(env: Mapping[str, str]) -> IBKRResource:
         connect_timeout=_float(env, "IBKR_CONNECT_TIMEOUT", 10.0),
         request_timeout=_float(env, "IBKR_REQUEST_TIMEOUT", 30.0),
         allow_delayed_data=_bool(env, "IBKR_ALLOW_DELAYED_DATA", False),
+        order_timeout=_float(env, "IBKR_ORDER_TIMEOUT", 15.0),
     )
 
 
@@ -105,9 +113,11 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             secret_key=_secret(env, "MINIO_SECRET_KEY"),
             bucket=env.get("MINIO_BUCKET", "") or "trading",
             secure=_bool(env, "MINIO_SECURE", False),
+            region=env.get("MINIO_REGION", "") or "us-east-1",
+            public_endpoint=env.get("MINIO_PUBLIC_ENDPOINT", ""),
         ),
         "app_db": AppDatabase(
-            url=env.get("APP_DATABASE_URL", "") or f"sqlite:///{data / 'app.db'}",
+            url=app_database_url(env),
         ),
         "broker": Broker(
             kind=_choice(env, "TRADING_BROKER", "paper", ("paper", "ibkr")),
@@ -124,3 +134,65 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "analyst": LLMAnalyst.from_env(env),
         "tracking": Tracking.from_env(env, str(data)),
     }
+
+
+@dataclass(frozen=True)
+class AutomationConfig:
+    """Schedule and sensor settings (trading_assets/automation.py); every field has a default."""
+
+    schedule_cron: str = "30 16 * * 1-5"  # after the US close, Monday to Friday
+    schedule_timezone: str = "America/New_York"
+    max_symbols_per_run: int = 200
+    approval_max_age_days: int = 1  # trading days behind before an approval is expired
+    approval_max_move_pct: float = 3.0  # price move since the signal that expires an approval
+    signal_max_age_days: int = 1  # trading days behind before a symbol is flagged as stale
+    running: bool = True  # schedules and sensors start running with the code location
+    # A webhook URL often carries a token (Slack, Teams): never printed, logged or repr'd.
+    alert_webhook_url: str = field(default="", repr=False)
+    alert_timeout_s: float = 5.0
+
+
+def automation_config(env: Mapping[str, str] | None = None) -> AutomationConfig:
+    """The automation settings from `env` (default: os.environ), validated with clear errors."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from dagster._utils.schedules import is_valid_cron_string
+
+    env = os.environ if env is None else env
+    defaults = AutomationConfig()
+    cron = env.get("TRADING_SCHEDULE_CRON", "").strip() or defaults.schedule_cron
+    if not is_valid_cron_string(cron):
+        raise ConfigError(f"TRADING_SCHEDULE_CRON={cron!r} is not a cron expression; e.g. "
+                          f"{defaults.schedule_cron!r} (16:30 Monday to Friday).")
+    timezone = env.get("TRADING_SCHEDULE_TZ", "").strip() or defaults.schedule_timezone
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"TRADING_SCHEDULE_TZ={timezone!r} is not an IANA time zone; e.g. "
+                          "America/New_York.") from exc
+    config = AutomationConfig(
+        schedule_cron=cron,
+        schedule_timezone=timezone,
+        max_symbols_per_run=_int(env, "TRADING_MAX_SYMBOLS_PER_RUN", defaults.max_symbols_per_run),
+        approval_max_age_days=_int(env, "TRADING_APPROVAL_MAX_AGE_DAYS",
+                                   defaults.approval_max_age_days),
+        approval_max_move_pct=_float(env, "TRADING_APPROVAL_MAX_MOVE_PCT",
+                                     defaults.approval_max_move_pct),
+        signal_max_age_days=_int(env, "TRADING_SIGNAL_MAX_AGE_DAYS", defaults.signal_max_age_days),
+        running=_bool(env, "TRADING_AUTOMATION_RUNNING", defaults.running),
+        alert_webhook_url=env.get("ALERT_WEBHOOK_URL", "").strip(),
+        alert_timeout_s=_float(env, "ALERT_WEBHOOK_TIMEOUT", defaults.alert_timeout_s),
+    )
+    if config.max_symbols_per_run < 1:
+        raise ConfigError(f"TRADING_MAX_SYMBOLS_PER_RUN={config.max_symbols_per_run}: use 1 or "
+                          "more.")
+    if config.approval_max_age_days < 0 or config.signal_max_age_days < 0:
+        raise ConfigError("TRADING_APPROVAL_MAX_AGE_DAYS and TRADING_SIGNAL_MAX_AGE_DAYS are "
+                          "trading days: use 0 or more.")
+    if config.approval_max_move_pct <= 0:
+        raise ConfigError(f"TRADING_APPROVAL_MAX_MOVE_PCT={config.approval_max_move_pct}: use a "
+                          "percentage above 0, e.g. 3.")
+    if config.alert_webhook_url and not config.alert_webhook_url.startswith(("http://",
+                                                                              "https://")):
+        raise ConfigError("ALERT_WEBHOOK_URL must start with http:// or https://.")
+    return config

@@ -292,8 +292,21 @@ class TwsPeer:
 
     def drop_connections(self) -> None:
         """Close every client socket, as a gateway restart would."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._close_clients)
+        self._on_loop(self._close_clients)
+
+    def notify(self, code: int, message: str) -> None:
+        """Send every client a notice not tied to a request (1100 lost, 1102 restored, ...)."""
+        self._on_loop(lambda: [client.error(-1, code, message) for client in self._clients])
+
+    def _on_loop(self, action: Callable[[], object]) -> None:
+        """Run `action` on the peer's thread and wait for it."""
+        assert self._loop is not None
+
+        async def run() -> None:
+            with self._lock:
+                action()
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(5)
 
     # ------------------------------------------------------------ test helpers
 

@@ -122,8 +122,7 @@ def llm_signal(
             if result.run_id:
                 app_db.set_mlflow_run(row.id, result.run_id)
                 row.mlflow_run_id = result.run_id
-            metadata = signal_metadata(row, reused=False)
-            metadata["mlflow"] = result.error or "logged"
+            metadata = signal_metadata(row, reused=False) | result.metadata()
             context.add_asset_metadata(metadata, partition_key=request.symbol)
             if row.status == SignalStatus.ERROR.value:
                 loop.fail(request.symbol, f"analysis failed: {row.error}")

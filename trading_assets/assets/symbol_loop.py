@@ -9,6 +9,11 @@ import dagster as dg
 from resources.app_db import AppDatabase
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Connection problems and timeouts, which a later attempt may not meet again."""
+    return isinstance(exc, ConnectionError | TimeoutError) or "Connection" in type(exc).__name__
+
+
 class SymbolLoop:
     """Yields the run's symbols that have not failed upstream; records each symbol's failure.
 
@@ -23,7 +28,9 @@ class SymbolLoop:
         self.run_id = context.run.run_id
         self.failed: dict[str, str] = {}
         self.done: list[str] = []
-        self._upstream_failed = app_db.failed_symbols(self.run_id)
+        self.retryable = False
+        # A retried step sees its own earlier failures in the run; only upstream ones skip.
+        self._upstream_failed = app_db.failed_symbols(self.run_id, exclude_asset=self.asset)
 
     def __iter__(self) -> Iterator[str]:
         for symbol in self.context.partition_keys:
@@ -43,13 +50,17 @@ class SymbolLoop:
         try:
             yield
         except Exception as exc:  # one symbol's failure is recorded, the loop goes on
+            self.retryable |= is_transient(exc)
             self.fail(symbol, f"{type(exc).__name__}: {exc}")
             self.context.log.exception(f"{self.asset} failed for {symbol}")
         else:
-            self.done.append(symbol)
+            if symbol not in self.failed and symbol not in self.done:
+                self.done.append(symbol)
 
     def fail(self, symbol: str, error: str) -> None:
         self.failed[symbol] = error
+        if symbol in self.done:  # e.g. its request was built but the analysis failed
+            self.done.remove(symbol)
         self.app_db.record_failure(self.run_id, symbol, self.asset, error)
         self.context.add_asset_metadata({"status": "failed", "error": error},
                                         partition_key=symbol)
@@ -64,4 +75,7 @@ class SymbolLoop:
             raise dg.Failure(
                 description=f"{self.asset} failed for every symbol in this run: {summary}",
                 metadata={"failed_symbols": dg.MetadataValue.json(self.failed)},
+                # Only an outage (gateway down, connection dropped) is worth the retry policy;
+                # bad data or a refused order fails the same way on every attempt.
+                allow_retries=self.retryable,
             )

@@ -36,12 +36,13 @@ def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: f
                    run_id: str) -> OrderDecision:
     """Decide, then place at most one order for the signal; every decision is recorded."""
     signal = row.trading_signal()
+    settings = app_db.settings_for(row.symbol)
     if signal is None:
         decision = OrderDecision(False, f"signal {row.id} has no content ({row.status})")
     else:
         decision = decide_order(
             signal_id=row.id, signal=signal, status=SignalStatus(row.status),
-            settings=app_db.settings_for(row.symbol), account=broker.account(),
+            settings=settings, account=broker.account(),
             position=broker.position(row.symbol), price=price, allow_short=broker.allow_short,
             order_type=OrderType(broker.order_type),
         )
@@ -54,9 +55,9 @@ def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: f
                                  request.stop_loss, request.take_profit)
     if claimed is None:
         return OrderDecision(False, f"signal {row.id} already has a ledger entry")
-    # The broker is asked for this orderRef first: after a crash between placement and the
-    # ledger update, the order exists at the broker and must not be sent again.
-    order = broker.find_order(request.order_ref) or broker.place_order(request, price)
+    # Every broker's place_order asks for this orderRef first: after a crash between placement
+    # and the ledger update the order exists at the broker and is returned, not sent again.
+    order = broker.place_order(request, price, settings)
     app_db.update_order(row.id, order)
     return OrderDecision(True, f"{decision.reason}: {order.status}", request)
 

@@ -43,17 +43,23 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     dates = pd.bdate_range(_SIMULATION_EPOCH, pd.Timestamp(as_of))
     if len(dates) < n_days:
         raise BarDataError(f"as-of date {as_of} leaves fewer than {n_days} simulated bars")
-    rng = np.random.default_rng(_seed(symbol))
     n = len(dates)
+    seed = _seed(symbol)
+
+    def stream(k: int) -> np.random.Generator:
+        # One generator per component: a longer history extends each stream without changing
+        # its prefix, so adding days never rewrites the past.
+        return np.random.default_rng([seed % 2**63, k])
+
     start_price = 20.0 + (_seed(symbol) % 480)
     calm, stormy = 0.012, 0.032
-    switches = rng.random(n) < 0.02
+    switches = stream(1).random(n) < 0.02
     regime = np.cumsum(switches) % 2
-    vol = np.where(regime == 1, stormy, calm) * rng.uniform(0.8, 1.2, n)
+    vol = np.where(regime == 1, stormy, calm) * stream(2).uniform(0.8, 1.2, n)
     drift = 0.0003 + 0.0002 * math.sin(_seed(symbol) % 7)
-    gaps = np.where(rng.random(n) < 0.03, rng.normal(0, 0.035, n), 0.0)
-    overnight = rng.normal(0, 0.25, n) * vol + gaps
-    intraday = rng.normal(drift, 1.0, n) * vol
+    gaps = np.where(stream(3).random(n) < 0.03, stream(4).normal(0, 0.035, n), 0.0)
+    overnight = stream(5).normal(0, 0.25, n) * vol + gaps
+    intraday = stream(6).normal(drift, 1.0, n) * vol
     # A slow pull towards the symbol's anchor price keeps 15 years of walk in a plausible range.
     anchor = math.log(start_price)
     steps = overnight + intraday
@@ -66,10 +72,10 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     open_ = close * np.exp(-intraday)
     body_high = np.maximum(open_, close)
     body_low = np.minimum(open_, close)
-    high = body_high * (1 + np.abs(rng.normal(0, 0.5, n)) * vol)
-    low = body_low * (1 - np.abs(rng.normal(0, 0.5, n)) * vol)
+    high = body_high * (1 + np.abs(stream(7).normal(0, 0.5, n)) * vol)
+    low = body_low * (1 - np.abs(stream(8).normal(0, 0.5, n)) * vol)
     base_volume = 2e5 + (_seed(symbol) % 50) * 2e5
-    volume = base_volume * np.exp(rng.normal(0, 0.3, n)) * (1 + 25 * np.abs(intraday + overnight))
+    volume = base_volume * np.exp(stream(9).normal(0, 0.3, n)) * (1 + 25 * np.abs(intraday + overnight))
     frame = pd.DataFrame(
         {
             "date": dates.astype("datetime64[ns]"),

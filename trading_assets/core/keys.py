@@ -52,3 +52,13 @@ def transcript_key(symbol: str, signal_id: str) -> str:
 
 def portfolio_key(symbol: str) -> str:
     return f"portfolio/{validate_symbol(symbol)}.json"
+
+
+def outcomes_key(symbol: str) -> str:
+    """Scored signal outcomes of one symbol (signal_outcomes asset)."""
+    return f"outcomes/{validate_symbol(symbol)}.parquet"
+
+
+def replay_bars_key(symbol: str) -> str:
+    """The full bar history a replay walked over, kept so its signals can be scored later."""
+    return f"replay/{validate_symbol(symbol)}/daily.parquet"

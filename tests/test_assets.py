@@ -1,0 +1,225 @@
+"""The asset graph on embedded defaults, materialized on a test instance."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from resources.llm import LLMAnalyst
+from tests.conftest import ALL_ASSETS, metadata_for, run_symbols
+from trading_assets.assets.charts import charts
+from trading_assets.assets.indicators import indicators
+from trading_assets.assets.market_data import ohlcv
+from trading_assets.checks import ohlcv_sanity
+from trading_assets.core.bars import simulate_bars
+from trading_assets.core.keys import bars_key, chart_key, indicators_key
+from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
+from trading_assets.core.symbols import InvalidSymbolError
+from trading_assets.partitions import add_symbols
+
+
+def test_definitions_load_with_no_environment_at_all(tmp_path: Path) -> None:
+    code = ("from trading_assets.definitions import defs; "
+            "print(len(defs.resolve_asset_graph().get_all_asset_keys()))")
+    out = subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin"},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip().splitlines()[-1]) >= 6
+
+
+def test_each_asset_materializes_on_its_own(instance: dg.DagsterInstance,
+                                            resources: dict[str, Any]) -> None:
+    add_symbols(instance, ["TSLA"])
+    for asset in (ohlcv, indicators, charts):
+        result = dg.materialize([asset], instance=instance, resources=resources,
+                                partition_key="TSLA")
+        assert result.success
+    store = resources["store"]
+    bars = store.read_frame(bars_key("TSLA"))
+    assert len(bars) == 400
+    daily = store.read_frame(indicators_key("TSLA", "daily"))
+    assert daily["sma_200"].iloc[:199].isna().all()
+    png = store.get_bytes(chart_key("TSLA", "daily", bars["date"].iloc[-1].date()))
+    assert png.startswith(b"\x89PNG")
+
+
+def test_whole_graph_for_two_symbols(instance: dg.DagsterInstance,
+                                     resources: dict[str, Any]) -> None:
+    result = run_symbols(instance, resources, ["TSLA", "NVDA"])
+    assert result.success
+    for symbol in ("TSLA", "NVDA"):
+        bars_meta = metadata_for(result, "ohlcv", symbol)
+        assert bars_meta["source"] == "SIMULATED (not market data)"
+        assert bars_meta["rows"] == 400
+        assert metadata_for(result, "indicators", symbol)["latest"].records
+        assert "data:image/png;base64," in metadata_for(result, "charts", symbol)["preview"]
+        signal_meta = metadata_for(result, "llm_signal", symbol)
+        assert signal_meta["provider"] == "rules"
+        assert signal_meta["status"] == "pending_review"
+        assert "SIMULATED DATA" in signal_meta["reasoning"]
+        assert "no approved signal" in metadata_for(result, "orders", symbol)["summary"]
+        assert metadata_for(result, "portfolio", symbol)["account_cash"] == 100_000.0
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)
+    # One run covered both symbols.
+    assert len(instance.get_run_records()) == 1
+
+
+def test_auto_approved_signal_places_exactly_one_order_across_reruns(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    app_db, broker = resources["app_db"], resources["broker"]
+    # MSFT's simulated bars give an actionable BUY (see test_rules_analyst).
+    app_db.upsert_settings(SymbolSettings(symbol="MSFT", auto_approve=True, min_confidence=50))
+    for _ in range(2):
+        assert run_symbols(instance, resources, ["MSFT"]).success
+    signals = app_db.list_signals(symbol="MSFT")
+    assert len(signals) == 1
+    assert signals[0].status == SignalStatus.EXECUTED.value
+    assert len(app_db.list_orders("MSFT")) == 1
+    assert len(broker.orders("MSFT")) == 1
+    position = broker.position("MSFT")
+    assert position is not None and position.quantity > 0
+    account = broker.account()
+    assert account.cash < 100_000.0
+
+
+def test_crash_between_placement_and_ledger_update_is_reconciled(
+        instance: dg.DagsterInstance, resources: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    app_db, broker = resources["app_db"], resources["broker"]
+    app_db.upsert_settings(SymbolSettings(symbol="MSFT", auto_approve=True, min_confidence=50))
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("process died after the broker accepted the order")
+
+    monkeypatch.setattr(type(app_db), "update_order", crash)
+    result = run_symbols(instance, resources, ["MSFT"], raise_on_error=False)
+    assert not result.success
+    assert "process died" in resources["app_db"].failed_symbols(result.run_id)["MSFT"]
+    monkeypatch.undo()
+    assert app_db.list_orders("MSFT")[0].status == "submitting"
+    assert run_symbols(instance, resources, ["MSFT"]).success
+    assert len(broker.orders("MSFT")) == 1
+    ledger = app_db.list_orders("MSFT")
+    assert len(ledger) == 1 and ledger[0].status == "Filled"
+
+
+def test_second_run_reuses_the_signal_for_the_same_bar_date(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    run_symbols(instance, resources, ["TSLA"])
+    second = run_symbols(instance, resources, ["TSLA"])
+    assert metadata_for(second, "llm_signal", "TSLA")["reused_existing_signal"] is True
+    assert len(resources["app_db"].list_signals(symbol="TSLA")) == 1
+
+
+class FailingAnalyst(LLMAnalyst):
+    """An analyst whose every answer is an error: the signal must be `error`, never HOLD."""
+
+    def analyze_many(self, requests: list[AnalysisRequest]) -> list[AnalysisOutcome]:
+        return [AnalysisOutcome(symbol=r.symbol, provider="rules", model="rules-v1",
+                                prompt_version="rules-v1", error="model answered nonsense")
+                for r in requests]
+
+
+def test_an_analyst_error_is_stored_as_error_not_hold(instance: dg.DagsterInstance,
+                                                      resources: dict[str, Any]) -> None:
+    resources = {**resources, "analyst": FailingAnalyst()}
+    result = run_symbols(instance, resources, ["TSLA", "NVDA"], raise_on_error=False)
+    assert not result.success  # the run ends by naming what failed
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "llm_signal failed for every symbol" in str(failures[0].event_specific_data.error)
+    for symbol in ("TSLA", "NVDA"):
+        [row] = resources["app_db"].list_signals(symbol=symbol)
+        assert row.status == "error" and row.action is None
+        assert row.error == "model answered nonsense"
+    assert resources["app_db"].list_orders() == []
+
+
+def test_one_bad_csv_symbol_does_not_sink_the_others(
+        instance: dg.DagsterInstance, env: dict[str, str], tmp_path: Path) -> None:
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    bars = simulate_bars("GOOD", pd.Timestamp("2026-11-20").date())
+    bars.rename(columns=str.title).to_csv(csv_dir / "GOOD.csv", index=False)
+    (csv_dir / "BAD.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,x,1,5\n")
+    from trading_assets.settings import build_resources
+
+    resources = build_resources({**env, "TRADING_DATA_SOURCE": "csv",
+                                 "TRADING_CSV_DIR": str(csv_dir)})
+    result = run_symbols(instance, resources, ["GOOD", "BAD"], raise_on_error=False)
+    bad = metadata_for(result, "ohlcv", "BAD")
+    assert bad["status"] == "failed"
+    assert "BAD.csv row 2" in bad["error"] and "Low" in bad["error"]
+    assert metadata_for(result, "ohlcv", "GOOD")["source"] == "csv"
+    assert metadata_for(result, "llm_signal", "GOOD")["status"] == "pending_review"
+    assert metadata_for(result, "llm_signal", "BAD")["status"] == "skipped"
+    assert resources["app_db"].list_signals(symbol="BAD") == []
+    assert resources["app_db"].run_statuses()["BAD"][0] == "failed in ohlcv"
+    assert resources["app_db"].failed_symbols(result.run_id)["BAD"].startswith("ohlcv:")
+
+
+def test_bad_bars_from_the_source_keep_the_last_good_copy(
+        instance: dg.DagsterInstance, env: dict[str, str], tmp_path: Path) -> None:
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    good = simulate_bars("ACME", pd.Timestamp("2026-11-20").date())
+    good.rename(columns=str.title).to_csv(csv_dir / "ACME.csv", index=False)
+    from trading_assets.settings import build_resources
+
+    resources = build_resources({**env, "TRADING_DATA_SOURCE": "csv",
+                                 "TRADING_CSV_DIR": str(csv_dir)})
+    assert run_symbols(instance, resources, ["ACME"]).success
+    broken = good.copy()
+    broken.loc[len(broken) - 1, "high"] = broken["low"].iloc[-1] / 2
+    broken.rename(columns=str.title).to_csv(csv_dir / "ACME.csv", index=False)
+    result = run_symbols(instance, resources, ["ACME"], raise_on_error=False)
+    assert not result.success
+    assert "high below open/close" in resources["app_db"].failed_symbols(result.run_id)["ACME"]
+    stored = resources["store"].read_frame(bars_key("ACME"))
+    pd.testing.assert_frame_equal(stored, good)
+
+
+def test_corrupted_stored_bars_fail_the_blocking_check_and_stop_downstream(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    assert run_symbols(instance, resources, ["TSLA"], assets=[ohlcv]).success
+    store = resources["store"]
+    bars = store.read_frame(bars_key("TSLA"))
+    bars.loc[5, "close"] = float("nan")
+    store.write_frame(bars_key("TSLA"), bars)
+    result = dg.materialize(
+        [ohlcv, ohlcv_sanity, indicators], instance=instance, resources=resources,
+        partition_key="TSLA", raise_on_error=False,
+        selection=dg.AssetSelection.assets(indicators) | dg.AssetSelection.checks(ohlcv_sanity),
+    )
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "TSLA" in evaluation.metadata["failing_symbols"].value
+    assert "missing values" in evaluation.metadata["failing_symbols"].value["TSLA"]
+    assert not any(e.materialization.asset_key == indicators.key
+                   for e in result.get_asset_materialization_events())
+
+
+@pytest.mark.parametrize("bad", ["", "aa pl", "A/B", "../X", "A,B", "TOO-LONG-SYMBOL"])
+def test_bad_symbols_are_rejected_at_every_entry(instance: dg.DagsterInstance,
+                                                 resources: dict[str, Any], bad: str) -> None:
+    with pytest.raises(InvalidSymbolError):
+        add_symbols(instance, [bad])
+    with pytest.raises(InvalidSymbolError):
+        resources["app_db"].ensure_symbol(bad)
+    with pytest.raises(InvalidSymbolError):
+        resources["market_data"].fetch(bad)
+    with pytest.raises(InvalidSymbolError):
+        bars_key(bad)
+    assert instance.get_dynamic_partitions("symbols") == []
+
+
+def test_all_assets_share_the_symbols_partitions() -> None:
+    for asset in ALL_ASSETS:
+        if isinstance(asset, dg.AssetsDefinition):
+            assert asset.partitions_def is not None
+            assert asset.partitions_def.name == "symbols"  # type: ignore[attr-defined]

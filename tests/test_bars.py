@@ -1,0 +1,106 @@
+"""Simulated bars, the CSV reader's error messages and the bar sanity rules."""
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trading_assets.core.bars import (
+    BarDataError,
+    bar_problems,
+    last_completed_session,
+    read_csv_bars,
+    simulate_bars,
+)
+
+AS_OF = date(2026, 11, 20)
+
+
+def test_simulated_bars_are_deterministic_and_realistic() -> None:
+    first = simulate_bars("TSLA", AS_OF)
+    again = simulate_bars("TSLA", AS_OF)
+    other = simulate_bars("NVDA", AS_OF)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first["close"].equals(other["close"])
+    assert len(first) == 400
+    assert first["date"].iloc[-1] == pd.Timestamp(AS_OF)
+    assert bar_problems(first) == []
+    returns = first["close"].pct_change().dropna()
+    assert 0.005 < returns.std() < 0.06  # daily volatility of a real stock
+    assert (first["volume"] > 0).all()
+
+
+def test_simulated_history_is_stable_across_as_of_dates() -> None:
+    later = simulate_bars("TSLA", date(2026, 11, 23))
+    earlier = simulate_bars("TSLA", AS_OF)
+    overlap = later[later["date"] <= pd.Timestamp(AS_OF)].tail(100).reset_index(drop=True)
+    pd.testing.assert_frame_equal(overlap, earlier.tail(100).reset_index(drop=True))
+
+
+def test_last_completed_session_skips_weekends() -> None:
+    assert last_completed_session(date(2026, 11, 22)) == date(2026, 11, 20)
+    assert last_completed_session(date(2026, 11, 23)) == date(2026, 11, 23)
+
+
+def _write(tmp_path: Path, text: str, name: str = "TSLA.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_in_yahoo_format_is_read_newest_first_or_not(tmp_path: Path) -> None:
+    path = _write(tmp_path, "Date,Open,High,Low,Close,Adj Close,Volume\n"
+                            "2024-01-03,10,11,9,10.5,10.4,1000\n"
+                            "2024-01-02,9,10,8,9.5,9.4,900\n")
+    frame = read_csv_bars(path)
+    assert list(frame.columns) == ["date", "open", "high", "low", "close", "volume"]
+    assert frame["date"].is_monotonic_increasing
+    assert frame["close"].tolist() == [9.5, 10.5]
+
+
+def test_csv_headers_are_case_insensitive(tmp_path: Path) -> None:
+    path = _write(tmp_path, "date,OPEN,high,Low,close,VOLUME\n2024-01-02,9,10,8,9.5,900\n")
+    assert read_csv_bars(path)["open"].iloc[0] == 9.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "file is empty"),
+        ("Date,Open,High,Low,Close,Volume\n", "no rows"),
+        ("Date,Open,High,Low,Volume\n2024-01-02,1,2,0.5,10\n", "missing column.*Close"),
+        ("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n"
+         "2024-01-03,1,2,0.5,n/a,10\n", r"row 3: column \"Close\" is 'n/a', expected a number"),
+        ("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n"
+         "2024-01-02,1,2,0.5,1.6,10\n", "row 3: date 2024-01-02 repeats row 2"),
+        ("Date,Open,High,Low,Close,Volume\nyesterday,1,2,0.5,1.5,10\n",
+         r"row 2: column \"Date\" is 'yesterday'"),
+    ],
+)
+def test_bad_csv_files_name_file_and_row(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(BarDataError, match=message) as info:
+        read_csv_bars(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_csv_says_where_to_put_it(tmp_path: Path) -> None:
+    with pytest.raises(BarDataError, match="file not found.*TRADING_CSV_DIR"):
+        read_csv_bars(tmp_path / "NOPE.csv")
+
+
+def test_bar_problems_catch_each_rule() -> None:
+    bars = simulate_bars("TSLA", AS_OF)
+    broken = bars.copy()
+    broken.loc[10, "close"] = np.nan
+    broken.loc[20, "low"] = -1.0
+    broken.loc[30, "high"] = broken.loc[30, "low"] / 2
+    broken.loc[40, "date"] = broken.loc[39, "date"]
+    problems = " | ".join(bar_problems(broken))
+    assert "missing values" in problems
+    assert "non-positive" in problems
+    assert "high below" in problems
+    assert "strictly increasing" in problems
+    assert "at least 200" in bar_problems(bars.tail(150))[0]

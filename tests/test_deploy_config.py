@@ -1,0 +1,294 @@
+"""The deployment files hold together without a Docker engine: docker-compose.yml, the Dockerfile,
+dagster.yaml, the workspace files and .env.example agree with each other and with the code.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+DAGSTER_HOME = "/opt/dagster/dagster_home"
+# Services that open the Dagster instance, so they need the production dagster.yaml.
+INSTANCE_SERVICES = ["migrate", "code-location", "dagster-webserver", "dagster-daemon", "ui"]
+EXPECTED_SERVICES = {"postgres", "minio", "minio-init", "mlflow", "migrate", "code-location",
+                     "dagster-webserver", "dagster-daemon", "ui", "ib-gateway"}
+# Set by the operating system or by a tool for itself, not configuration of this project.
+NOT_PROJECT_SETTINGS = {"USER", "HOME", "PATH"}
+# `env.get("X"`, `os.environ["X"]`, `os.getenv("X"`, `_int(env, "X"` ...: how code reads settings.
+ENV_READ = re.compile(
+    r"""(?:\b(?:env|environ)\s*(?:\.get\(\s*|\[\s*)|\bgetenv\(\s*|\(\s*env\s*,\s*)"([A-Z][A-Z0-9_]{2,})\""""
+)
+COMPOSE_VAR = re.compile(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)(:?[-?][^}]*)?\}")
+
+
+def documented() -> dict[str, bool]:
+    """Variables in .env.example -> whether the line is an active (uncommented) assignment."""
+    names: dict[str, bool] = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        match = re.match(r"^(#\s*)?([A-Z][A-Z0-9_]*)=", line)
+        if match:
+            names[match.group(2)] = names.get(match.group(2), False) or not match.group(1)
+    return names
+
+
+def compose_variables() -> dict[str, set[str]]:
+    """Each ${VAR} in docker-compose.yml with its modifiers (':?' means required)."""
+    found: dict[str, set[str]] = {}
+    for name, modifier in COMPOSE_VAR.findall((ROOT / "docker-compose.yml").read_text()):
+        found.setdefault(name, set()).add(modifier[:2])
+    return found
+
+
+def environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    assert isinstance(env, dict), f"{service}: write environment as a mapping"
+    return {k: str(v) for k, v in env.items()}
+
+
+def command_words(service: str) -> list[str]:
+    command = SERVICES[service].get("command", [])
+    return shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+
+
+# --- docker-compose.yml -------------------------------------------------------------------------
+
+
+def test_compose_has_the_stack_and_ib_gateway_only_under_its_profile() -> None:
+    assert set(SERVICES) == EXPECTED_SERVICES
+    assert SERVICES["ib-gateway"]["profiles"] == ["ibkr"]
+    assert SERVICES["ib-gateway"]["image"].startswith("ghcr.io/gnzsnz/ib-gateway")
+    assert environment("ib-gateway")["TRADING_MODE"].endswith(":-paper}")
+    assert [s for s, spec in SERVICES.items() if spec.get("profiles") and s != "ib-gateway"] == []
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED_SERVICES))
+def test_every_long_running_service_has_a_healthcheck(service: str) -> None:
+    spec = SERVICES[service]
+    if spec.get("restart") == "no":  # one-shot jobs: others wait for them to complete
+        return
+    test = spec.get("healthcheck", {}).get("test")
+    assert test and test[0] in ("CMD", "CMD-SHELL"), f"{service} has no healthcheck"
+
+
+def test_dependencies_exist_and_wait_for_the_right_condition() -> None:
+    for service, spec in SERVICES.items():
+        for dependency, condition in (spec.get("depends_on") or {}).items():
+            assert dependency in SERVICES, f"{service} depends on unknown {dependency}"
+            target = SERVICES[dependency]
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in target, f"{service} waits for {dependency}'s health"
+            elif condition["condition"] == "service_completed_successfully":
+                assert target.get("restart") == "no", f"{dependency} is not a one-shot job"
+            assert not target.get("profiles"), f"{service} needs optional {dependency}"
+
+
+def test_volumes_networks_and_mounted_files_exist() -> None:
+    declared_volumes = set(COMPOSE.get("volumes") or {})
+    declared_networks = set(COMPOSE.get("networks") or {}) | {"default"}
+    for service, spec in SERVICES.items():
+        for mount in spec.get("volumes", []):
+            source = mount.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{service} mounts missing {source}"
+            else:
+                assert source in declared_volumes, f"{service} uses undeclared volume {source}"
+        networks = spec.get("networks") or []
+        assert set(networks) <= declared_networks, f"{service} uses an undeclared network"
+
+
+def test_every_compose_variable_is_documented_and_required_ones_are_listed() -> None:
+    docs = documented()
+    variables = compose_variables()
+    assert sorted(set(variables) - set(docs)) == [], "document these in .env.example"
+    required = {name for name, modifiers in variables.items() if ":?" in modifiers}
+    assert required >= {"POSTGRES_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+                        "MINIO_ROOT_PASSWORD", "GRADIO_USERNAME", "GRADIO_PASSWORD"}
+    # A user copying .env.example sees every required value as a line to fill in.
+    assert sorted(n for n in required if not docs[n]) == []
+
+
+def test_the_production_dagster_yaml_is_the_instance_of_every_dagster_service() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"DAGSTER_HOME={DAGSTER_HOME}" in dockerfile
+    assert re.search(r"^COPY dagster\.yaml \$\{DAGSTER_HOME\}/dagster\.yaml$", dockerfile, re.M)
+    for service in INSTANCE_SERVICES:
+        spec = SERVICES[service]
+        assert f"./dagster.yaml:{DAGSTER_HOME}/dagster.yaml:ro" in spec["volumes"], service
+        env = environment(service)
+        assert env["DAGSTER_HOME"] == DAGSTER_HOME
+        for name in ("HOST", "PORT", "USER", "PASSWORD", "DB"):
+            assert env.get(f"DAGSTER_POSTGRES_{name}"), f"{service} lacks DAGSTER_POSTGRES_{name}"
+        assert env["APP_DATABASE_URL"].startswith("postgresql://")
+        assert env["MINIO_ENDPOINT"] == "minio:9000"
+
+
+def test_code_location_webserver_and_daemon_agree_on_the_grpc_server() -> None:
+    workspace = yaml.safe_load((ROOT / "deploy" / "workspace.docker.yaml").read_text())
+    grpc = workspace["load_from"][0]["grpc_server"]
+    code = command_words("code-location")
+    assert code[:3] == ["dagster", "code-server", "start"]
+    assert grpc["host"] == "code-location"
+    assert str(grpc["port"]) == code[code.index("-p") + 1]
+    assert code[code.index("-m") + 1] == "trading_assets.definitions"
+    for service in ("dagster-webserver", "dagster-daemon"):
+        words = command_words(service)
+        assert words[words.index("-w") + 1] == "deploy/workspace.docker.yaml"
+    assert "dagster instance migrate" in " ".join(command_words("migrate"))
+    assert "python -m resources.migrations upgrade" in " ".join(command_words("migrate"))
+
+
+def test_healthcheck_and_service_commands_exist() -> None:
+    from click.testing import CliRunner
+    from dagster._cli import cli as dagster_cli
+    from dagster._daemon.cli import cli as daemon_cli
+
+    runner = CliRunner()
+    assert runner.invoke(dagster_cli, ["api", "grpc-health-check", "--help"]).exit_code == 0
+    assert runner.invoke(dagster_cli, ["code-server", "start", "--help"]).exit_code == 0
+    assert runner.invoke(daemon_cli, ["liveness-check", "--help"]).exit_code == 0
+    from trading_assets.cli import build_parser
+
+    assert build_parser().parse_args(["ui"]).command == "ui"
+
+
+def test_the_gradio_app_listens_on_all_interfaces_only_with_a_login() -> None:
+    env = environment("ui")
+    assert command_words("ui") == ["trading-signals", "ui"]
+    assert env["GRADIO_SERVER_NAME"] == "0.0.0.0" and env["GRADIO_SERVER_PORT"] == "7860"
+    assert env["GRADIO_USERNAME"].startswith("${GRADIO_USERNAME:?")
+    assert env["GRADIO_PASSWORD"].startswith("${GRADIO_PASSWORD:?")
+    assert "7860:7860" in SERVICES["ui"]["ports"]
+
+
+def test_mlflow_keeps_runs_in_postgres_and_artifacts_in_minio() -> None:
+    command = " ".join(command_words("mlflow"))
+    assert "--backend-store-uri" in command and "postgresql" in command
+    assert "--artifacts-destination" in command and "s3://" in command
+    assert environment("mlflow")["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert environment("code-location")["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+# --- Dockerfile -----------------------------------------------------------------------------------
+
+
+def test_the_dockerfile_installs_the_project_like_the_readme() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = re.findall(r"pip install ([^\n]+)", dockerfile)
+    assert installs == ["."], "the image installs the project with `pip install .`"
+    readme = ROOT / "README.md"
+    assert readme.exists(), "pyproject's readme and the Dockerfile both need README.md"
+    assert re.search(r"pip install \.(\s|$|`)", readme.read_text()), \
+        "README.md should show the same `pip install .` the image uses"
+
+
+def test_the_dockerfile_copies_every_package_and_file_it_needs() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    sources = [word for line in re.findall(r"^COPY (.+)$", dockerfile, re.M)
+               for word in line.split()[:-1]]
+    for source in sources:
+        assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]
+                ["include"]}
+    assert packages <= set(sources), "the image must contain every package pyproject installs"
+    assert {"deploy", "workspace.yaml"} <= set(sources)
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert not set(sources) & set(ignored)
+
+
+# --- dagster.yaml and workspaces ------------------------------------------------------------------
+
+
+@pytest.fixture
+def production_instance_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The root dagster.yaml validated by Dagster's own schema, with its variables set."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    for name, value in {"HOST": "db", "PORT": "5432", "USER": "u", "PASSWORD": "p",
+                        "DB": "dagster"}.items():
+        monkeypatch.setenv(f"DAGSTER_POSTGRES_{name}", value)
+    config, _ = dagster_instance_config(str(ROOT))
+    return config
+
+
+def test_dagster_yaml_is_postgres_with_a_run_queue_pools_and_retries(
+        production_instance_config: dict[str, Any]) -> None:
+    raw = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    db = raw["storage"]["postgres"]["postgres_db"]
+    for field, name in (("hostname", "HOST"), ("port", "PORT"), ("username", "USER"),
+                        ("password", "PASSWORD"), ("db_name", "DB")):
+        assert db[field] == {"env": f"DAGSTER_POSTGRES_{name}"}
+    assert db["scheme"] == "postgresql+psycopg2"
+    config = production_instance_config
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 1
+    assert config["concurrency"]["pools"]["default_limit"] >= 1
+    assert config["run_retries"]["enabled"] and config["run_retries"]["max_retries"] >= 1
+    assert config["telemetry"]["enabled"] is False
+
+
+def test_the_pools_the_assets_declare_are_the_ones_dagster_yaml_describes() -> None:
+    from trading_assets.definitions import defs
+
+    pools = {asset.op.pool for asset in defs.assets or []
+             if isinstance(asset, dg.AssetsDefinition) and asset.op.pool}
+    assert pools == {"ibkr", "llm"}
+    text = (ROOT / "dagster.yaml").read_text()
+    assert all(f'"{pool}"' in text for pool in pools)
+
+
+def test_the_embedded_default_never_reads_the_production_dagster_yaml(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trading_assets.cli import ensure_dagster_home
+
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    monkeypatch.chdir(tmp_path)  # a checkout with the production file at its root
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    for name in ("HOST", "PORT", "USER", "PASSWORD", "DB"):
+        monkeypatch.delenv(f"DAGSTER_POSTGRES_{name}", raising=False)
+    home = ensure_dagster_home()
+    assert home == tmp_path / ".dagster_home"
+    assert "postgres" not in (home / "dagster.yaml").read_text()
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+
+
+def test_workspace_yaml_loads_the_definitions_module_as_the_code_location() -> None:
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    module = workspace["load_from"][0]["python_module"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert module["module_name"] == pyproject["module_name"] == "trading_assets.definitions"
+    docker = yaml.safe_load((ROOT / "deploy" / "workspace.docker.yaml").read_text())
+    assert module["location_name"] == docker["load_from"][0]["grpc_server"]["location_name"] \
+        == pyproject["code_location_name"]
+
+
+# --- .env.example and docs ------------------------------------------------------------------------
+
+
+def test_every_variable_the_project_reads_is_in_env_example() -> None:
+    read: set[str] = set()
+    for folder in ("trading_assets", "resources", "ui"):
+        for path in (ROOT / folder).rglob("*.py"):
+            read |= set(ENV_READ.findall(path.read_text()))
+    read |= set(re.findall(r"env: ([A-Z][A-Z0-9_]+)", (ROOT / "dagster.yaml").read_text()))
+    read |= {"LLM_API_KEY", "OPENAI_API_KEY"}  # read through a tuple in resources/llm.py
+    missing = sorted(read - set(documented()) - NOT_PROJECT_SETTINGS)
+    assert missing == [], f"document these in .env.example: {missing}"
+
+
+def test_the_deployment_guide_covers_running_and_scaling_the_stack() -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    assert "## Run the full stack" in guide and "## Scale out" in guide
+    for launcher in ("DockerRunLauncher", "K8sRunLauncher"):
+        assert launcher in guide

@@ -1,0 +1,261 @@
+"""Alembic migrations of the application tables, on SQLite and PostgreSQL.
+
+The drift test protects everyone who changes resources/app_db.py: when a model gains a column
+without a migration, it fails and says how to write one (resources/migrations/README.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from resources.app_db import AppDatabase, Base, engine_for
+from resources.migrations import (
+    BASELINE_REVISION,
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    SchemaMigrationError,
+    alembic_config,
+    current_revision,
+    head_revision,
+    migration_engine,
+    schema_diffs,
+    upgrade_to_head,
+)
+from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
+from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.signal import AnalysisOutcome, SignalStatus, TradingSignal
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_TABLES = {"symbol_settings", "signals", "signal_reviews", "orders", "order_decisions",
+              "run_failures"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A factory of empty databases on the parametrised backend."""
+    counter = iter(range(1000))
+
+    def make(purpose: str) -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / f'{purpose}-{next(counter)}.db'}"
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"{purpose}_{request.node.name[-20:]}_{next(counter)}")
+        return url.render_as_string(hide_password=False)
+
+    return make
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def revision_of(url: str) -> str | None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection)
+    finally:
+        engine.dispose()
+
+
+def add_history(app_db: AppDatabase) -> str:
+    """A signal, its review and its order: what an upgrade must never lose."""
+    app_db.upsert_settings(SymbolSettings(symbol="TSLA", auto_approve=True, min_confidence=70))
+    signal = TradingSignal(symbol="TSLA", action="BUY", confidence_level="HIGH",
+                           confidence_score=81, reasoning="Trend and momentum agree.",
+                           key_factors=["SMA 50 above SMA 200"], trend="UP", entry_price=100.0,
+                           stop_loss=95.0, take_profit=110.0)
+    outcome = AnalysisOutcome(symbol="TSLA", signal=signal, provider="rules", model="rules-v1",
+                              prompt_version="signal_v1")
+    row = app_db.record_signal(outcome=outcome, bar_date=date(2026, 11, 20),
+                               status=SignalStatus.PENDING_REVIEW, data_source="simulated",
+                               simulated=True, last_bars=[], indicators={}, chart_keys={})
+    app_db.review_signal(row.id, SignalStatus.APPROVED, reviewer="alice", note="looks right")
+    app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, 95.0, 110.0)
+    app_db.record_decision("TSLA", row.id, True, "risk checks passed")
+    return row.id
+
+
+def assert_history_intact(app_db: AppDatabase, signal_id: str) -> None:
+    settings = app_db.settings_for("TSLA")
+    assert (settings.auto_approve, settings.min_confidence) == (True, 70)
+    signal = app_db.get_signal(signal_id)
+    assert signal is not None and signal.status == SignalStatus.APPROVED.value
+    assert [r.reviewer for r in app_db.reviews_for(signal_id)] == ["alice"]
+    order = app_db.order_for_signal(signal_id)
+    assert order is not None and (order.action, order.quantity) == ("BUY", 10)
+    # The ledger still refuses a second order for the same signal after the upgrade.
+    assert app_db.claim_order(signal_id, "TSLA", "paper", "BUY", 10, "MKT", None, None,
+                              None) is None
+    assert app_db.decisions_for("TSLA")[0].reason == "risk checks passed"
+
+
+def scripts_with_extra_revision(tmp_path: Path) -> Path:
+    """The packaged scripts plus a 0002 that rebuilds `signals` and `orders` (SQLite batch copy).
+
+    A table rebuild is where an upgrade could lose rows or the one-order-per-signal constraint.
+    """
+    scripts = tmp_path / "scripts"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_test_only.py").write_text(textwrap.dedent('''
+        """Test only: a column on signals and orders, with the tables rebuilt on SQLite."""
+
+        import sqlalchemy as sa
+        from alembic import op
+
+        revision = "0002"
+        down_revision = "0001"
+        branch_labels = None
+        depends_on = None
+
+
+        def upgrade() -> None:
+            for table in ("signals", "orders"):
+                with op.batch_alter_table(table, recreate="auto") as batch:
+                    batch.add_column(sa.Column("note", sa.Text(), nullable=False,
+                                               server_default=""))
+                    batch.alter_column("symbol", existing_type=sa.String(12),
+                                       type_=sa.String(16), existing_nullable=False)
+
+
+        def downgrade() -> None:
+            for table in ("signals", "orders"):
+                with op.batch_alter_table(table) as batch:
+                    batch.drop_column("note")
+    '''))
+    return scripts
+
+
+# --- the packaged scripts -----------------------------------------------------------------------
+
+
+def test_the_initial_migration_builds_exactly_the_app_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert upgrade_to_head(url) == head_revision()
+    assert tables(url) == APP_TABLES | {VERSION_TABLE}
+    assert set(Base.metadata.tables) >= APP_TABLES
+
+
+def test_models_and_migrations_do_not_drift(new_database: Callable[[str], str]) -> None:
+    url = new_database("drift")
+    upgrade_to_head(url)
+    diffs = schema_diffs(url)
+    assert diffs == [], (
+        "resources/app_db.py and the migrations disagree. Write a migration: "
+        'python -m resources.migrations revision -m "what changed" (see '
+        f"resources/migrations/README.md). Differences: {diffs}"
+    )
+
+
+def test_there_is_one_head_and_history_starts_at_the_baseline() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1, "two migrations claim to be head: renumber one"
+    assert [s.revision for s in script.walk_revisions()][-1] == BASELINE_REVISION
+
+
+def test_migration_scripts_are_shipped_in_the_package() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["resources"]
+    needed = [p.relative_to(ROOT / "resources").as_posix()
+              for p in MIGRATIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+              and p.suffix != ".py" or p.parent.name == "versions" and p.suffix == ".py"]
+    missing = [n for n in needed if not any(fnmatch(n, pattern) for pattern in patterns)]
+    assert missing == [], f"add to [tool.setuptools.package-data] resources: {missing}"
+
+
+# --- upgrades keep data ---------------------------------------------------------------------------
+
+
+def test_an_empty_database_is_migrated_when_the_app_opens_it(
+        new_database: Callable[[str], str]) -> None:
+    url = new_database("empty")
+    app_db = AppDatabase(url=url)
+    assert app_db.list_settings() == []
+    assert APP_TABLES <= tables(url)
+    assert revision_of(url) == head_revision()
+
+
+def test_an_upgrade_keeps_signals_reviews_and_orders(new_database: Callable[[str], str],
+                                                     tmp_path: Path) -> None:
+    url = new_database("upgrade")
+    upgrade_to_head(url)  # the released schema (0001) ...
+    app_db = AppDatabase(url=url)
+    signal_id = add_history(app_db)
+    engine_for(url).dispose()
+
+    scripts = scripts_with_extra_revision(tmp_path)  # ... then a release that rebuilds tables
+    assert upgrade_to_head(url, scripts) == "0002"
+
+    assert_history_intact(app_db, signal_id)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            notes = connection.execute(sa.text("SELECT note FROM signals")).scalars().all()
+    finally:
+        engine.dispose()
+    assert notes == [""]  # existing rows got the server default
+
+
+def test_a_database_built_before_migrations_is_adopted_with_its_rows(
+        new_database: Callable[[str], str]) -> None:
+    url = new_database("legacy")
+    legacy = sa.create_engine(url)
+    Base.metadata.create_all(legacy)  # what engine_for did before migrations existed
+    legacy.dispose()
+    signal_id = add_history(AppDatabase(url=url))  # engine_for stamps 0001, upgrades to head
+    assert revision_of(url) == head_revision()
+    # A fresh process opening it again changes nothing and loses nothing.
+    upgrade_to_head(url)
+    assert_history_intact(AppDatabase(url=url), signal_id)
+
+
+def test_processes_starting_together_migrate_once(new_database: Callable[[str], str]) -> None:
+    url = new_database("race")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        revisions = list(pool.map(lambda _: upgrade_to_head(url), range(4)))
+    assert revisions == [head_revision()] * 4
+    assert APP_TABLES <= tables(url)
+
+
+def test_a_database_newer_than_the_code_is_refused_clearly(
+        new_database: Callable[[str], str]) -> None:
+    url = new_database("newer")
+    upgrade_to_head(url)
+    engine = migration_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaMigrationError, match="newer than this version"):
+        upgrade_to_head(url)
+
+
+def test_an_unreachable_server_names_the_setting_and_hides_the_password() -> None:
+    url = "postgresql://trader:hunter2@127.0.0.1:1/trading"
+    with pytest.raises(SchemaMigrationError) as raised:
+        upgrade_to_head(url)
+    message = str(raised.value)
+    assert "APP_DATABASE_URL" in message and "127.0.0.1:1" in message
+    assert "hunter2" not in message
+
+
+def test_the_command_line_checks_for_drift(capsys: pytest.CaptureFixture[str]) -> None:
+    from resources.migrations.__main__ import main
+
+    assert main(["check"]) == 0
+    assert "match" in capsys.readouterr().out

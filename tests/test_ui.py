@@ -1,0 +1,543 @@
+"""The Gradio app's functions (ui.services) on test resources and a test Dagster instance."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from types import SimpleNamespace
+from typing import Any
+
+import dagster as dg
+import pytest
+from PIL import Image
+
+from resources.ibkr import disconnect_all, reset_pacing
+from tests.peers.tws_peer import TwsPeer
+from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.signal import (
+    Action,
+    AnalysisOutcome,
+    ConfidenceLevel,
+    SignalStatus,
+    TradingSignal,
+    Trend,
+)
+from trading_assets.partitions import list_symbols
+from trading_assets.settings import build_resources
+from ui import services as sv
+from ui.services import RunLauncher, UIConfig, UIConfigError, UIContext, UIError
+
+GOOD_FORM: dict[str, object] = {
+    "enabled": True, "auto_approve": False, "priority": "3", "position_size_pct": "4.5",
+    "max_exposure_pct": "15", "risk_level": "low", "min_confidence": "70", "exchange": "smart",
+    "primary_exchange": "nasdaq", "currency": "usd",
+}
+
+
+@pytest.fixture
+def env(env: dict[str, str]) -> dict[str, str]:
+    """conftest's environment with MLflow off: these tests are about the page (5 s per run)."""
+    return {**env, "MLFLOW_TRACKING_URI": "off"}
+
+
+@pytest.fixture(scope="module")
+def shared_instance() -> Iterator[dg.DagsterInstance]:
+    """One test instance for the module (creating one takes ~2 s); each test starts empty."""
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance) -> Iterator[UIContext]:
+    yield UIContext(resources=resources, instance=shared_instance,
+                    config=UIConfig(dagster_url="http://dagster.test:3000"))
+    for symbol in list_symbols(shared_instance):
+        shared_instance.delete_dynamic_partition("symbols", symbol)
+
+
+def png(color: str = "white") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def seed_signal(ctx: UIContext, symbol: str = "TSLA", *, action: Action = Action.BUY,
+                score: int = 72, bar_date: date = date(2026, 11, 20), simulated: bool = True,
+                charts: bool = True, dagster_run_id: str = "run-1234abcd",
+                provider: str = "openai", model: str = "gpt-test") -> Any:
+    """A stored pending signal with charts in the store, as llm_signal would leave it."""
+    levels = ({"entry_price": 100.0, "stop_loss": 95.0, "take_profit": 110.0}
+              if action is not Action.HOLD else {})
+    signal = TradingSignal(
+        symbol=symbol, action=action, confidence_level=ConfidenceLevel.HIGH if score >= 80
+        else ConfidenceLevel.MEDIUM, confidence_score=score,
+        reasoning="Breakout above resistance <b>on volume</b>.",
+        key_factors=["RSI 61: momentum", "MACD cross"], trend=Trend.UP, support=92.0,
+        resistance=112.0, position_size_pct=4.0, provider=provider, model=model,
+        bar_date=bar_date, **levels,
+    )
+    outcome = AnalysisOutcome(symbol=symbol, signal=signal, provider=provider, model=model,
+                              prompt_version="signal_v1@abc", prompt_tokens=1200,
+                              completion_tokens=300, cost_usd=0.0123, latency_s=2.5)
+    keys = {t: f"charts/{symbol}/{bar_date}/{t}.png" for t in ("daily", "weekly")}
+    if charts:
+        for key in keys.values():
+            ctx.store.put_bytes(key, png(), "image/png")
+    return ctx.app_db.record_signal(
+        outcome=outcome, bar_date=bar_date, status=SignalStatus.PENDING_REVIEW,
+        data_source="simulated" if simulated else "ibkr", simulated=simulated, last_bars=[],
+        indicators={"daily": {"close": 101.5, "rsi_14": 61.2, "sma_200": None},
+                    "weekly": {"close": 101.5, "rsi_14": 55.0}},
+        chart_keys=keys, dagster_run_id=dagster_run_id,
+    )
+
+
+# ------------------------------------------------------------------------------- symbols
+
+
+def test_adding_symbols_creates_partitions_and_default_settings(ctx: UIContext) -> None:
+    message = sv.add_new_symbols(ctx, " aapl, MSFT ,brk.b")
+    assert list_symbols(ctx.instance) == ["AAPL", "MSFT", "BRK.B"]
+    assert {s.symbol for s in ctx.app_db.list_settings()} == {"AAPL", "MSFT", "BRK.B"}
+    assert "Added AAPL, MSFT, BRK.B" in message
+    assert "Already there: AAPL" in sv.add_new_symbols(ctx, "AAPL")
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "AAPL/../etc", "TOOLONGSYMBOL1", "A..B",
+                                 "<img src=x onerror=alert(1)>", "AAPL, BAD SYM", "MSFT,.X"])
+def test_an_invalid_symbol_is_refused_and_nothing_is_written(ctx: UIContext, raw: str) -> None:
+    with pytest.raises(UIError) as refused:
+        sv.add_new_symbols(ctx, raw)
+    assert str(refused.value)  # a reason, not an empty refusal
+    assert list_symbols(ctx.instance) == []
+    assert ctx.app_db.list_settings() == []
+
+
+def test_refusals_are_escaped_before_they_reach_the_page() -> None:
+    assert sv.escape("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+
+
+def test_removing_a_symbol_drops_partition_and_settings_but_keeps_signals(ctx: UIContext
+                                                                         ) -> None:
+    sv.add_new_symbols(ctx, "TSLA,NVDA")
+    seed_signal(ctx, "TSLA")
+    assert "Removed TSLA" in sv.remove_symbol(ctx, "tsla")
+    assert list_symbols(ctx.instance) == ["NVDA"]
+    assert [s.symbol for s in ctx.app_db.list_settings()] == ["NVDA"]
+    assert len(ctx.app_db.list_signals(symbol="TSLA")) == 1
+    with pytest.raises(UIError, match="not a symbol here"):
+        sv.remove_symbol(ctx, "TSLA")
+
+
+def test_enable_and_disable_change_the_setting(ctx: UIContext) -> None:
+    sv.add_new_symbols(ctx, "TSLA")
+    assert sv.set_enabled(ctx, "TSLA", False) == "TSLA disabled."
+    assert ctx.app_db.settings_for("TSLA").enabled is False
+    sv.set_enabled(ctx, "TSLA", True)
+    assert ctx.app_db.settings_for("TSLA").enabled is True
+    with pytest.raises(UIError, match="add it first"):
+        sv.set_enabled(ctx, "NVDA", False)
+    assert ctx.app_db.list_settings()[0].symbol == "TSLA"
+
+
+def test_settings_are_parsed_and_saved(ctx: UIContext) -> None:
+    sv.add_new_symbols(ctx, "TSLA")
+    message = sv.save_settings(ctx, "TSLA", GOOD_FORM)
+    assert message.startswith("Saved TSLA")
+    assert ctx.app_db.settings_for("TSLA") == SymbolSettings(
+        symbol="TSLA", enabled=True, priority=3, position_size_pct=4.5, risk_level="low",
+        max_exposure_pct=15.0, auto_approve=False, min_confidence=70, exchange="SMART",
+        primary_exchange="NASDAQ", currency="USD")
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("priority", "high", "is not a number"),
+    ("priority", "2.5", "whole number"),
+    ("position_size_pct", "", "is empty"),
+    ("position_size_pct", "0", "out of range"),
+    ("position_size_pct", "5%", "is not a number"),
+    ("position_size_pct", "nan", "not a finite number"),
+    ("max_exposure_pct", "101", "out of range"),
+    ("max_exposure_pct", "3", "larger than the max exposure"),
+    ("min_confidence", "-1", "out of range"),
+    ("min_confidence", "100.5", "whole number"),
+    ("risk_level", "yolo", "Risk level"),
+    ("currency", "DOLLARS", "three-letter"),
+    ("exchange", "NY SE", "exchange code"),
+    ("auto_approve", "maybe", "yes or no"),
+])
+def test_settings_that_do_not_parse_are_refused_with_the_reason(field: str, value: str,
+                                                                reason: str) -> None:
+    with pytest.raises(UIError, match=reason):
+        sv.parse_settings("TSLA", {**GOOD_FORM, field: value})
+
+
+def test_refused_settings_write_nothing(ctx: UIContext) -> None:
+    sv.add_new_symbols(ctx, "TSLA")
+    before = ctx.app_db.settings_for("TSLA")
+    with pytest.raises(UIError, match="out of range"):
+        sv.save_settings(ctx, "TSLA", {**GOOD_FORM, "min_confidence": "250"})
+    assert ctx.app_db.settings_for("TSLA") == before
+
+
+def test_symbols_table_shows_settings_last_signal_and_last_run(ctx: UIContext) -> None:
+    sv.add_new_symbols(ctx, "TSLA,NVDA")
+    sv.save_settings(ctx, "NVDA", {**GOOD_FORM, "priority": "9", "auto_approve": True})
+    seed_signal(ctx, "TSLA")
+    ctx.app_db.record_run_status("TSLA", "ok")
+    table = sv.symbols_table(ctx)
+    assert list(table["symbol"]) == ["NVDA", "TSLA"]  # higher priority first
+    nvda, tsla = table.iloc[0], table.iloc[1]
+    assert (nvda["auto-approve"], nvda["position size %"], nvda["risk level"]) == ("yes", 4.5,
+                                                                                   "low")
+    assert tsla["last signal"] == "2026-11-20 BUY 72 · pending_review SIMULATED"
+    assert tsla["last run"].startswith("ok ") and nvda["last run"] == "never"
+
+
+# --------------------------------------------------------------------------- IBKR check
+
+
+@pytest.fixture
+def ibkr_ctx(env: dict[str, str], ctx: UIContext) -> Iterator[UIContext]:
+    reset_pacing()
+    with TwsPeer() as peer:
+        env.update({"TRADING_DATA_SOURCE": "ibkr", "IBKR_PORT": str(peer.port),
+                    "IBKR_CONNECT_TIMEOUT": "3", "IBKR_REQUEST_TIMEOUT": "3"})
+        yield UIContext(resources=build_resources(env), instance=ctx.instance)
+        disconnect_all()
+
+
+def test_with_ibkr_configured_a_symbol_is_qualified_before_it_is_added(ibkr_ctx: UIContext
+                                                                      ) -> None:
+    message = sv.add_new_symbols(ibkr_ctx, "AAPL")
+    assert "APPLE INC" in message and "NASDAQ" in message
+    assert list_symbols(ibkr_ctx.instance) == ["AAPL"]
+    assert ibkr_ctx.app_db.settings_for("AAPL").primary_exchange == "NASDAQ"
+
+
+def test_a_contract_ibkr_does_not_know_is_refused_and_nothing_is_written(
+        ibkr_ctx: UIContext) -> None:
+    with pytest.raises(UIError, match="IBKR could not confirm ZZZZ"):
+        sv.add_new_symbols(ibkr_ctx, "AAPL,ZZZZ")
+    assert list_symbols(ibkr_ctx.instance) == []
+    assert ibkr_ctx.app_db.list_settings() == []
+
+
+def test_an_unreachable_gateway_is_a_message(env: dict[str, str], ctx: UIContext) -> None:
+    env.update({"TRADING_BROKER": "ibkr", "IBKR_PORT": "1", "IBKR_CONNECT_TIMEOUT": "2"})
+    ctx.resources = build_resources(env)
+    with pytest.raises(UIError, match="not reachable at 127.0.0.1:1"):
+        sv.add_new_symbols(ctx, "AAPL")
+    assert list_symbols(ctx.instance) == []
+
+
+# ------------------------------------------------------------------------------ run now
+
+
+@dataclass
+class FakeResult:
+    run_id: str
+    success: bool
+
+
+def test_run_now_starts_in_the_background_and_reports_its_run(ctx: UIContext) -> None:
+    release = threading.Event()
+    calls: list[list[str]] = []
+
+    def materialize(symbols: list[str], _instance: Any, _resources: Any) -> list[FakeResult]:
+        calls.append(symbols)
+        release.wait(10)
+        return [FakeResult("0123abcd-run", True)]
+
+    ctx.launcher = RunLauncher(materialize)
+    sv.add_new_symbols(ctx, "TSLA")
+    message = sv.run_now(ctx, "TSLA")  # returns while the run is still going
+    assert "Started a Dagster run for TSLA" in message and "/runs" in message
+    assert "running since" in sv.launches_markdown(ctx)
+    assert sv.symbols_table(ctx).iloc[0]["last run"].startswith("running")
+    with pytest.raises(UIError, match="already has a run in progress"):
+        sv.run_now(ctx, "TSLA")
+    release.set()
+    assert ctx.launcher.join(10)
+    assert calls == [["TSLA"]]
+    assert ctx.launcher.version == 1
+    assert "succeeded" in sv.launches_markdown(ctx)
+    assert "[0123abcd](http://dagster.test:3000/runs/0123abcd-run)" in sv.launches_markdown(ctx)
+    with pytest.raises(UIError, match="add it first"):
+        sv.run_now(ctx, "NVDA")
+
+
+def test_a_failed_launch_is_reported_not_raised(ctx: UIContext) -> None:
+    def explode(*_: Any) -> None:
+        raise RuntimeError("instance storage is read-only")
+
+    ctx.launcher = RunLauncher(explode)
+    sv.add_new_symbols(ctx, "TSLA")
+    sv.run_now(ctx, "TSLA")
+    assert ctx.launcher.join(10)
+    assert "FAILED: RuntimeError: instance storage is read-only" in sv.launches_markdown(ctx)
+
+
+def test_run_now_materializes_the_graph_into_a_reviewable_signal(
+        resources: dict[str, Any], instance: dg.DagsterInstance) -> None:
+    ctx = UIContext(resources=resources, instance=instance)
+    sv.add_new_symbols(ctx, "TSLA")
+    sv.run_now(ctx, "TSLA")  # the real materialize_symbols, against the test instance
+    assert ctx.launcher.join(120)
+    [launch] = ctx.launcher.recent()
+    assert launch.success, launch.error
+    run = ctx.instance.get_run_by_id(launch.run_ids[0])
+    assert run is not None and run.is_success
+    [pending] = sv.pending_signals(ctx)
+    assert pending.symbol == "TSLA" and pending.simulated
+    view = sv.signal_view(ctx, pending.id)
+    assert all(data and data.startswith(b"\x89PNG") for data in view.charts.values())
+    assert sv.symbols_table(ctx).iloc[0]["last run"].startswith("ok ")
+
+
+# ------------------------------------------------------------------------ signal review
+
+
+def test_pending_queue_is_newest_first_and_only_pending(ctx: UIContext) -> None:
+    old = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 19))
+    new = seed_signal(ctx, "NVDA")
+    done = seed_signal(ctx, "AAPL")
+    sv.review(ctx, done.id, "reject", "", "bob")
+    assert [r.id for r in sv.pending_signals(ctx)] == [new.id, old.id]
+    table = sv.queue_table(sv.pending_signals(ctx))
+    assert list(table["symbol"]) == ["NVDA", "TSLA"]
+    assert table.iloc[0]["data"] == "SIMULATED (simulated)"
+    assert "SIMULATED" in sv.signal_label(new)
+
+
+def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    view = sv.signal_view(ctx, row.id)
+    assert view.simulated and view.status == "pending_review"
+    assert view.charts["daily"] == png() and view.charts["weekly"] == png()
+    text = view.markdown
+    for expected in ("TSLA · BUY · confidence 72 (MEDIUM)", "Status: pending_review",
+                     "RSI 61: momentum", "| 100.00 | 95.00 | 110.00 | 2.00 | 92.00 | 112.00",
+                     "openai / gpt-test", "cost $0.0123", "1200+300 tokens",
+                     "SIMULATED DATA", "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
+                     "**MLflow run:** not logged"):
+        assert expected in text, expected
+    assert "&lt;b&gt;on volume&lt;/b&gt;" in text  # model text is escaped, not rendered as HTML
+    assert "| RSI 14 | 61.20 | 55.00 |" in view.indicators_markdown
+    assert "| SMA 200 | – | – |" in view.indicators_markdown  # recorded but not warmed up
+    assert "MACD" not in view.indicators_markdown  # never recorded, not invented
+
+
+def test_real_data_is_not_flagged_and_a_missing_chart_is_a_message(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA", simulated=False, charts=False)
+    view = sv.signal_view(ctx, row.id)
+    assert not view.simulated and "SIMULATED" not in view.markdown
+    assert view.charts == {"daily": None, "weekly": None}
+    assert "The daily chart could not be read" in view.markdown
+    with pytest.raises(UIError, match="No signal with id"):
+        sv.signal_view(ctx, "nope")
+
+
+def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    message = sv.review(ctx, row.id, "approve", "  levels look sane ", "alice")
+    assert "is now **approved** by alice" in message
+    assert ctx.app_db.get_signal(row.id).status == "approved"
+    [review] = ctx.app_db.reviews_for(row.id)
+    assert (review.decision, review.reviewer, review.note) == ("approved", "alice",
+                                                               "levels look sane")
+    assert review.decided_at is not None
+    assert "approved by alice" in sv.signal_view(ctx, row.id).markdown
+    with pytest.raises(UIError, match="already approved"):
+        sv.review(ctx, row.id, "approve", "", "alice")
+
+
+def test_rejecting_and_refusals(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    assert "**rejected**" in sv.review(ctx, row.id, "reject", "too extended", "bob")
+    with pytest.raises(UIError, match="only pending or approved"):
+        sv.review(ctx, row.id, "approve", "", "bob")
+    with pytest.raises(UIError, match="Choose a signal"):
+        sv.review(ctx, "", "approve", "", "bob")
+    with pytest.raises(UIError, match="No signal with id 'missing'"):
+        sv.review(ctx, "missing", "approve", "", "bob")
+    with pytest.raises(UIError, match="under 2000"):
+        sv.review(ctx, seed_signal(ctx, "NVDA").id, "approve", "x" * 2001, "bob")
+    assert len(ctx.app_db.reviews_for(row.id)) == 1
+
+
+def test_reviewer_is_the_logged_in_user_or_the_os_user(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    assert sv.reviewer_name("alice") == "alice"
+    monkeypatch.setattr(sv.getpass, "getuser", lambda: "trader")
+    assert sv.reviewer_name(None) == "trader"
+
+
+def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext) -> None:
+    ctx.config = UIConfig(mlflow_url="http://mlflow.test:5000")
+    tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 18))
+    nvda = seed_signal(ctx, "NVDA", bar_date=date(2026, 11, 20))
+    ctx.app_db.set_mlflow_run(nvda.id, "abcdef0123456789")
+    sv.review(ctx, tsla.id, "approve", "ok", "alice")
+    assert list(sv.history_table(ctx)["symbol"]) == ["NVDA", "TSLA"]
+    approved = sv.history_table(ctx, status="approved")
+    assert list(approved["symbol"]) == ["TSLA"]
+    assert (approved.iloc[0]["reviewed by"], approved.iloc[0]["note"]) == ("alice", "ok")
+    assert list(sv.history_table(ctx, symbol="nvda")["symbol"]) == ["NVDA"]
+    assert list(sv.history_table(ctx, since="2026-11-19")["symbol"]) == ["NVDA"]
+    assert list(sv.history_table(ctx, until="2026-11-19")["symbol"]) == ["TSLA"]
+    row = sv.history_table(ctx, symbol="NVDA").iloc[0]
+    assert row["Dagster run"] == "[run-1234](http://localhost:3000/runs/run-1234abcd)"
+    assert row["MLflow run"] == "[abcdef01](http://mlflow.test:5000/#/runs/abcdef0123456789)"
+    # Without MLFLOW_UI_URL the id is shown instead of a link.
+    ctx.config = UIConfig()
+    assert sv.history_table(ctx, symbol="NVDA").iloc[0]["MLflow run"] == "`abcdef0123456789`"
+    # A tracking server's own address serves when MLFLOW_UI_URL is not set.
+    ctx.resources = {**ctx.resources, "tracking": SimpleNamespace(ui_url="http://mlflow:5000/")}
+    assert ctx.mlflow_run_url("abc") == "http://mlflow:5000/#/runs/abc"
+
+
+@pytest.mark.parametrize(("kwargs", "reason"), [
+    ({"since": "20-11-2026"}, "not a date"),
+    ({"until": "2026-02-30"}, "not a date"),
+    ({"since": "2026-11-21", "until": "2026-11-20"}, "is after"),
+    ({"status": "bogus"}, "is not one of"),
+    ({"symbol": "BAD/X"}, "not a valid ticker"),
+])
+def test_history_refuses_bad_filters(ctx: UIContext, kwargs: dict[str, str], reason: str
+                                     ) -> None:
+    with pytest.raises(UIError, match=reason):
+        sv.history_table(ctx, **kwargs)
+
+
+# ---------------------------------------------------------------- portfolio and orders
+
+
+def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    ctx.broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10,
+                                        order_type=OrderType.MARKET, order_ref=row.id), 100.0)
+    ctx.broker.mark_price("TSLA", 105.0)
+    ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
+    ctx.app_db.update_order(row.id, ctx.broker.find_order(row.id))
+    ctx.app_db.record_decision("TSLA", row.id, True, "BUY 10 TSLA (4% of equity)", "run-1")
+    ctx.app_db.record_decision("NVDA", "", False, "no approved signal waiting")
+    account = sv.account_markdown(ctx)
+    assert "PAPER" in account and "| cash | equity |" in account
+    positions = sv.positions_table(ctx)
+    assert positions.iloc[0]["symbol"] == "TSLA" and positions.iloc[0]["quantity"] == 10
+    assert positions.iloc[0]["unrealized P&L"] > 0
+    orders = sv.orders_table(ctx)
+    assert (orders.iloc[0]["status"], orders.iloc[0]["signal id"]) == ("Filled", row.id)
+    decisions = sv.decisions_table(ctx)
+    assert list(decisions["symbol"]) == ["NVDA", "TSLA"]
+    assert list(decisions["placed"]) == ["no", "yes"]
+
+
+def test_an_unreachable_broker_is_a_message(ctx: UIContext) -> None:
+    class DownBroker:
+        label = "IBKR 4002"
+        kind = "ibkr"
+
+        def account(self) -> None:
+            raise ConnectionError("gateway not reachable")
+
+        positions = account
+
+    ctx.resources = {**ctx.resources, "broker": DownBroker()}
+    with pytest.raises(UIError, match="The broker \\(IBKR 4002\\) did not answer"):
+        sv.account_markdown(ctx)
+    with pytest.raises(UIError, match="gateway not reachable"):
+        sv.positions_table(ctx)
+    assert sv.orders_table(ctx).empty  # the ledger is ours and still readable
+
+
+# ----------------------------------------------------------------------- configuration
+
+
+def test_defaults_listen_on_localhost_without_a_login() -> None:
+    config = UIConfig.from_env({})
+    assert (config.server_name, config.server_port, config.auth) == ("127.0.0.1", 7860, None)
+    assert config.dagster_url == "http://localhost:3000" and config.mlflow_url == ""
+    config.check_listen()
+
+
+def test_gradio_variables_are_honoured() -> None:
+    config = UIConfig.from_env({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "8080",
+                                "GRADIO_USERNAME": "alice", "GRADIO_PASSWORD": "s3cret",
+                                "DAGSTER_WEBSERVER_URL": "http://dagster:3000/",
+                                "MLFLOW_UI_URL": "https://mlflow.example"})
+    assert (config.server_name, config.server_port) == ("0.0.0.0", 8080)
+    assert config.auth == ("alice", "s3cret")
+    assert config.dagster_url == "http://dagster:3000"
+    config.check_listen()
+
+
+@pytest.mark.parametrize("env", [
+    {"GRADIO_SERVER_NAME": "0.0.0.0"},
+    {"GRADIO_SERVER_NAME": "192.168.1.5", "GRADIO_USERNAME": "alice"},
+    {"GRADIO_SERVER_NAME": "trading.example"},
+])
+def test_listening_beyond_localhost_needs_a_login(env: dict[str, str]) -> None:
+    with pytest.raises(UIConfigError, match="without a login|GRADIO_PASSWORD is not set"):
+        UIConfig.from_env(env).check_listen()
+
+
+@pytest.mark.parametrize(("env", "reason"), [
+    ({"GRADIO_SERVER_PORT": "abc"}, "not a port number"),
+    ({"GRADIO_SERVER_PORT": "70000"}, "not a port number"),
+    ({"DAGSTER_WEBSERVER_URL": "javascript:alert(1)"}, "not an http"),
+    ({"GRADIO_PASSWORD": "x"}, "GRADIO_USERNAME is not set"),
+])
+def test_bad_settings_are_refused_with_the_reason(env: dict[str, str], reason: str) -> None:
+    with pytest.raises(UIConfigError, match=reason):
+        UIConfig.from_env(env).check_listen()
+
+
+@pytest.mark.parametrize(("name", "local"), [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
+    ("127.0.0.2", True), ("0.0.0.0", False), ("::", False), ("10.0.0.1", False),
+    ("example.com", False),
+])
+def test_loopback_detection(name: str, local: bool) -> None:
+    assert sv.is_loopback(name) is local
+
+
+def test_main_refuses_a_wide_bind_without_login(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from ui.app import main
+
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.delenv("GRADIO_USERNAME", raising=False)
+    monkeypatch.delenv("GRADIO_PASSWORD", raising=False)
+    assert main() == 2
+    assert "Refusing to listen on '0.0.0.0' without a login" in capsys.readouterr().err
+
+
+def test_page_handlers_turn_errors_into_messages_not_tracebacks() -> None:
+    from ui.page import _guarded
+
+    @_guarded(3)
+    def refused() -> tuple[str, str, str]:
+        raise UIError("Symbol 'A/B' is <bad>")
+
+    @_guarded(1)
+    def broken() -> str:
+        raise KeyError("boom")
+
+    status, *rest = refused()
+    assert status == "**Not done:** Symbol &#x27;A/B&#x27; is &lt;bad&gt;"
+    assert len(rest) == 2
+    message = broken()
+    assert "Unexpected error (KeyError)" in message and "Traceback" not in message
+
+
+def test_the_page_builds_on_test_resources(ctx: UIContext) -> None:
+    from ui.app import build_app
+
+    app = build_app(ctx.resources, ctx.instance)
+    assert app.title == "Trading signals"
+    assert app.ui_context.instance is ctx.instance

@@ -1,0 +1,414 @@
+"""`signal_outcomes` and `signal_scorecard`: how good the signals were, on the user's symbols.
+
+signal_outcomes scores every stored signal (live and replay) of a symbol against the bars
+that followed it (trading_assets.core.outcomes) and stores the rows as parquet;
+signal_scorecard aggregates all symbols' outcomes (trading_assets.core.scorecard) into
+tables and plots in the Dagster UI and, best effort, an MLflow run.
+"""
+
+
+import base64
+import math
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from resources.app_db import AppDatabase, SignalRow
+from resources.object_store import ObjectNotFoundError, ObjectStore
+from resources.tracking import Tracking
+from trading_assets.assets.market_data import ohlcv
+from trading_assets.assets.signals import llm_signal
+from trading_assets.assets.symbol_loop import SymbolLoop
+from trading_assets.core.keys import bars_key, outcomes_key, replay_bars_key
+from trading_assets.core.outcomes import (
+    HORIZONS,
+    OutcomeRules,
+    SignalFacts,
+    outcomes_frame,
+    score_signals,
+)
+from trading_assets.core.scorecard import render_scorecard_plots, scorecard_tables, with_analyst
+from trading_assets.partitions import list_symbols, symbols_partitions
+
+SCORECARD_EXPERIMENT_SUFFIX = "-scorecard"
+TABLE_TITLES = {
+    "by_analyst": "Hit rate per analyst set-up (provider, model, prompt version, variant)",
+    "by_action": "Hit rate per action, against its base rate on the same dates",
+    "by_confidence": "Hit rate per stated confidence level",
+    "calibration": "Calibration: stated confidence bucket vs realised hit rate",
+    "returns": "Forward returns per action vs buy-and-hold on the same dates",
+    "trades": "Stop or target first, R multiple and adverse excursion of BUY/SELL",
+    "ab": "A/B: hit-rate difference on common dates (Newcombe 95% interval)",
+}
+
+
+class OutcomeConfig(dg.Config):
+    """How signal outcomes are judged; see trading_assets/core/outcomes.py and docs/scorecard.md."""
+
+    hold_band: str = Field(default="atr", description="HOLD is right inside this band: 'atr' "
+                           "(hold_band_atr x ATR14/close x sqrt(bars)) or 'pct' (fixed).")
+    hold_band_atr: float = Field(default=0.5, description="ATR multiple of the 1-bar HOLD "
+                                 "band (0.5: about a random walk's median move).")
+    hold_band_pct: float = Field(default=2.0, description="Fixed HOLD band in %, also the "
+                                 "fallback when a signal has no ATR.")
+    trade_horizon: int = Field(default=20, description="Bars a BUY/SELL may run before it is "
+                               "closed at the close (timeout).")
+
+    def rules(self) -> OutcomeRules:
+        """The pure rules object (validates the values, naming the bad one)."""
+        return OutcomeRules(self.hold_band, self.hold_band_atr, self.hold_band_pct,
+                            self.trade_horizon)
+
+
+class ScorecardConfig(dg.Config):
+    """Which horizon the scorecard judges (the outcomes hold all three)."""
+
+    horizon: int = Field(default=5, description="Bars after the signal at which hit rates, "
+                         "calibration and returns are measured: 1, 5 or 20.")
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def signal_facts(row: SignalRow) -> SignalFacts:
+    """The outcome-relevant parts of a stored signal (levels, ATR it was given, who made it)."""
+    signal = row.signal_json or {}
+    daily = (row.indicators or {}).get("daily") or {}
+    atr = daily.get("atr_14")
+    return SignalFacts(
+        signal_id=row.id, symbol=row.symbol, bar_date=row.bar_date, action=row.action,
+        mode=row.mode, variant=row.variant or "", provider=row.provider, model=row.model,
+        prompt_version=row.prompt_version or "", status=row.status,
+        confidence_level=row.confidence_level, confidence_score=row.confidence_score,
+        stop_loss=signal.get("stop_loss"), take_profit=signal.get("take_profit"),
+        planned_r=signal.get("r_multiple"), atr=float(atr) if atr is not None else None,
+        simulated=bool(row.simulated), data_source=row.data_source or "",
+    )
+
+
+def bar_histories(store: ObjectStore, symbol: str) -> list[tuple[str, pd.DataFrame]]:
+    """The stored daily histories of a symbol: ohlcv's bars and the last replay's history."""
+    frames = []
+    for name, key in (("ohlcv", bars_key(symbol)), ("replay", replay_bars_key(symbol))):
+        if store.exists(key):
+            frames.append((name, store.read_frame(key)))
+    return frames
+
+
+def read_outcomes(store: ObjectStore, symbols: list[str]) -> pd.DataFrame:
+    """All stored outcome rows of `symbols` (symbols never scored are left out)."""
+    frames = []
+    for symbol in symbols:
+        try:
+            frames.append(store.read_frame(outcomes_key(symbol)))
+        except ObjectNotFoundError:
+            continue
+    frames = [f for f in frames if not f.empty]
+    return outcomes_frame(pd.concat(frames, ignore_index=True).to_dict("records")) if frames \
+        else outcomes_frame([])
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    """A table cell Dagster can store: plain Python, NaN/NA as None, floats rounded."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return str(value.date())
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    return value
+
+
+def _column_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    return "string"
+
+
+def table_metadata(frame: pd.DataFrame, description: str = "") -> dg.TableMetadataValue:
+    """A DataFrame as a Dagster table (rates and returns stay fractions: 0.53 = 53%)."""
+    schema = dg.TableSchema(columns=[
+        dg.TableColumn(str(c), _column_type(frame[c]), description=description if i == 0
+                       else None) for i, c in enumerate(frame.columns)])
+    records = [dg.TableRecord({str(c): _cell(v) for c, v in row.items()})
+               for row in frame.to_dict("records")]
+    return dg.MetadataValue.table(records, schema=schema)
+
+
+def outcome_metadata(outcomes: pd.DataFrame, errors: int, location: str) -> dict[str, Any]:
+    """Per-symbol summary of signal_outcomes: counts, 5-bar hit rate, the latest outcomes."""
+    scored = outcomes[outcomes["hit_5"].notna()]
+    latest = with_analyst(outcomes).sort_values("bar_date").tail(20)[
+        ["bar_date", "mode", "analyst", "action", "confidence_score", "fwd_return_5", "hit_5",
+         "trade_outcome", "r_multiple", "outcome_status"]]
+    simulated = bool(outcomes["simulated"].fillna(False).any())
+    return {
+        "status": "ok",
+        "data": "SIMULATED (not market data)" if simulated else "market data",
+        "signals": dg.MetadataValue.int(len(outcomes)),
+        "analyst_errors_not_scored": dg.MetadataValue.int(errors),
+        "scored": dg.MetadataValue.int(int((outcomes["outcome_status"] == "scored").sum())),
+        "pending": dg.MetadataValue.int(int((outcomes["outcome_status"] == "pending").sum())),
+        "no_bars": dg.MetadataValue.int(int((outcomes["outcome_status"] == "no_bars").sum())),
+        "hit_rate_5": dg.MetadataValue.float(float(scored["hit_5"].astype(bool).mean())
+                                             if len(scored) else float("nan")),
+        "hold_share": dg.MetadataValue.float(float((outcomes["action"] == "HOLD").mean())
+                                             if len(outcomes) else float("nan")),
+        "latest": table_metadata(latest.reset_index(drop=True)),
+        "location": location,
+    }
+
+
+def _png_markdown(images: dict[str, bytes], note: str) -> dg.MarkdownMetadataValue:
+    parts = [note] + [f"**{name}**\n\n![{name}](data:image/png;base64,"
+                      f"{base64.b64encode(png).decode()})" for name, png in images.items()]
+    return dg.MetadataValue.md("\n\n".join(parts))
+
+
+def scorecard_metadata(tables: dict[str, pd.DataFrame], images: dict[str, bytes],
+                       mlflow_note: str) -> dict[str, Any]:
+    """Headline numbers, every table, and the plots inline, for the Dagster UI."""
+    summary = dict(zip(tables["summary"]["metric"], tables["summary"]["value"], strict=True))
+    simulated = int(summary["simulated_signals"])
+    metadata: dict[str, Any] = {
+        "data": (f"SIMULATED bars behind {simulated} of {summary['signals']} signals"
+                 if simulated else "market data"),
+        "horizon_bars": dg.MetadataValue.int(int(summary["horizon_bars"])),
+        "signals": dg.MetadataValue.int(int(summary["signals"])),
+        "symbols": dg.MetadataValue.int(int(summary["symbols"])),
+        "scored": dg.MetadataValue.int(int(summary["scored"])),
+        "pending": dg.MetadataValue.int(int(summary["pending"])),
+        "hit_rate": dg.MetadataValue.float(float(summary["hit_rate"])),
+        "hit_rate_ci_95": f"{_pct(summary['hit_rate_ci_low'])} - "
+                          f"{_pct(summary['hit_rate_ci_high'])}",
+        "directional_hit_rate": dg.MetadataValue.float(float(summary["directional_hit_rate"])),
+        "hold_share": dg.MetadataValue.float(float(summary["hold_share"])),
+        "dates": f"{summary['first_bar_date']} .. {summary['last_bar_date']}",
+    }
+    for name, title in TABLE_TITLES.items():
+        metadata[name] = table_metadata(tables[name], title)
+    note = ("Rates are fractions with 95% Wilson intervals; the dashed diagonal is perfect "
+            "calibration. Small samples, simulated data, costs and overlapping horizons: see "
+            "docs/scorecard.md before drawing conclusions.")
+    if simulated:
+        note = "> **SIMULATED DATA** - not market data.\n\n" + note
+    metadata["plots"] = _png_markdown(images, note)
+    metadata["mlflow"] = mlflow_note
+    return metadata
+
+
+def _pct(value: object) -> str:
+    number = float(value)  # type: ignore[arg-type]
+    return "n/a" if math.isnan(number) else f"{number:.1%}"
+
+
+# --- MLflow ------------------------------------------------------------------------------------
+
+
+def _metric_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\- /]", "_", text)[:250]
+
+
+def scorecard_metrics(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """Numeric headline, per-analyst and per-action hit rates as MLflow metrics."""
+    metrics: dict[str, float] = {}
+    for metric, value in zip(tables["summary"]["metric"], tables["summary"]["value"],
+                             strict=True):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics[metric] = float(value)
+    for row in tables["by_analyst"].itertuples(index=False):
+        metrics[_metric_name(f"hit_rate/{row.analyst}")] = float(row.hit_rate)
+        metrics[_metric_name(f"hold_share/{row.analyst}")] = float(row.hold_share)
+    for row in tables["by_action"].itertuples(index=False):
+        metrics[_metric_name(f"hit_rate/{row.analyst}/{row.action}")] = float(row.hit_rate)
+    for row in tables["ab"].itertuples(index=False):
+        metrics[_metric_name(f"ab_diff/{row.arm_a} - {row.arm_b}")] = float(row.difference)
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+
+
+class ScorecardLogger:
+    """Logs one scorecard as one MLflow run (metrics, tables as CSV, plots); best effort.
+
+    The MLflow calls run on a daemon thread and the caller waits at most the tracking
+    timeout: a dead or slow server costs one timeout, never a failed or stalled run. Nothing
+    runs in the background while the caller goes on: creating a SQLite store runs Alembic
+    migrations, and Alembic's global state breaks when another thread (Dagster creating its
+    storage) migrates at the same time.
+    """
+
+    def __init__(self, tracking: Tracking) -> None:
+        self.uri = str(getattr(tracking, "tracking_uri", "") or "")
+        self.active = bool(self.uri) and bool(getattr(tracking, "enabled", True))
+        self.timeout_s = float(getattr(tracking, "timeout_s", 10.0) or 10.0)
+        self.experiment = (f"{getattr(tracking, 'experiment', 'trading-signals')}"
+                           f"{SCORECARD_EXPERIMENT_SUFFIX}")
+        root = str(getattr(tracking, "artifact_root", "") or "")
+        if not root and self.is_local:
+            # Without a location a SQLite store writes artifacts to ./mlruns of the cwd.
+            root = (Path(self.uri.removeprefix("sqlite:///")).parent
+                    / "mlflow-artifacts").as_uri()
+        self.artifact_location = f"{root.rstrip('/')}/scorecard" if root else None
+
+    @property
+    def is_local(self) -> bool:
+        return self.uri.startswith("sqlite:///")
+
+    def _open(self) -> tuple[Any, str]:
+        from mlflow.tracking import MlflowClient
+
+        if self.is_local:
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(2):
+            try:
+                client = MlflowClient(tracking_uri=self.uri)
+                found = client.get_experiment_by_name(self.experiment)
+                return client, found.experiment_id if found else client.create_experiment(
+                    self.experiment, artifact_location=self.artifact_location)
+            except Exception:
+                # The signal tracker may be creating the same SQLite store at this moment.
+                if attempt:
+                    raise
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    def _log(self, tables: dict[str, pd.DataFrame], images: dict[str, bytes],
+             tags: dict[str, str]) -> tuple[str, str]:
+        from mlflow.entities import Metric, Param
+
+        client, experiment_id = self._open()
+        run = client.create_run(experiment_id, tags=tags, run_name="signal scorecard")
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in scorecard_metrics(tables).items()],
+            params=[Param("horizon_bars", str(tables["summary"]["value"].iloc[0]))])
+        with tempfile.TemporaryDirectory(prefix="scorecard-") as tmp:
+            for name, table in tables.items():
+                path = Path(tmp) / "tables" / f"{name}.csv"
+                path.parent.mkdir(exist_ok=True)
+                table.to_csv(path, index=False)
+            for name, png in images.items():
+                (Path(tmp) / f"{name}.png").write_bytes(png)
+            client.log_artifacts(run.info.run_id, tmp)
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id, experiment_id
+
+    def _bounded(self, job: Any, timeout_s: float) -> tuple[Any, str | None]:
+        """Run `job` on a daemon thread for at most `timeout_s`: (result, error)."""
+        box: dict[str, Any] = {}
+
+        def guarded() -> None:
+            try:
+                box["result"] = job()
+            except Exception as exc:  # best effort: reported, never raised
+                box["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+        thread = threading.Thread(target=guarded, daemon=True, name="mlflow-scorecard")
+        thread.start()
+        thread.join(timeout_s)
+        where = f"MLflow at {_public(self.uri)}"
+        if thread.is_alive():
+            return None, (f"{where} did not answer within {timeout_s:g} s; scorecard not "
+                          "logged (the run goes on). Check the server or raise "
+                          "MLFLOW_TIMEOUT_S.")
+        if "error" in box:
+            return None, f"{where} failed: {box['error']}; scorecard not logged."
+        return box.get("result"), None
+
+    def prepare(self, timeout_s: float = 60.0) -> None:
+        """Create a local store and the experiment now, waiting for it (the CLI does this
+        before its runs): a first-ever SQLite store and the mlflow import take longer than a
+        run's tracking timeout on a cold start. Remote servers are left to the run."""
+        if self.active and self.is_local:
+            self._bounded(self._open, timeout_s)
+
+    def log(self, tables: dict[str, pd.DataFrame], images: dict[str, bytes],
+            tags: dict[str, str]) -> str:
+        """Log the scorecard, waiting at most the tracking timeout; says what happened."""
+        if not self.active:
+            return "MLflow off (MLFLOW_TRACKING_URI is empty or off)"
+        result, error = self._bounded(lambda: self._log(tables, images, tags), self.timeout_s)
+        if error:
+            return error
+        run_id, experiment_id = result
+        return (f"logged to MLflow at {_public(self.uri)}, experiment {self.experiment!r}, "
+                f"run {run_id} (experiment id {experiment_id})")
+
+
+def _public(uri: str) -> str:
+    """The URI without credentials or query, safe for metadata."""
+    from resources.llm import public_url
+
+    return public_url(uri) if "://" in uri and not uri.startswith("sqlite") else uri
+
+
+# --- assets ------------------------------------------------------------------------------------
+
+
+@dg.asset(
+    partitions_def=symbols_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[ohlcv, llm_signal],
+    group_name="evaluation",
+    kinds={"pandas", "parquet"},
+    description="What followed every stored signal (live and replay): forward returns after "
+                f"{', '.join(map(str, HORIZONS))} bars, direction hit, stop or target first, R "
+                "multiple, adverse excursion; pending until the bars exist.",
+)
+def signal_outcomes(context: dg.AssetExecutionContext, config: OutcomeConfig,
+                    store: ObjectStore, app_db: AppDatabase) -> None:
+    rules = config.rules()
+    loop = SymbolLoop(context, app_db)
+    for symbol in loop:
+        with loop.attempt(symbol):
+            rows = app_db.signals_to_score(symbol)
+            histories = bar_histories(store, symbol)
+            if rows and not histories:
+                raise ObjectNotFoundError(
+                    f"No stored bars for {symbol}: materialize ohlcv or run "
+                    f"`trading-signals replay --symbols {symbol} ...` first.")
+            outcomes = score_signals([signal_facts(r) for r in rows], histories, rules)
+            key = store.write_frame(outcomes_key(symbol), outcomes)
+            errors = sum(1 for r in rows if not r.action)
+            context.add_asset_metadata(outcome_metadata(outcomes, errors, store.location(key)),
+                                       partition_key=symbol)
+    loop.finish()
+
+
+@dg.asset(
+    deps=[signal_outcomes],
+    group_name="evaluation",
+    kinds={"matplotlib", "mlflow"},
+    description="Track record of the signals across all symbols: hit rate by action, "
+                "confidence and analyst with 95% intervals, calibration, returns against "
+                "buy-and-hold, share of HOLDs, A/B differences. Also logged to MLflow.",
+)
+def signal_scorecard(context: dg.AssetExecutionContext, config: ScorecardConfig,
+                     store: ObjectStore, tracking: Tracking) -> dg.MaterializeResult:
+    outcomes = read_outcomes(store, list_symbols(context.instance))
+    tables = scorecard_tables(outcomes, config.horizon)
+    simulated = bool(outcomes["simulated"].fillna(False).any())
+    images = render_scorecard_plots(tables, config.horizon, simulated=simulated)
+    mlflow_note = ScorecardLogger(tracking).log(
+        tables, images,
+        {"dagster.run_id": context.run.run_id, "kind": "signal_scorecard",
+         "simulated": str(simulated).lower()})
+    if not mlflow_note.startswith(("logged", "MLflow off")):
+        context.log.warning(mlflow_note)
+    return dg.MaterializeResult(metadata=scorecard_metadata(tables, images, mlflow_note))

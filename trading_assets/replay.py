@@ -1,0 +1,434 @@
+"""`trading-signals replay`: run an analyst on past dates and score what it said.
+
+    trading-signals replay --symbols AAPL,MSFT --start 2024-01-01 --end 2024-12-31 \\
+        --every 5 --provider rules|openai [--images on|off|both] [--with-rules]
+
+For each symbol the bar history comes from the configured source (TRADING_DATA_SOURCE); on
+every --every-th trading day from --start to --end the analyst sees only the bars up to that
+day (trading_assets.core.replay). Signals are stored with mode 'replay' and status 'replay'
+(or 'error'): they are never reviewed or executed. Then signal_outcomes and signal_scorecard
+are materialized for the symbols in the project's Dagster instance, so the scorecard shows in
+the Dagster UI and in MLflow.
+
+A/B tests on the same dates: `--images both` runs the model with and without chart images
+(variants 'images' and 'no-images'), `--with-rules` adds the rules analyst.
+
+Model calls go through LLMAnalyst.analyze_many in batches, so LLM_CONCURRENCY bounds the calls
+in flight, and LLM_MAX_COST_USD caps the spend of the whole replay: each batch gets only what
+is left of the cap, and no batch starts once it is spent. A replay that is run again skips
+the dates it already has for the same analyst (provider, model, prompt version, variant), so
+an interrupted or capped replay resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
+
+DEFAULT_BATCH_SIZE = 40
+
+
+@dataclass(frozen=True)
+class History:
+    """A symbol's full bar history as fetched for the replay."""
+
+    symbol: str
+    frame: pd.DataFrame
+    source: str
+    simulated: bool
+
+
+@dataclass
+class Arm:
+    """One analyst set-up in a replay: its stored variant, whether it is sent chart images,
+    and how to build it for the USD left under the cost cap (0 = no cap)."""
+
+    name: str
+    variant: str
+    images: bool
+    make: Callable[[float], Any]
+    # (provider, model, prompt_version): finds the dates an earlier replay already stored.
+    identity: tuple[str, str, str] | None = None
+    paid: bool = True  # False for the rules analyst: the cost cap never stops it
+
+
+@dataclass
+class ReplayReport:
+    """What a replay stored, skipped and spent."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    reused: int = 0
+    not_run: int = 0
+    failed_dates: int = 0
+    spent_usd: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def stored(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def run_replay(histories: Sequence[History], dates: Mapping[str, Sequence[date]],
+               arms: Sequence[Arm], app_db: Any, store: Any, *,
+               batch_size: int = DEFAULT_BATCH_SIZE, max_cost_usd: float = 0.0,
+               window: int = 400, progress: Callable[[str], None] = lambda _: None
+               ) -> ReplayReport:
+    """Walk forward over every (symbol, date), run each arm, store the signals as replays.
+
+    Requests are built one batch at a time (charts only if an arm that still needs the batch
+    is sent images), so memory stays flat over long histories.
+    """
+    from trading_assets.core.keys import transcript_key
+    from trading_assets.core.replay import build_replay_request, without_charts
+
+    report = ReplayReport(counts={arm.name: Counter() for arm in arms})
+    by_symbol = {h.symbol: h for h in histories}
+    keys = [(h.symbol, d) for h in histories for d in dates.get(h.symbol, [])]
+    for batch in _chunks(keys, max(1, batch_size)):
+        needed: dict[str, list[tuple[str, date]]] = {}
+        for arm in arms:
+            needed[arm.name] = [k for k in batch if not _stored(app_db, arm, *k)]
+            report.reused += len(batch) - len(needed[arm.name])
+        wanted = {k for arm in arms for k in needed[arm.name]}
+        if not wanted:
+            continue
+        with_charts = {k for arm in arms if arm.images for k in needed[arm.name]}
+        requests: dict[tuple[str, date], AnalysisRequest] = {}
+        for key in batch:
+            if key in wanted:
+                history = by_symbol[key[0]]
+                try:
+                    requests[key] = build_replay_request(
+                        key[0], history.frame, key[1], data_source=history.source,
+                        simulated=history.simulated, with_charts=key in with_charts,
+                        window=window)
+                except Exception as exc:  # one bad date never sinks the replay
+                    report.failed_dates += 1
+                    if len(report.errors) < 5:
+                        report.errors.append(f"{key[0]} {key[1]}: request not built: "
+                                             f"{type(exc).__name__}: {exc}")
+        for arm in arms:
+            todo = [requests[k] for k in needed[arm.name] if k in requests]
+            if not todo:
+                continue
+            if not arm.images:
+                todo = without_charts(todo)
+            remaining = max_cost_usd - report.spent_usd
+            if arm.paid and max_cost_usd > 0 and remaining <= 0:
+                report.not_run += len(todo)
+                continue
+            analyst = arm.make(remaining if max_cost_usd > 0 else 0.0)
+            started = time.perf_counter()
+            outcomes = analyst.analyze_many(todo)
+            for request, outcome in zip(todo, outcomes, strict=True):
+                report.spent_usd += outcome.cost_usd
+                row = _record(app_db, request, outcome, arm.variant)
+                if outcome.transcript:
+                    store.write_json(transcript_key(request.symbol, row.id), outcome.transcript)
+                report.counts[arm.name][row.action or "error"] += 1
+                if row.error and len(report.errors) < 5:
+                    report.errors.append(f"{request.symbol} {request.bar_date}: {row.error}")
+            progress(f"{arm.name}: {todo[0].symbol} {todo[0].bar_date} .. {todo[-1].symbol} "
+                     f"{todo[-1].bar_date}: {len(todo)} signal(s) in "
+                     f"{time.perf_counter() - started:.1f} s")
+    return report
+
+
+def _stored(app_db: Any, arm: Arm, symbol: str, day: date) -> bool:
+    """A usable replay signal of this arm already exists for the symbol and date."""
+    if arm.identity is None:
+        return False
+    provider, model, prompt_version = arm.identity
+    row = app_db.find_signal(symbol=symbol, bar_date=day, provider=provider, model=model,
+                             prompt_version=prompt_version, mode="replay", variant=arm.variant)
+    return row is not None and row.status != "error"
+
+
+def _record(app_db: Any, request: AnalysisRequest, outcome: AnalysisOutcome,
+            variant: str) -> Any:
+    """Store one replayed signal: status replay (error when the analyst failed), mode replay."""
+    from trading_assets.core.signal import SignalStatus
+
+    return app_db.record_signal(
+        outcome=outcome, bar_date=request.bar_date,
+        status=SignalStatus.REPLAY if outcome.ok else SignalStatus.ERROR,
+        data_source=request.data_source, simulated=request.simulated,
+        last_bars=request.last_bars,
+        indicators={"daily": request.daily_summary, "weekly": request.weekly_summary},
+        chart_keys={}, mode="replay", variant=variant,
+    )
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def _parse_date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date like 2024-01-31") from None
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} must be 1 or more")
+    return value
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register `replay` on the trading-signals subcommands."""
+    parser = sub.add_parser(
+        "replay", help="run the analyst on past dates (no lookahead) and build the scorecard",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
+    parser.add_argument("--start", required=True, type=_parse_date, help="first date, YYYY-MM-DD")
+    parser.add_argument("--end", type=_parse_date, default=None,
+                        help="last date, YYYY-MM-DD (default: the last bar)")
+    parser.add_argument("--every", type=_positive, default=5,
+                        help="analyse every N-th trading day (default 5, about weekly)")
+    parser.add_argument("--provider", choices=["rules", "openai"], default="rules",
+                        help="rules (offline, deterministic) or openai (LLM_* settings)")
+    parser.add_argument("--images", choices=["on", "off", "both"], default=None,
+                        help="openai only: send chart images, not, or both as an A/B test "
+                             "(default: LLM_SEND_IMAGES, on)")
+    parser.add_argument("--with-rules", action="store_true",
+                        help="also run the rules analyst on the same dates (A/B baseline)")
+    parser.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+                        help=f"requests per analyze_many call (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--no-scorecard", action="store_true",
+                        help="store the signals only; do not materialize the scorecard")
+    parser.set_defaults(func=main)
+    return parser
+
+
+def _env_images(env: Mapping[str, str]) -> bool:
+    return env.get("LLM_SEND_IMAGES", "").strip().lower() not in ("0", "false", "no", "off")
+
+
+def build_arms(env: Mapping[str, str], provider: str, images: str | None,
+               with_rules: bool) -> list[Arm]:
+    """The analyst set-ups to replay, each constructed through the settings."""
+    from trading_assets.settings import build_resources
+
+    def analyst_factory(overrides: dict[str, str]) -> Callable[[float], Any]:
+        def make(budget_usd: float) -> Any:
+            cap = {"LLM_MAX_COST_USD": f"{budget_usd:.6f}"} if budget_usd > 0 else {}
+            return build_resources({**env, **overrides, **cap})["analyst"]
+        return make
+
+    arms: list[Arm] = []
+    if provider == "openai":
+        chosen = images or ("on" if _env_images(env) else "off")
+        for send in ((True, False) if chosen == "both" else (chosen == "on",)):
+            variant = "images" if send else "no-images"
+            make = analyst_factory({"LLM_PROVIDER": "openai",
+                                    "LLM_SEND_IMAGES": "true" if send else "false"})
+            arms.append(Arm(f"openai [{variant}]", variant, send, make))
+    if provider == "rules" or with_rules:
+        arms.append(Arm("rules", "", False, analyst_factory({"LLM_PROVIDER": "rules"}),
+                        paid=False))
+    for arm in arms:
+        arm.identity = arm.make(0.0).identity()
+    return arms
+
+
+def fetch_history(env: Mapping[str, str], symbol: str, start: date, window: int,
+                  app_db: Any) -> History:
+    """The symbol's bars from the configured source, reaching `window` bars before `start`."""
+    from trading_assets.core.bars import BarDataError, bar_problems, last_completed_session
+    from trading_assets.settings import build_resources
+
+    as_of_raw = env.get("TRADING_SIMULATED_AS_OF", "").strip()
+    until = date.fromisoformat(as_of_raw) if as_of_raw else last_completed_session()
+    needed = len(pd.bdate_range(start, until)) + window + 5
+    lookback = max(needed, int(env.get("TRADING_LOOKBACK_DAYS", "") or 400))
+    market = build_resources({**env, "TRADING_LOOKBACK_DAYS": str(lookback)})["market_data"]
+    try:
+        bars = market.fetch(symbol, app_db.settings_for(symbol))
+    except BarDataError as exc:
+        hint = " Choose a later --start." if market.source == "simulated" else ""
+        raise BarDataError(f"{symbol}: {exc}.{hint}") from exc
+    problems = bar_problems(bars.frame)
+    if problems:
+        raise BarDataError(f"{bars.source} bars for {symbol} failed sanity checks: "
+                           + "; ".join(problems))
+    return History(symbol, bars.frame, bars.source, bars.simulated)
+
+
+def keep_history(store: Any, history: History) -> None:
+    """Store the replayed history (merged with an earlier one) for signal_outcomes."""
+    from trading_assets.core.keys import replay_bars_key
+
+    key = replay_bars_key(history.symbol)
+    frame = history.frame
+    if store.exists(key):
+        old = store.read_frame(key)
+        # Keep older dates an earlier replay covered; the new fetch wins where both have a bar.
+        frame = pd.concat([old[~old["date"].isin(frame["date"])], frame]) \
+            .sort_values("date").reset_index(drop=True)
+    store.write_frame(key, frame)
+
+
+def score(symbols: list[str], resources: dict[str, Any]) -> list[Any]:
+    """Materialize signal_outcomes for the symbols, then signal_scorecard, in the instance."""
+    import dagster as dg
+
+    from trading_assets.assets.scorecard import signal_outcomes, signal_scorecard
+    from trading_assets.cli import QUIET_RUN_CONFIG, contiguous_ranges, get_instance
+    from trading_assets.partitions import SYMBOLS_PARTITION, add_symbols
+
+    instance = get_instance()
+    add_symbols(instance, symbols)
+    results = []
+    for start, end in contiguous_ranges(instance.get_dynamic_partitions(SYMBOLS_PARTITION),
+                                        symbols):
+        results.append(dg.materialize(
+            [signal_outcomes], instance=instance, resources=resources, raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
+            tags={"dagster/asset_partition_range_start": start,
+                  "dagster/asset_partition_range_end": end}))
+    results.append(dg.materialize([signal_scorecard], instance=instance, resources=resources,
+                                  raise_on_error=False, run_config=QUIET_RUN_CONFIG))
+    return results
+
+
+def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
+    """The headline per analyst set-up and the A/B differences, as the terminal shows them."""
+    from trading_assets.assets.scorecard import read_outcomes
+    from trading_assets.cli import print_table
+    from trading_assets.core.scorecard import scorecard_tables
+
+    tables = scorecard_tables(read_outcomes(resources["store"], symbols))
+
+    def pct(value: float) -> str:
+        return "-" if pd.isna(value) else f"{value:.0%}"
+
+    rows = [{"analyst": r.analyst, "signals": str(r.signals), "scored": str(r.n),
+             "hit rate (5 bars)": pct(r.hit_rate), "95% CI": f"{pct(r.ci_low)}-{pct(r.ci_high)}",
+             "HOLD share": pct(r.hold_share)} for r in tables["by_analyst"].itertuples()]
+    if rows:
+        print("\nScorecard for these symbols (replay and live signals):")
+        print_table(rows, list(rows[0]))
+    ab = [{"A": r.arm_a, "B": r.arm_b, "dates": str(r.common_dates),
+           "A-B": f"{r.difference:+.0%}", "95% CI": f"{r.ci_low:+.0%} .. {r.ci_high:+.0%}"}
+          for r in tables["ab"].itertuples()]
+    if ab:
+        print("\nA/B on common dates (Newcombe interval):")
+        print_table(ab, list(ab[0]))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the replay command; 0 when every symbol replayed and the scorecard materialized."""
+    from trading_assets.assets.scorecard import ScorecardLogger
+    from trading_assets.cli import ensure_dagster_home, failures_of
+    from trading_assets.core.bars import BarDataError
+    from trading_assets.core.replay import ReplayError, replay_dates
+    from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
+    from trading_assets.settings import build_resources
+
+    try:
+        symbols = parse_symbols(args.symbols)
+    except InvalidSymbolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.end is not None and args.start > args.end:
+        print(f"error: --start {args.start} is after --end {args.end}.", file=sys.stderr)
+        return 2
+    if args.provider == "rules" and args.images:
+        print("error: --images applies to --provider openai only.", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    started = time.perf_counter()
+    home = ensure_dagster_home()
+    resources = build_resources(env)
+    app_db, store = resources["app_db"], resources["store"]
+    window = int(env.get("TRADING_LOOKBACK_DAYS", "") or 400)
+    arms = build_arms(env, args.provider, args.images, args.with_rules)
+    print(f"Dagster instance : {home}")
+    print(f"Market data      : {resources['market_data'].describe()}")
+    print(f"Analysts         : {'; '.join(arm.make(0.0).label for arm in arms)}")
+    histories, dates, failed = [], {}, {}
+    for symbol in symbols:
+        try:
+            history = fetch_history(env, symbol, args.start, window, app_db)
+            end = args.end or pd.Timestamp(history.frame["date"].iloc[-1]).date()
+            dates[symbol] = replay_dates(history.frame, args.start, end, args.every)
+        except (BarDataError, ReplayError, OSError) as exc:
+            failed[symbol] = str(exc)
+            print(f"FAILED {symbol}: {exc}", file=sys.stderr)
+            continue
+        keep_history(store, history)
+        histories.append(history)
+        first_last = f"{dates[symbol][0]} .. {dates[symbol][-1]}" if dates[symbol] else "none"
+        print(f"{symbol:<16} : {len(dates[symbol])} date(s) {first_last} "
+              f"({'SIMULATED' if history.simulated else history.source} bars)")
+    cap = float(env.get("LLM_MAX_COST_USD", "") or 0.0) if args.provider == "openai" else 0.0
+    report = run_replay(histories, dates, arms, app_db, store, batch_size=args.batch_size,
+                        max_cost_usd=cap, window=window, progress=lambda m: print(f"  {m}"))
+    for arm in arms:
+        counts = report.counts[arm.name]
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"
+        print(f"{arm.name}: {summary}")
+    if report.reused:
+        print(f"{report.reused} signal(s) already stored by an earlier replay were kept.")
+    if report.spent_usd:
+        print(f"Estimated model cost: ${report.spent_usd:.4f}")
+    if report.not_run:
+        print(f"LLM_MAX_COST_USD (${cap:g}) reached: {report.not_run} request(s) not sent. "
+              "Run the same command again to continue: stored dates are skipped and each run "
+              "may spend up to the cap.", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    scored = [h.symbol for h in histories]
+    run_failures: list[str] = []
+    if scored and not args.no_scorecard:
+        # The runs below are in this process: a cold MLflow start is paid here, not inside
+        # the scorecard's tracking timeout.
+        ScorecardLogger(resources["tracking"]).prepare()
+        run_failures = failures_of(score(scored, resources))
+        print_scorecard(resources, scored)
+        print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
+              f"'{resources['tracking'].experiment}{_suffix()}'. How to read it: "
+              "docs/scorecard.md")
+    if any(h.simulated for h in histories):
+        print("SIMULATED DATA: the scorecard measures the analyst on generated bars, not "
+              "market prices.")
+    for line in run_failures:
+        print(f"FAILED {line}", file=sys.stderr)
+    print(f"\nReplay finished in {time.perf_counter() - started:.1f} s.")
+    all_errors = report.stored() > 0 and all(
+        set(c) <= {"error"} for c in report.counts.values() if c)
+    return 1 if (failed or run_failures or all_errors or report.not_run
+                 or report.failed_dates) else 0
+
+
+def _suffix() -> str:
+    from trading_assets.assets.scorecard import SCORECARD_EXPERIMENT_SUFFIX
+
+    return SCORECARD_EXPERIMENT_SUFFIX
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="trading-signals")
+    add_parser(_parser.add_subparsers(dest="command", required=True))
+    _args = _parser.parse_args(["replay", *sys.argv[1:]])
+    sys.exit(main(_args))

@@ -1,0 +1,1 @@
+"""The Gradio app: symbol management, human signal review, portfolio and orders."""
