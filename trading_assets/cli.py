@@ -11,6 +11,7 @@ import getpass
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return ui_main()
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    """The Dagster UI (webserver + daemon) on the project's instance, on localhost."""
+    ensure_dagster_home()
+    workspace = Path(args.workspace).resolve()
+    if not workspace.exists():
+        print(f"error: {workspace} not found; run from the project folder.", file=sys.stderr)
+        return 2
+    command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {os.environ['DAGSTER_HOME']})")
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(str(dagster), command)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trading-signals", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,12 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     from trading_assets.replay import add_parser as add_replay_parser
 
     add_replay_parser(sub)
+    dev = sub.add_parser("dev", help="the Dagster UI on localhost (dagster dev)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
+    dev.add_argument("--workspace", default="workspace.yaml")
+    dev.set_defaults(func=cmd_dev)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Dagster marks backfill policies and partitioned checks beta/preview; they are pinned by
+    # our tests, so the warnings are noise for a CLI user.
+    warnings.filterwarnings("ignore", message=".*(currently in beta|currently in preview).*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="dagster")
     if args.command == "symbols" and args.action != "list" and not args.symbols:
         parser.error(f"symbols {args.action} needs at least one symbol")
     if args.command == "signals" and args.action != "list" and not args.signal_id:

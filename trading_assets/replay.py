@@ -408,7 +408,7 @@ def main(args: argparse.Namespace) -> int:
         print_scorecard(resources, scored)
         print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
               f"'{resources['tracking'].experiment}{_suffix()}'. How to read it: "
-              "docs/scorecard.md")
+              "README.md, 'Reading the scorecard'")
     if any(h.simulated for h in histories):
         print("SIMULATED DATA: the scorecard measures the analyst on generated bars, not "
               "market prices.")

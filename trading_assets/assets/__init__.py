@@ -1,1 +1,1 @@
-"""The per-symbol asset graph: ohlcv -> indicators -> charts -> llm_signal -> orders -> portfolio."""
+"""The per-symbol graph: ohlcv -> indicators -> charts -> llm_signal -> orders -> portfolio."""

@@ -50,7 +50,7 @@ TABLE_TITLES = {
 
 
 class OutcomeConfig(dg.Config):
-    """How signal outcomes are judged; see trading_assets/core/outcomes.py and docs/scorecard.md."""
+    """How outcomes are judged: see core/outcomes.py and the README, "Reading the scorecard"."""
 
     hold_band: str = Field(default="atr", description="HOLD is right inside this band: 'atr' "
                            "(hold_band_atr x ATR14/close x sqrt(bars)) or 'pct' (fixed).")
@@ -205,7 +205,7 @@ def scorecard_metadata(tables: dict[str, pd.DataFrame], images: dict[str, bytes]
         metadata[name] = table_metadata(tables[name], title)
     note = ("Rates are fractions with 95% Wilson intervals; the dashed diagonal is perfect "
             "calibration. Small samples, simulated data, costs and overlapping horizons: see "
-            "docs/scorecard.md before drawing conclusions.")
+            "README.md, 'Reading the scorecard' before drawing conclusions.")
     if simulated:
         note = "> **SIMULATED DATA** - not market data.\n\n" + note
     metadata["plots"] = _png_markdown(images, note)

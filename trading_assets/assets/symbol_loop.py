@@ -1,4 +1,4 @@
-"""One run, many symbols: iterate a run's partition keys so one bad symbol never sinks the others."""
+"""One run, many symbols: loop over a run's partition keys; one bad symbol never sinks the rest."""
 
 
 from collections.abc import Iterator

@@ -75,7 +75,8 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     high = body_high * (1 + np.abs(stream(7).normal(0, 0.5, n)) * vol)
     low = body_low * (1 - np.abs(stream(8).normal(0, 0.5, n)) * vol)
     base_volume = 2e5 + (_seed(symbol) % 50) * 2e5
-    volume = base_volume * np.exp(stream(9).normal(0, 0.3, n)) * (1 + 25 * np.abs(intraday + overnight))
+    activity = 1 + 25 * np.abs(intraday + overnight)
+    volume = base_volume * np.exp(stream(9).normal(0, 0.3, n)) * activity
     frame = pd.DataFrame(
         {
             "date": dates.astype("datetime64[ns]"),
@@ -98,7 +99,9 @@ def read_csv_bars(path: Path) -> pd.DataFrame:
     Every problem is reported with the file and the line number as a spreadsheet shows it.
     """
     if not path.exists():
-        raise BarDataError(f"{path}: file not found. Put a CSV export there or set TRADING_CSV_DIR.")
+        raise BarDataError(
+            f"{path}: file not found. Put a CSV export there or set TRADING_CSV_DIR."
+        )
     if path.stat().st_size == 0:
         raise BarDataError(f"{path}: file is empty; expected a header and daily bars.")
     try:

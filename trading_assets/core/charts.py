@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,6 +26,8 @@ def render_chart(symbol: str, frame: pd.DataFrame, timeframe: str, *, simulated:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # mplfinance's styles ask for a "semibold" title DejaVu Sans lacks; the fallback is fine.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
     import mplfinance as mpf
 

@@ -1,4 +1,4 @@
-"""Technical indicators (via the `ta` library) on daily bars and on weekly bars resampled from them."""
+"""Technical indicators (the `ta` library) on daily bars and on weekly bars resampled from them."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def validate_symbol(raw: object) -> str:
 
 
 def parse_symbols(raw: str | Iterable[str]) -> list[str]:
-    """Validate a comma-separated string or a list of symbols; duplicates are dropped, order kept."""
+    """Validate a comma-separated string or a list of symbols; drops duplicates, keeps order."""
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     if isinstance(raw, str) and raw.strip() == "":
         raise InvalidSymbolError("No symbols given. Example: AAPL,MSFT")
