@@ -26,9 +26,13 @@ Runs over many symbols. Every asset has ``BackfillPolicy.single_run()`` and loop
 resolves such a range over the dynamic partition list in insertion order, so a selection with gaps
 (disabled symbols) is split into gap-free batches (``partitions.contiguous_batches``, shared with
 the CLI) and each batch is capped at TRADING_MAX_SYMBOLS_PER_RUN (default 200): hundreds of symbols
-make a handful of runs. Plain run requests were chosen over sensor-launched backfills
-(``RunRequest.for_asset_graph_subset``) because that constructor is private in 1.13, and run
-requests keep run keys, tags and tests (execute the request with ``dg.materialize``) simple.
+make a handful of runs. ``approved_signals`` also lets a batch span symbols with nothing to
+execute (no unexecuted approval, bars stored: ``orders`` only notes "nothing waiting" for them),
+so signals scattered over the list still share a few runs. Plain run requests were chosen over
+sensor-launched backfills (``RunRequest.for_asset_graph_subset``) because that constructor is
+private in 1.13, and run requests keep run keys, tags and tests (execute the request with
+``dg.materialize``) simple. Verified on 1.13.27 under ``dagster dev``: the daemon launched
+``new_symbols``'s range request as one run (multiprocess executor) that materialized every symbol.
 
 Priority. Batches are requested highest priority first (a batch ranks by its highest-priority
 symbol, ties by partition order), which is the order the run queue starts them. Inside a run the
@@ -38,8 +42,9 @@ Removed vs never added (``symbol_sync``). The sensor's cursor holds the symbols 
 on both sides at its last tick. A symbol on one side only is a removal from the other side when it
 was in that set (delete it here too), and an addition when it was not (copy it: default settings
 via ``AppDatabase.ensure_symbol``, or a partition add request). With no cursor (first tick or a
-reset) nothing is deleted, only copied, so the sync can never remove a symbol by mistake; a symbol
-removed on one side while the sensor was stopped comes back and must be removed again.
+reset) nothing is deleted, only copied, so the sync can never remove a symbol by mistake; the
+price is that a symbol removed on one side just before a cursor reset comes back with defaults.
+No table or column is needed for this (the cursor lives in the Dagster instance).
 """
 
 import hashlib
@@ -167,7 +172,8 @@ def bridgeable(keys: Sequence[str], ready: Iterable[str], app_db: AppDatabase,
     and refreshes its portfolio snapshot) and has stored bars (so `orders` does not fail on it).
     Including them turns signals scattered over the partition list into a few runs.
     """
-    spots = [i for i, key in enumerate(keys) if key in set(ready)]
+    ready = set(ready)
+    spots = [i for i, key in enumerate(keys) if key in ready]
     if len(spots) < 2:
         return set()
     unsafe = app_db.symbols_with_unexecuted_approvals()
