@@ -120,6 +120,14 @@ class SignalRow(Base):
     def trading_signal(self) -> TradingSignal | None:
         return TradingSignal.model_validate(self.signal_json) if self.signal_json else None
 
+    def reference_close(self) -> float | None:
+        """The price the signal saw: the last close it was shown, else its entry price."""
+        bars = self.last_bars or []
+        if bars and isinstance(bars[-1], dict) and bars[-1].get("close"):
+            return float(bars[-1]["close"])
+        signal = self.trading_signal()
+        return float(signal.entry_price) if signal and signal.entry_price else None
+
 
 class ReviewRow(Base):
     __tablename__ = "signal_reviews"

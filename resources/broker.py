@@ -108,6 +108,9 @@ class Broker(dg.ConfigurableResource):
     min_commission: float = 1.0
     allow_short: bool = False
     order_type: str = "MKT"  # MKT | LMT | BRACKET
+    # An approval only covers the prices its reviewer saw (same limits as the sensor's).
+    max_signal_age_sessions: int = 1
+    max_price_move_pct: float = 3.0
     ibkr: dg.ResourceDependency[IBKRResource]
 
     @property

@@ -223,3 +223,31 @@ def test_all_assets_share_the_symbols_partitions() -> None:
         if isinstance(asset, dg.AssetsDefinition):
             assert asset.partitions_def is not None
             assert asset.partitions_def.name == "symbols"  # type: ignore[attr-defined]
+
+
+def test_a_stale_approval_is_expired_not_executed(instance: dg.DagsterInstance,
+                                                  env: dict[str, str]) -> None:
+    from trading_assets.settings import build_resources
+
+    resources = build_resources(env)
+    assert run_symbols(instance, resources, ["MSFT"]).success
+    [pending] = resources["app_db"].list_signals(symbol="MSFT")
+    resources["app_db"].review_signal(pending.id, SignalStatus.APPROVED, reviewer="alice")
+    # Three sessions later the reviewer's approval no longer covers the prices.
+    later = build_resources({**env, "TRADING_SIMULATED_AS_OF": "2026-11-25"})
+    result = run_symbols(instance, later, ["MSFT"])
+    assert later["app_db"].get_signal(pending.id).status == SignalStatus.EXPIRED.value
+    assert later["app_db"].list_orders("MSFT") == []
+    reasons = [d.reason for d in later["app_db"].decisions_for("MSFT")]
+    assert any("approval expired" in r and "3 trading days old" in r for r in reasons)
+    assert metadata_for(result, "orders", "MSFT")["orders_placed"] == 0
+
+
+def test_stale_reason_rules() -> None:
+    from trading_assets.core.orders import approval_stale_reason
+
+    fresh = dict(bar_date="2026-11-20", age_sessions=1, reference_close=100.0,
+                 latest_close=102.0, max_age_sessions=1, max_move_pct=3.0)
+    assert approval_stale_reason(**fresh) == ""
+    assert "2 trading days old" in approval_stale_reason(**{**fresh, "age_sessions": 2})
+    assert "moved 5.0%" in approval_stale_reason(**{**fresh, "latest_close": 105.0})

@@ -11,12 +11,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pytest
 from PIL import Image
 
 from resources.ibkr import disconnect_all, reset_pacing
 from tests.peers.tws_peer import TwsPeer
+from trading_assets.core.keys import outcomes_key
 from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.outcomes import outcomes_frame
 from trading_assets.core.signal import (
     Action,
     AnalysisOutcome,
@@ -25,7 +28,7 @@ from trading_assets.core.signal import (
     TradingSignal,
     Trend,
 )
-from trading_assets.partitions import list_symbols
+from trading_assets.partitions import add_symbols, list_symbols
 from trading_assets.settings import build_resources
 from ui import services as sv
 from ui.services import RunLauncher, UIConfig, UIConfigError, UIContext, UIError
@@ -541,3 +544,98 @@ def test_the_page_builds_on_test_resources(ctx: UIContext) -> None:
     app = build_app(ctx.resources, ctx.instance)
     assert app.title == "Trading signals"
     assert app.ui_context.instance is ctx.instance
+
+
+# ------------------------------------------------------------------------------- scorecard
+
+
+def outcome_row(symbol: str, day: int, action: str, hit: bool | None, *, score: int = 60,
+                ret: float = 0.01, provider: str = "rules", model: str = "rules-v1",
+                simulated: bool = False) -> dict[str, object]:
+    """One signal_outcomes row, scored at every horizon (hit None: still pending)."""
+    scored = hit is not None
+    row: dict[str, object] = {
+        "signal_id": f"{provider}-{symbol}-{day}", "symbol": symbol,
+        "bar_date": pd.Timestamp(date(2024, 1, 1)) + pd.offsets.BDay(day), "mode": "replay",
+        "variant": "", "provider": provider, "model": model, "prompt_version": model,
+        "status": "replay", "action": action, "confidence_score": score,
+        "confidence_level": "HIGH" if score >= 80 else "MEDIUM",
+        "simulated": simulated, "data_source": "simulated" if simulated else "csv",
+        "outcome_status": "scored" if scored else "pending",
+        "trade_outcome": "no_trade" if action == "HOLD" else "target" if hit else
+        "stop" if scored else "pending",
+        "r_multiple": (2.0 if hit else -1.0) if scored and action != "HOLD" else None,
+    }
+    for h in (1, 5, 20):
+        row.update({f"fwd_return_{h}": ret if scored else None, f"hold_band_{h}": 0.02,
+                    f"hit_{h}": hit})
+    return row
+
+
+def store_outcomes(ctx: UIContext, rows: list[dict[str, object]]) -> None:
+    """Write outcomes/<SYMBOL>.parquet as signal_outcomes would, and add the partitions."""
+    frame = outcomes_frame(rows)
+    add_symbols(ctx.instance, list(dict.fromkeys(frame["symbol"])))
+    for symbol, part in frame.groupby("symbol"):
+        ctx.store.write_frame(outcomes_key(str(symbol)), part.reset_index(drop=True))
+
+
+def test_scorecard_without_outcomes_says_how_to_get_them(ctx: UIContext) -> None:
+    view = sv.scorecard_view(ctx, 5)
+    assert view.empty and view.tables == {} and view.plots == {} and not view.simulated
+    assert "No scored signals yet" in view.markdown
+    assert "trading-signals replay" in view.markdown and "signal_outcomes" in view.markdown
+    add_symbols(ctx.instance, ["AAPL"])  # a symbol that was never scored: still nothing
+    assert sv.scorecard_view(ctx, 5).empty
+
+
+def test_scorecard_shows_tables_plots_counts_and_flags_simulated_data(ctx: UIContext) -> None:
+    rows = ([outcome_row("AAPL", i, "BUY", i < 3, score=85, ret=0.02 if i < 3 else -0.01)
+             for i in range(4)]
+            + [outcome_row("MSFT", i, "SELL", i < 1, score=55, ret=-0.01 if i < 1 else 0.01,
+                           simulated=True) for i in range(5)]
+            + [outcome_row("MSFT", 10, "HOLD", True, score=50, ret=0.001),
+               outcome_row("MSFT", 30, "BUY", None, score=70),  # pending
+               outcome_row("AAPL", 1, "BUY", False, score=90, provider="openai",
+                           model="gpt-test", ret=-0.01)])
+    store_outcomes(ctx, rows)
+    view = sv.scorecard_view(ctx, 5)
+    assert not view.empty and view.horizon == 5
+    assert list(view.tables) == list(sv.SCORECARD_TABLES)
+    summary = dict(zip(view.tables["summary"]["metric"], view.tables["summary"]["value"],
+                       strict=True))
+    assert (summary["signals"], summary["scored"], summary["pending"]) == (12, 11, 1)
+    assert summary["simulated_signals"] == 5
+    by_action = view.tables["by_action"].set_index(["analyst", "action"])
+    buy = by_action.loc[("rules rules-v1", "BUY")]
+    assert (buy["n"], buy["hits"], buy["hit_rate"]) == (4, 3, 0.75)
+    assert by_action.loc[("rules rules-v1", "SELL"), "hit_rate"] == 0.2
+    assert set(view.tables["by_analyst"]["analyst"]) == {"rules rules-v1",
+                                                         "openai gpt-test"}
+    ab = view.tables["ab"]  # the two set-ups share one date: AAPL day 1
+    assert list(ab["common_dates"]) == [1]
+    assert set(view.tables["by_confidence"]["confidence_level"]) == {"HIGH", "MEDIUM"}
+    assert set(view.tables["returns"]["action"]) >= {"BUY", "SELL", "HOLD", "ALL"}
+    assert set(view.plots) == {"calibration", "hit_rate"}
+    for data in view.plots.values():
+        assert Image.open(io.BytesIO(data)).format == "PNG"
+    assert view.simulated
+    assert "SIMULATED DATA: 5 of 12 signals" in view.markdown
+    assert "Scored at 5 bars: 11" in view.markdown and "pending" in view.markdown
+    assert "Reading the scorecard" in view.markdown and "not proof" in view.markdown
+    assert sv.scorecard_view(ctx, "20").horizon == 20  # the dropdown's text is accepted
+
+
+def test_scorecard_on_market_data_is_not_flagged(ctx: UIContext) -> None:
+    store_outcomes(ctx, [outcome_row("AAPL", 0, "BUY", True),
+                         outcome_row("AAPL", 5, "BUY", None)])
+    view = sv.scorecard_view(ctx, 1)
+    assert not view.simulated and "SIMULATED" not in view.markdown
+    assert "Scored at 1 bar: 1" in view.markdown
+
+
+@pytest.mark.parametrize("horizon", [0, 2, 10, "7", "five", "", None, True, 5.0, -5])
+def test_scorecard_refuses_a_horizon_outcomes_do_not_have(ctx: UIContext,
+                                                          horizon: object) -> None:
+    with pytest.raises(UIError, match=r"not one of 1, 5, 20 bars"):
+        sv.scorecard_view(ctx, horizon)  # type: ignore[arg-type]

@@ -67,7 +67,7 @@ from trading_assets.assets.trading import orders, portfolio
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.core.calendar import tick_session, trading_days_old
 from trading_assets.core.keys import bars_info_key
-from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.orders import SymbolSettings, approval_stale_reason
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches, symbols_partitions
@@ -204,30 +204,15 @@ def _dump_cursor(value: Mapping[str, Any]) -> str:
 # --- staleness of approvals and freshness of signals -------------------------------------
 
 
-def signal_close(row: SignalRow) -> float | None:
-    """The price the signal saw: the last close it was shown, else its entry price."""
-    bars = row.last_bars or []
-    if bars and isinstance(bars[-1], dict) and bars[-1].get("close"):
-        return float(bars[-1]["close"])
-    signal = row.trading_signal()
-    return float(signal.entry_price) if signal and signal.entry_price else None
-
-
 def stale_reason(row: SignalRow, now: datetime, latest_close: float | None,
                  config: AutomationConfig) -> str:
     """Why an approved signal should no longer be executed, or '' when it still may be."""
-    age = trading_days_old(row.bar_date, now)
-    if age > config.approval_max_age_days:
-        return (f"signal of bar {row.bar_date} is {age} trading days old (limit "
-                f"{config.approval_max_age_days}, TRADING_APPROVAL_MAX_AGE_DAYS)")
-    reference = signal_close(row)
-    if reference and latest_close:
-        move = abs(latest_close / reference - 1) * 100
-        if move > config.approval_max_move_pct:
-            return (f"price moved {move:.1f}% since the signal ({reference:.2f} -> "
-                    f"{latest_close:.2f}; limit {config.approval_max_move_pct:g}%, "
-                    "TRADING_APPROVAL_MAX_MOVE_PCT)")
-    return ""
+    return approval_stale_reason(
+        bar_date=row.bar_date, age_sessions=trading_days_old(row.bar_date, now),
+        reference_close=row.reference_close(), latest_close=latest_close,
+        max_age_sessions=config.approval_max_age_days,
+        max_move_pct=config.approval_max_move_pct,
+    )
 
 
 def latest_close(store: ObjectStore, symbol: str) -> float | None:

@@ -98,6 +98,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     data = data_dir(env)
     ibkr = build_ibkr(env)
+    automation = automation_config(env)
     return {
         "market_data": MarketData(
             source=_choice(env, "TRADING_DATA_SOURCE", "simulated", ("simulated", "csv", "ibkr")),
@@ -129,6 +130,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             allow_short=_bool(env, "TRADING_ALLOW_SHORT", False),
             order_type=_choice(env, "TRADING_ORDER_TYPE", "mkt", ("mkt", "lmt", "bracket"))
             .upper(),
+            max_signal_age_sessions=automation.approval_max_age_days,
+            max_price_move_pct=automation.approval_max_move_pct,
             ibkr=ibkr,
         ),
         "analyst": LLMAnalyst.from_env(env),

@@ -1,4 +1,4 @@
-"""The Gradio page: symbols, signal review, history, portfolio and orders.
+"""The Gradio page: symbols, signal review, history, portfolio and orders, scorecard.
 
 `build_page(ctx)` wires the components to `ui.services`. Every handler goes through `_guarded`,
 so a refusal or a failure is a message in the page (a status line plus a toast) and the stack
@@ -225,6 +225,31 @@ def build_page(ctx: UIContext) -> gr.Blocks:
                                                            "290px", "100px"])
                 portfolio_btn = gr.Button("Refresh", elem_id="refresh-portfolio")
 
+            # ---------------------------------------------------------------- scorecard
+            with gr.Tab("Scorecard", id="scorecard") as scorecard_tab:
+                with gr.Row(equal_height=True):
+                    sc_horizon = gr.Dropdown(label="Horizon (bars after the signal)",
+                                             choices=[("1 bar", 1), ("5 bars", 5),
+                                                      ("20 bars", 20)],
+                                             value=5, elem_id="scorecard-horizon", scale=3)
+                    sc_btn = gr.Button("Refresh", elem_id="refresh-scorecard", scale=1)
+                sc_status = gr.Markdown(elem_id="scorecard-status")
+                sc_banner = gr.HTML(visible=False, elem_id="scorecard-simulated")
+                sc_note = gr.Markdown(elem_id="scorecard-note")
+                with gr.Column(visible=False) as sc_results:
+                    with gr.Row():
+                        sc_hit_img = gr.Image(label="Hit rate by action", type="pil",
+                                              interactive=False, format="png",
+                                              buttons=["fullscreen"],
+                                              elem_id="scorecard-hit-rate")
+                        sc_cal_img = gr.Image(label="Calibration", type="pil",
+                                              interactive=False, format="png",
+                                              buttons=["fullscreen"],
+                                              elem_id="scorecard-calibration")
+                    sc_tables = {name: gr.Dataframe(label=title, interactive=False, wrap=True,
+                                                    elem_id=f"scorecard-{name}".replace("_", "-"))
+                                 for name, title in sv.SCORECARD_TABLES.items()}
+
         form = [f_enabled, f_auto, f_priority, f_size, f_exposure, f_risk, f_conf, f_exchange,
                 f_primary, f_currency]
         private: dict[str, Any] = {"api_visibility": "private"}
@@ -379,6 +404,25 @@ def build_page(ctx: UIContext) -> gr.Blocks:
                              decisions_df]
         portfolio_btn.click(portfolio, outputs=portfolio_outputs, **private)
         portfolio_tab.select(portfolio, outputs=portfolio_outputs, **private)
+
+        # ------------------------------------------------------------ scorecard handlers
+        @_guarded(5 + len(sc_tables))
+        def scorecard(horizon: Any) -> tuple[Any, ...]:
+            view = sv.scorecard_view(ctx, horizon)
+            banner = gr.HTML(_banner(sv.SIMULATED_SCORECARD), visible=view.simulated)
+            if view.empty:
+                return ("", banner, view.markdown, gr.Column(visible=False), None, None,
+                        *[None for _ in sc_tables])
+            return ("", banner, view.markdown, gr.Column(visible=True),
+                    _image(view.plots.get("hit_rate")), _image(view.plots.get("calibration")),
+                    *[view.tables[name] for name in sc_tables])
+
+        scorecard_outputs = [sc_status, sc_banner, sc_note, sc_results, sc_hit_img, sc_cal_img,
+                             *sc_tables.values()]
+        sc_btn.click(scorecard, inputs=[sc_horizon], outputs=scorecard_outputs, **private)
+        sc_horizon.input(scorecard, inputs=[sc_horizon], outputs=scorecard_outputs, **private)
+        scorecard_tab.select(scorecard, inputs=[sc_horizon], outputs=scorecard_outputs,
+                             **private)
 
         # ------------------------------------------------------------ first paint
         @_guarded(6 + len(form) + len(view_targets))

@@ -800,3 +800,133 @@ def header_markdown(ctx: UIContext) -> str:
     return (f"**Market data:** {escape(market.describe())} · **Analyst:** "
             f"{escape(analyst.label)} · **Broker:** {escape(ctx.broker.label)} · "
             f"[Dagster UI]({ctx.config.dagster_url})")
+
+
+# --------------------------------------------------------------------------------- scorecard
+
+
+SCORECARD_HORIZONS = (1, 5, 20)
+# The tables the Scorecard tab shows, in order, with their titles.
+SCORECARD_TABLES = {
+    "summary": "Summary (rates are fractions: 0.53 = 53%)",
+    "by_action": "Hit rate by action, against its base rate on the same dates",
+    "by_confidence": "Hit rate by stated confidence level",
+    "by_analyst": "Hit rate by analyst set-up (provider, model, prompt version, variant)",
+    "calibration": "Calibration: stated confidence bucket vs realised hit rate",
+    "returns": "Forward returns by action vs buy-and-hold on the same dates",
+    "trades": "BUY/SELL: stop or target first, R multiple, adverse excursion",
+    "ab": "A/B: hit-rate difference on the dates both set-ups called (Newcombe 95%)",
+}
+SIMULATED_SCORECARD = ("SIMULATED DATA behind this scorecard: outcomes scored on generated "
+                       "bars say nothing about any market.")
+SCORECARD_README = "README.md, section “Reading the scorecard”"
+NO_OUTCOMES = ("No scored signals yet: run `trading-signals replay --symbols AAPL --start "
+               "2024-01-02` (walk-forward over history with the rules analyst), or "
+               "materialize `signal_outcomes` (group *evaluation* in the Dagster UI) after "
+               "`llm_signal` has stored live signals.")
+
+
+@dataclass
+class ScorecardView:
+    """What the Scorecard tab shows at one horizon.
+
+    `tables` holds the scorecard_tables frames (rates and returns as fractions, rounded for
+    display) and `plots` the calibration and hit-rate PNGs; both are empty when there are no
+    outcomes yet, and `markdown` says so instead.
+    """
+
+    horizon: int
+    markdown: str
+    simulated: bool = False
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.tables
+
+
+def parse_horizon(raw: object) -> int:
+    """1, 5 or 20 bars (an int, or its text from a dropdown); anything else is refused."""
+    text = _text(raw) if isinstance(raw, str) else raw
+    horizon: object = text
+    if isinstance(text, str) and text.isdigit():
+        horizon = int(text)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) \
+            or horizon not in SCORECARD_HORIZONS:
+        raise UIError(f"Horizon {raw!r} is not one of {', '.join(map(str, SCORECARD_HORIZONS))}"
+                      " bars: outcomes are scored at those horizons only.")
+    return horizon
+
+
+def _display(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A scorecard table for the page: floats rounded, NaN (undefined) left empty."""
+    shown = frame.copy()
+    for column in shown.columns:
+        series = shown[column]
+        if pd.api.types.is_float_dtype(series):
+            shown[column] = series.round(digits).astype(object).where(series.notna(), None)
+        elif series.dtype == object:
+            shown[column] = [None if isinstance(v, float) and math.isnan(v)
+                             else round(v, digits) if isinstance(v, float) else v
+                             for v in series]
+    return shown
+
+
+def scorecard_view(ctx: UIContext, horizon: int) -> ScorecardView:
+    """The scorecard over every symbol's stored outcomes (outcomes/<SYMBOL>.parquet)."""
+    from trading_assets.assets.scorecard import read_outcomes
+    from trading_assets.core.scorecard import render_scorecard_plots, scorecard_tables
+
+    horizon = parse_horizon(horizon)
+    outcomes = read_outcomes(ctx.store, symbol_choices(ctx))
+    if outcomes.empty:
+        return ScorecardView(horizon=horizon, markdown=NO_OUTCOMES)
+    tables = scorecard_tables(outcomes, horizon)
+    simulated_count = int(outcomes["simulated"].fillna(False).astype(bool).sum())
+    plots = render_scorecard_plots(tables, horizon, simulated=simulated_count > 0)
+    summary = dict(zip(tables["summary"]["metric"], tables["summary"]["value"], strict=True))
+    return ScorecardView(horizon=horizon, simulated=simulated_count > 0,
+                         markdown=_scorecard_note(summary, horizon, simulated_count),
+                         tables={name: _display(tables[name]) for name in SCORECARD_TABLES},
+                         plots=plots)
+
+
+def _rate(value: object) -> str:
+    number = float(value)  # type: ignore[arg-type]
+    return "n/a" if math.isnan(number) else f"{number:.1%}"
+
+
+def _scorecard_note(summary: Mapping[str, Any], horizon: int, simulated: int) -> str:
+    signals, scored = int(summary["signals"]), int(summary["scored"])
+    bars = f"{horizon} bar" + ("s" if horizon != 1 else "")
+    pending, no_bars = int(summary["pending"]), int(summary["no_bars"])
+    lines = []
+    if simulated:
+        lines += [f"**⚠ SIMULATED DATA: {simulated} of {signals} signals were scored on "
+                  "generated bars, not market prices. Their hit rates measure the analyst "
+                  "against a random walk, not any market: do not read them as a track "
+                  "record.**", ""]
+    lines.append(
+        f"**{signals} signal(s)** on {summary['symbols']} symbol(s) from {summary['analysts']} "
+        f"analyst set-up(s), bar dates {summary['first_bar_date']} .. "
+        f"{summary['last_bar_date']}. **Scored at {bars}: {scored}** · pending "
+        f"(fewer than {bars} since): {pending}"
+        + (f" · no stored bars: {no_bars}" if no_bars else "") + ".")
+    if scored:
+        lines.append(
+            f"\nHit rate {_rate(summary['hit_rate'])} (95% interval "
+            f"{_rate(summary['hit_rate_ci_low'])} – {_rate(summary['hit_rate_ci_high'])}) · "
+            f"BUY/SELL only {_rate(summary['directional_hit_rate'])} · HOLD share "
+            f"{_rate(summary['hold_share'])}.")
+    else:
+        lines.append(f"\nNo signal is scored at {bars} yet: the tables fill in once the "
+                     f"{bars} after a signal exist and `signal_outcomes` is "
+                     "materialized again.")
+    overlap = (" At 20 bars, signals less than 20 bars apart share bars, so the intervals "
+               "are too narrow." if horizon == 20 else "")
+    lines.append(
+        f"\n_This is not proof that following the signals makes money: read the intervals, "
+        f"not the points; a hit rate counts only above its base rate; costs, slippage and "
+        f"survivorship are ignored.{overlap} See {SCORECARD_README}._")
+    return "\n".join(lines)

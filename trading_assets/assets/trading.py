@@ -2,6 +2,7 @@
 
 
 from dataclasses import asdict
+from datetime import date
 
 import dagster as dg
 
@@ -10,8 +11,14 @@ from resources.broker import Broker
 from resources.object_store import ObjectStore
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
+from trading_assets.core.calendar import sessions_after
 from trading_assets.core.keys import bars_info_key, portfolio_key
-from trading_assets.core.orders import OrderDecision, OrderType, decide_order
+from trading_assets.core.orders import (
+    OrderDecision,
+    OrderType,
+    approval_stale_reason,
+    decide_order,
+)
 from trading_assets.core.signal import SignalStatus
 from trading_assets.partitions import symbols_partitions
 
@@ -33,10 +40,21 @@ def decisions_table(rows: list[tuple[str, OrderDecision]]) -> dg.TableMetadataVa
 
 
 def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: float,
-                   run_id: str) -> OrderDecision:
+                   last_bar_date: date, run_id: str) -> OrderDecision:
     """Decide, then place at most one order for the signal; every decision is recorded."""
     signal = row.trading_signal()
     settings = app_db.settings_for(row.symbol)
+    stale = approval_stale_reason(
+        bar_date=row.bar_date, age_sessions=sessions_after(row.bar_date, last_bar_date),
+        reference_close=row.reference_close(), latest_close=price,
+        max_age_sessions=broker.max_signal_age_sessions,
+        max_move_pct=broker.max_price_move_pct,
+    )
+    if stale:
+        app_db.review_signal(row.id, SignalStatus.EXPIRED, reviewer="orders:stale", note=stale)
+        decision = OrderDecision(False, f"approval expired: {stale}")
+        app_db.record_decision(row.symbol, row.id, False, decision.reason, run_id)
+        return decision
     if signal is None:
         decision = OrderDecision(False, f"signal {row.id} has no content ({row.status})")
     else:
@@ -96,9 +114,11 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
         with loop.attempt(symbol):
             info = store.read_json(bars_info_key(symbol))
             price = float(info["last_close"])  # type: ignore[index]
+            last_bar_date = date.fromisoformat(str(info["last_date"]))  # type: ignore[index]
             broker.mark_price(symbol, price)
             notes = reconcile_unresolved(broker, app_db, symbol)
-            decided = [(row.id, execute_signal(broker, app_db, row, price, context.run.run_id))
+            decided = [(row.id, execute_signal(broker, app_db, row, price, last_bar_date,
+                                                 context.run.run_id))
                        for row in app_db.executable_signals(symbol)]
             if not decided:
                 latest = app_db.latest_signal(symbol)

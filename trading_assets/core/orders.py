@@ -97,6 +97,26 @@ class OrderDecision:
     request: OrderRequest | None = None
 
 
+def approval_stale_reason(*, bar_date: object, age_sessions: int, reference_close: float | None,
+                          latest_close: float | None, max_age_sessions: int,
+                          max_move_pct: float) -> str:
+    """Why an approval should no longer be executed ('' when it still may be).
+
+    An approval is a judgement on the prices the reviewer saw: too many sessions later, or
+    after too large a move, it no longer covers the order.
+    """
+    if age_sessions > max_age_sessions:
+        return (f"signal of bar {bar_date} is {age_sessions} trading days old (limit "
+                f"{max_age_sessions}, TRADING_APPROVAL_MAX_AGE_DAYS)")
+    if reference_close and latest_close:
+        move = abs(latest_close / reference_close - 1) * 100
+        if move > max_move_pct:
+            return (f"price moved {move:.1f}% since the signal ({reference_close:.2f} -> "
+                    f"{latest_close:.2f}; limit {max_move_pct:g}%, "
+                    "TRADING_APPROVAL_MAX_MOVE_PCT)")
+    return ""
+
+
 def decide_order(
     *,
     signal_id: str,
