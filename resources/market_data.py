@@ -8,9 +8,9 @@ it never falls back to another one.
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from resources.ibkr import IBKRResource
 from trading_assets.core.bars import (
@@ -23,6 +23,9 @@ from trading_assets.core.bars import (
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.symbols import validate_symbol
 
+if TYPE_CHECKING:  # pandas loads with the first bars, not when the definitions load
+    import pandas as pd
+
 SOURCES = ("simulated", "csv", "ibkr")
 
 
@@ -31,12 +34,14 @@ class Bars:
     """Bars with where they came from: `simulated` is shown loudly wherever they are used."""
 
     symbol: str
-    frame: pd.DataFrame
+    frame: "pd.DataFrame"
     source: str
     simulated: bool
 
     @property
     def last_date(self) -> date:
+        import pandas as pd
+
         return pd.Timestamp(self.frame["date"].iloc[-1]).date()
 
 

@@ -18,15 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import dagster as dg
-import pandas as pd
 from pydantic import PrivateAttr
 
 from trading_assets.core.keys import InvalidKeyError, check_key
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
+
+if TYPE_CHECKING:  # pandas loads with the first frame, not when the definitions load
+    import pandas as pd
 
 # Folders whose next segment (or file name, as in portfolio/TSLA.json) is a symbol.
 SYMBOL_PREFIXES = frozenset(
@@ -195,6 +197,8 @@ class ObjectStore(dg.ConfigurableResource):
         return self.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
 
     def read_frame(self, key: str) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
 
     def write_json(self, key: str, payload: object) -> str:

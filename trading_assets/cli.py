@@ -303,9 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(GRADIO_SERVER_NAME/PORT, GRADIO_USERNAME/PASSWORD)")
     ui.set_defaults(func=cmd_ui)
 
+    from trading_assets.bench import add_parser as add_bench_parser
     from trading_assets.replay import add_parser as add_replay_parser
 
     add_replay_parser(sub)
+    add_bench_parser(sub)
     dev = sub.add_parser("dev", help="the Dagster UI on localhost (dagster dev)")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))

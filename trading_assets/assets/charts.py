@@ -2,6 +2,7 @@
 
 
 import base64
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -9,7 +10,14 @@ from resources.app_db import AppDatabase
 from resources.object_store import ObjectStore
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.symbol_loop import SymbolLoop
-from trading_assets.core.charts import ChartImage, preview_png, render_chart
+from trading_assets.core.charts import (
+    ChartImage,
+    ChartJob,
+    chart_workers,
+    preview_png,
+    render_chart,
+    render_charts,
+)
 from trading_assets.core.keys import TIMEFRAMES, bars_info_key, chart_key, indicators_key
 from trading_assets.partitions import symbols_partitions
 
@@ -33,27 +41,38 @@ def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMet
 )
 def charts(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase) -> None:
     loop = SymbolLoop(context, app_db)
-    for symbol in loop:
-        with loop.attempt(symbol):
-            info = store.read_json(bars_info_key(symbol))
-            simulated = bool(info["simulated"])  # type: ignore[index]
-            images = {
-                timeframe: render_chart(symbol, store.read_frame(indicators_key(symbol, timeframe)),
-                                        timeframe, simulated=simulated)
-                for timeframe in TIMEFRAMES
-            }
+
+    def jobs() -> Iterator[ChartJob]:
+        for symbol in loop:
+            job = None
+            with loop.attempt(symbol):
+                info = store.read_json(bars_info_key(symbol))
+                job = ChartJob(symbol, {t: store.read_frame(indicators_key(symbol, t))
+                                        for t in TIMEFRAMES},
+                               simulated=bool(info["simulated"]))  # type: ignore[index]
+            if job is not None:
+                yield job
+
+    # A run over many symbols draws in worker processes (matplotlib holds the GIL) while this
+    # process stores the PNGs and records the materializations.
+    workers = chart_workers(len(context.partition_keys))
+    for job, rendered in render_charts(jobs(), workers, render=render_chart):
+        with loop.attempt(job.symbol):
+            if isinstance(rendered, Exception):
+                raise rendered
             keys = {
-                timeframe: store.put_bytes(chart_key(symbol, timeframe, image.last_date.date()),
+                timeframe: store.put_bytes(chart_key(job.symbol, timeframe,
+                                                     image.last_date.date()),
                                            image.png, "image/png")
-                for timeframe, image in images.items()
+                for timeframe, image in rendered.items()
             }
-            context.add_asset_metadata(
+            loop.record(
+                job.symbol,
                 {
                     "status": "ok",
-                    "simulated": simulated,
+                    "simulated": job.simulated,
                     **{f"{t}_chart": store.location(k) for t, k in keys.items()},
-                    "preview": chart_markdown(symbol, images),
+                    "preview": chart_markdown(job.symbol, rendered),
                 },
-                partition_key=symbol,
             )
     loop.finish()

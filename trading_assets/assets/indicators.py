@@ -2,7 +2,6 @@
 
 
 import dagster as dg
-import pandas as pd
 
 from resources.app_db import AppDatabase
 from resources.object_store import ObjectStore
@@ -45,14 +44,14 @@ def indicators(context: dg.AssetExecutionContext, store: ObjectStore, app_db: Ap
             for timeframe, frame in frames.items():
                 store.write_frame(indicators_key(symbol, timeframe), frame)
             daily, weekly = (latest_summary(frames[t]) for t in ("daily", "weekly"))
-            context.add_asset_metadata(
+            loop.record(
+                symbol,
                 {
                     "status": "ok",
-                    "last_date": str(pd.Timestamp(frames["daily"]["date"].iloc[-1]).date()),
+                    "last_date": str(frames["daily"]["date"].iloc[-1].date()),
                     "daily_rows": len(frames["daily"]),
                     "weekly_rows": len(frames["weekly"]),
                     "latest": summary_table(daily, weekly),
                 },
-                partition_key=symbol,
             )
     loop.finish()

@@ -31,7 +31,7 @@ def ohlcv(
     loop = SymbolLoop(context, app_db)
     for symbol in loop:
         with loop.attempt(symbol):
-            bars = market_data.fetch(symbol, app_db.settings_for(symbol))
+            bars = market_data.fetch(symbol, loop.settings(symbol))
             problems = bar_problems(bars.frame)
             if problems:
                 # Bad bars are refused before they overwrite the last good copy in the store.
@@ -46,7 +46,8 @@ def ohlcv(
             }
             store.write_frame(bars_key(symbol), bars.frame)
             store.write_json(bars_info_key(symbol), info)
-            context.add_asset_metadata(
+            loop.record(
+                symbol,
                 {
                     "status": "ok",
                     "source": "SIMULATED (not market data)" if bars.simulated else bars.source,
@@ -57,6 +58,5 @@ def ohlcv(
                     "last_close": dg.MetadataValue.float(info["last_close"]),
                     "location": store.location(bars_key(symbol)),
                 },
-                partition_key=symbol,
             )
     loop.finish()

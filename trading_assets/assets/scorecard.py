@@ -14,10 +14,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from resources.app_db import AppDatabase, SignalRow
@@ -36,6 +35,9 @@ from trading_assets.core.outcomes import (
 )
 from trading_assets.core.scorecard import render_scorecard_plots, scorecard_tables, with_analyst
 from trading_assets.partitions import list_symbols, symbols_partitions
+
+if TYPE_CHECKING:  # pandas loads when a scorecard is built, not with the definitions
+    import pandas as pd
 
 SCORECARD_EXPERIMENT_SUFFIX = "-scorecard"
 TABLE_TITLES = {
@@ -93,7 +95,7 @@ def signal_facts(row: SignalRow) -> SignalFacts:
     )
 
 
-def bar_histories(store: ObjectStore, symbol: str) -> list[tuple[str, pd.DataFrame]]:
+def bar_histories(store: ObjectStore, symbol: str) -> "list[tuple[str, pd.DataFrame]]":
     """The stored daily histories of a symbol: ohlcv's bars and the last replay's history."""
     frames = []
     for name, key in (("ohlcv", bars_key(symbol)), ("replay", replay_bars_key(symbol))):
@@ -102,8 +104,10 @@ def bar_histories(store: ObjectStore, symbol: str) -> list[tuple[str, pd.DataFra
     return frames
 
 
-def read_outcomes(store: ObjectStore, symbols: list[str]) -> pd.DataFrame:
+def read_outcomes(store: ObjectStore, symbols: list[str]) -> "pd.DataFrame":
     """All stored outcome rows of `symbols` (symbols never scored are left out)."""
+    import pandas as pd
+
     frames = []
     for symbol in symbols:
         try:
@@ -120,6 +124,8 @@ def read_outcomes(store: ObjectStore, symbols: list[str]) -> pd.DataFrame:
 
 def _cell(value: Any) -> Any:
     """A table cell Dagster can store: plain Python, NaN/NA as None, floats rounded."""
+    import pandas as pd
+
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
@@ -131,7 +137,9 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _column_type(series: pd.Series) -> str:
+def _column_type(series: "pd.Series") -> str:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series):
         return "bool"
     if pd.api.types.is_integer_dtype(series):
@@ -141,7 +149,7 @@ def _column_type(series: pd.Series) -> str:
     return "string"
 
 
-def table_metadata(frame: pd.DataFrame, description: str = "") -> dg.TableMetadataValue:
+def table_metadata(frame: "pd.DataFrame", description: str = "") -> dg.TableMetadataValue:
     """A DataFrame as a Dagster table (rates and returns stay fractions: 0.53 = 53%)."""
     schema = dg.TableSchema(columns=[
         dg.TableColumn(str(c), _column_type(frame[c]), description=description if i == 0
@@ -151,7 +159,7 @@ def table_metadata(frame: pd.DataFrame, description: str = "") -> dg.TableMetada
     return dg.MetadataValue.table(records, schema=schema)
 
 
-def outcome_metadata(outcomes: pd.DataFrame, errors: int, location: str) -> dict[str, Any]:
+def outcome_metadata(outcomes: "pd.DataFrame", errors: int, location: str) -> dict[str, Any]:
     """Per-symbol summary of signal_outcomes: counts, 5-bar hit rate, the latest outcomes."""
     scored = outcomes[outcomes["hit_5"].notna()]
     latest = with_analyst(outcomes).sort_values("bar_date").tail(20)[
@@ -181,7 +189,7 @@ def _png_markdown(images: dict[str, bytes], note: str) -> dg.MarkdownMetadataVal
     return dg.MetadataValue.md("\n\n".join(parts))
 
 
-def scorecard_metadata(tables: dict[str, pd.DataFrame], images: dict[str, bytes],
+def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
                        mlflow_note: str) -> dict[str, Any]:
     """Headline numbers, every table, and the plots inline, for the Dagster UI."""
     summary = dict(zip(tables["summary"]["metric"], tables["summary"]["value"], strict=True))
@@ -225,7 +233,7 @@ def _metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\- /]", "_", text)[:250]
 
 
-def scorecard_metrics(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+def scorecard_metrics(tables: "dict[str, pd.DataFrame]") -> dict[str, float]:
     """Numeric headline, per-analyst and per-action hit rates as MLflow metrics."""
     metrics: dict[str, float] = {}
     for metric, value in zip(tables["summary"]["metric"], tables["summary"]["value"],
@@ -287,7 +295,7 @@ class ScorecardLogger:
                 time.sleep(1.0)
         raise AssertionError("unreachable")
 
-    def _log(self, tables: dict[str, pd.DataFrame], images: dict[str, bytes],
+    def _log(self, tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
              tags: dict[str, str]) -> tuple[str, str]:
         from mlflow.entities import Metric, Param
 
@@ -338,7 +346,7 @@ class ScorecardLogger:
         if self.active and self.is_local:
             self._bounded(self._open, timeout_s)
 
-    def log(self, tables: dict[str, pd.DataFrame], images: dict[str, bytes],
+    def log(self, tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
             tags: dict[str, str]) -> str:
         """Log the scorecard, waiting at most the tracking timeout; says what happened."""
         if not self.active:
@@ -386,8 +394,7 @@ def signal_outcomes(context: dg.AssetExecutionContext, config: OutcomeConfig,
             outcomes = score_signals([signal_facts(r) for r in rows], histories, rules)
             key = store.write_frame(outcomes_key(symbol), outcomes)
             errors = sum(1 for r in rows if not r.action)
-            context.add_asset_metadata(outcome_metadata(outcomes, errors, store.location(key)),
-                                       partition_key=symbol)
+            loop.record(symbol, outcome_metadata(outcomes, errors, store.location(key)))
     loop.finish()
 
 

@@ -105,8 +105,7 @@ def llm_signal(
             existing = app_db.find_signal(symbol=symbol, bar_date=bar_date, provider=provider,
                                           model=model, prompt_version=prompt_version)
             if existing is not None and existing.status != SignalStatus.ERROR.value:
-                context.add_asset_metadata(signal_metadata(existing, reused=True),
-                                           partition_key=symbol)
+                loop.record(symbol, signal_metadata(existing, reused=True))
                 continue
             requests.append(build_request(store, broker, symbol, bar_date, info))
             sources[symbol] = info
@@ -114,7 +113,7 @@ def llm_signal(
     for request, outcome in zip(requests, outcomes, strict=True):
         with loop.attempt(request.symbol):
             row = store_signal(context, store, app_db, request, outcome,
-                               app_db.settings_for(request.symbol))
+                               loop.settings(request.symbol))
             result = tracking.log_signal(
                 signal_id=row.id, status=row.status, outcome=outcome, request=request,
                 data_source=request.data_source, dagster_run_id=context.run.run_id,
@@ -123,7 +122,7 @@ def llm_signal(
                 app_db.set_mlflow_run(row.id, result.run_id)
                 row.mlflow_run_id = result.run_id
             metadata = signal_metadata(row, reused=False) | result.metadata()
-            context.add_asset_metadata(metadata, partition_key=request.symbol)
+            loop.record(request.symbol, metadata)
             if row.status == SignalStatus.ERROR.value:
                 loop.fail(request.symbol, f"analysis failed: {row.error}")
     loop.finish()

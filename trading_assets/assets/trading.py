@@ -16,6 +16,7 @@ from trading_assets.core.keys import bars_info_key, portfolio_key
 from trading_assets.core.orders import (
     OrderDecision,
     OrderType,
+    SymbolSettings,
     approval_stale_reason,
     decide_order,
 )
@@ -40,10 +41,9 @@ def decisions_table(rows: list[tuple[str, OrderDecision]]) -> dg.TableMetadataVa
 
 
 def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: float,
-                   last_bar_date: date, run_id: str) -> OrderDecision:
+                   last_bar_date: date, run_id: str, settings: SymbolSettings) -> OrderDecision:
     """Decide, then place at most one order for the signal; every decision is recorded."""
     signal = row.trading_signal()
-    settings = app_db.settings_for(row.symbol)
     stale = approval_stale_reason(
         bar_date=row.bar_date, age_sessions=sessions_after(row.bar_date, last_bar_date),
         reference_close=row.reference_close(), latest_close=price,
@@ -118,7 +118,7 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
             broker.mark_price(symbol, price)
             notes = reconcile_unresolved(broker, app_db, symbol)
             decided = [(row.id, execute_signal(broker, app_db, row, price, last_bar_date,
-                                                 context.run.run_id))
+                                                 context.run.run_id, loop.settings(symbol)))
                        for row in app_db.executable_signals(symbol)]
             if not decided:
                 latest = app_db.latest_signal(symbol)
@@ -128,7 +128,8 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
                                        context.run.run_id)
                 decided = [(latest.id if latest else "", OrderDecision(False, reason))]
             placed = [d for _, d in decided if d.place]
-            context.add_asset_metadata(
+            loop.record(
+                symbol,
                 {
                     "status": "ok",
                     "broker": broker.label,
@@ -137,7 +138,6 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
                     "decisions": decisions_table(decided),
                     "reconciled": "; ".join(notes) or "nothing to reconcile",
                 },
-                partition_key=symbol,
             )
     loop.finish()
 
@@ -164,7 +164,8 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
                         "position": asdict(position) if position else None}
             store.write_json(portfolio_key(symbol), snapshot)
             app_db.record_run_status(symbol, "ok")
-            context.add_asset_metadata(
+            loop.record(
+                symbol,
                 {
                     "status": "ok",
                     "broker": broker.label,
@@ -179,6 +180,5 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
                     "account_cash": dg.MetadataValue.float(account.cash),
                     "account_equity": dg.MetadataValue.float(account.equity),
                 },
-                partition_key=symbol,
             )
     loop.finish()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
+    import pandas as pd
 
 from trading_assets.core.bars import BAR_COLUMNS
 
@@ -19,6 +20,8 @@ SUMMARY_COLUMNS = INDICATOR_COLUMNS[1:]
 
 def resample_weekly(bars: pd.DataFrame) -> pd.DataFrame:
     """Weekly bars (Monday-Friday weeks) labelled with each week's last trading date."""
+    import pandas as pd
+
     week = bars["date"].dt.to_period("W-FRI")
     grouped = bars.groupby(week, sort=True)
     weekly = pd.DataFrame(
@@ -39,6 +42,7 @@ def compute_indicators(bars: pd.DataFrame) -> pd.DataFrame:
 
     Warm-up rows stay NaN: a zero or back-filled value would read as a real reading.
     """
+    import numpy as np
     from ta.momentum import RSIIndicator
     from ta.trend import MACD, SMAIndicator
     from ta.volatility import AverageTrueRange, BollingerBands
@@ -78,6 +82,8 @@ def latest_summary(frame: pd.DataFrame) -> dict[str, float | None]:
 
 def indicator_problems(frame: pd.DataFrame) -> list[str]:
     """Range checks on computed indicators (RSI within 0-100, warm-up completed)."""
+    import pandas as pd
+
     problems: list[str] = []
     rsi = frame["rsi_14"].dropna()
     out_of_range = rsi[(rsi < 0) | (rsi > 100)]

@@ -29,8 +29,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
+    import pandas as pd
 
 HORIZONS = (1, 5, 20)
 HOLD_BANDS = ("atr", "pct")
@@ -121,6 +123,8 @@ def direction_hit(action: str, forward_return: float, band: float) -> bool:
 def simulate_trade(action: str, entry: float, stop: float | None, target: float | None,
                    later: pd.DataFrame, horizon: int) -> TradeResult:
     """Walk the bars after the signal (`later`, oldest first) until stop, target or horizon."""
+    import pandas as pd
+
     if action not in ("BUY", "SELL"):
         return TradeResult("no_trade")
     long = action == "BUY"
@@ -166,6 +170,7 @@ def simulate_trade(action: str, entry: float, stop: float | None, target: float 
 def _pick_series(bar_date: pd.Timestamp, frames: Sequence[tuple[str, pd.DataFrame]]
                  ) -> tuple[str, pd.DataFrame, int] | None:
     """The stored history holding the bar date with the most bars after it (ties: first)."""
+
     best: tuple[str, pd.DataFrame, int] | None = None
     for name, frame in frames:
         matches = (frame["date"] == bar_date).to_numpy().nonzero()[0]
@@ -180,6 +185,8 @@ def _pick_series(bar_date: pd.Timestamp, frames: Sequence[tuple[str, pd.DataFram
 def score_signal(facts: SignalFacts, frames: Sequence[tuple[str, pd.DataFrame]],
                  rules: OutcomeRules) -> dict[str, object]:
     """One outcome row for a signal with an action (see the module docstring for the rules)."""
+    import pandas as pd
+
     row: dict[str, object] = {column: None for column in OUTCOME_COLUMNS}
     row.update(
         signal_id=facts.signal_id, symbol=facts.symbol, bar_date=pd.Timestamp(facts.bar_date),
@@ -226,6 +233,8 @@ def score_signals(signals: Sequence[SignalFacts], frames: Sequence[tuple[str, pd
 
 def outcomes_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Rows in OUTCOME_COLUMNS order with stable dtypes (parquet round-trips, empty too)."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
     for h in HORIZONS:
         frame[f"hit_{h}"] = frame[f"hit_{h}"].astype("boolean")

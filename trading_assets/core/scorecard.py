@@ -21,9 +21,10 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas load on first use, not when the definitions load
+    import pandas as pd
 
 from trading_assets.core.outcomes import HORIZONS, direction_hit
 
@@ -101,6 +102,8 @@ def _scored(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
 def _base_rate(frame: pd.DataFrame, action: str, horizon: int) -> float:
     """How often `action` would have been right on these dates, whatever was said."""
+    import numpy as np
+
     returns = frame[f"fwd_return_{horizon}"].to_numpy(dtype=float)
     bands = frame[f"hold_band_{horizon}"].to_numpy(dtype=float)
     if len(returns) == 0:
@@ -112,6 +115,8 @@ def _base_rate(frame: pd.DataFrame, action: str, horizon: int) -> float:
 def hit_rates(frame: pd.DataFrame, by: list[str], horizon: int,
               order: dict[str, Iterable[str]] | None = None) -> pd.DataFrame:
     """Hit rate with its Wilson interval for each group of `by` (scored rows only)."""
+    import pandas as pd
+
     scored = _scored(frame, horizon)
     rows = []
     for key, group in scored.groupby(by, sort=True, dropna=False):
@@ -140,6 +145,8 @@ def by_action_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
 def by_analyst_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """One row per analyst set-up: counts, hit rate, share of HOLDs, mean stated confidence."""
+    import pandas as pd
+
     rates = hit_rates(frame, ["analyst"], horizon).set_index("analyst")
     rows = []
     for analyst, group in frame.groupby("analyst", sort=True):
@@ -185,6 +192,8 @@ def returns_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     the return as traded: long for BUY, short for SELL, flat for HOLD; on the ALL row that is
     the whole signal-following strategy, to set against buy_hold_mean.
     """
+    import pandas as pd
+
     column = f"fwd_return_{horizon}"
     scored = frame[frame[column].notna()]
     rows = []
@@ -210,6 +219,8 @@ def returns_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
 def trades_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Stop-or-target-first, R multiple and MAE of BUY/SELL signals per analyst and action."""
+    import pandas as pd
+
     trades = frame[frame["action"].isin(["BUY", "SELL"])]
     rows = []
     for (analyst, action), group in trades.groupby(["analyst", "action"], sort=True):
@@ -240,6 +251,8 @@ def ab_table(frame: pd.DataFrame, horizon: int, max_pairs: int = MAX_AB_PAIRS) -
     Every pair of set-ups with common (symbol, bar date) rows is compared on exactly those
     rows: images against no-images of one model, the rules analyst against a model.
     """
+    import pandas as pd
+
     scored = _scored(frame, horizon)
     hit = f"hit_{horizon}"
     arms = {analyst: group.drop_duplicates(["symbol", "bar_date"]).set_index(
@@ -268,6 +281,8 @@ def ab_table(frame: pd.DataFrame, horizon: int, max_pairs: int = MAX_AB_PAIRS) -
 
 def summary_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """The headline numbers as (metric, value) rows."""
+    import pandas as pd
+
     scored = _scored(frame, horizon)
     hits = int(scored[f"hit_{horizon}"].astype(bool).sum()) if len(scored) else 0
     low, high = wilson_interval(hits, len(scored))
@@ -348,6 +363,8 @@ def render_calibration_plot(calibration: pd.DataFrame, horizon: int, *,
                             simulated: bool = False, max_analysts: int = 6) -> bytes:
     """Stated confidence (x) against realised hit rate (y) with Wilson bars; the diagonal is
     perfect calibration. Marker area grows with the bucket's count."""
+    import numpy as np
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))  # type: ignore[attr-defined]
     ax.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1,
@@ -378,6 +395,8 @@ def render_calibration_plot(calibration: pd.DataFrame, horizon: int, *,
 def render_hit_rate_plot(by_action: pd.DataFrame, horizon: int, *,
                          simulated: bool = False) -> bytes:
     """Hit rate per analyst and action with Wilson bars; the black tick is the base rate."""
+    import numpy as np
+
     plt = _pyplot()
     rows = by_action.iloc[::-1].reset_index(drop=True)
     height = max(2.6, 0.5 * len(rows) + 1.5)

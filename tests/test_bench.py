@@ -1,0 +1,71 @@
+"""`trading-signals bench` works end to end and reports every figure; timings are not judged."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trading_assets.bench import parse_sizes, table_rows
+
+STAGES = {"ohlcv", "indicators", "chart_inputs", "charts", "chart_store_previews",
+          "rules_signal", "orders", "portfolio", "total"}
+E2E = {"symbols", "wall_s", "symbols_per_minute", "dagster_runs", "symbols_completed",
+       "peak_rss_mb", "peak_tree_rss_mb", "peak_rss_source", "events", "event_log_bytes",
+       "event_log_bytes_per_symbol", "failures"}
+LLM = {"calls", "delay_s", "concurrency", "wall_s", "sequential_s", "speedup", "ok",
+       "max_in_flight"}
+
+
+def test_bench_with_small_sizes_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "trading_assets.cli", "bench", "--symbols", "3",
+         "--stage-runs", "1", "--llm-calls", "5", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert set(report) >= {"machine", "settings", "targets", "stages", "e2e", "llm", "demo",
+                           "table", "reference"}
+    assert set(report["stages"]["median_s"]) == STAGES
+    assert all(isinstance(v, float) for v in report["stages"]["median_s"].values())
+    assert report["stages"]["definitions_import_s"] is not None
+    [e2e] = report["e2e"]
+    assert E2E <= set(e2e)
+    assert (e2e["symbols"], e2e["symbols_completed"], e2e["dagster_runs"]) == (3, 3, 1)
+    assert LLM <= set(report["llm"]) and report["llm"]["ok"] == 5
+    assert report["demo"]["exit_code"] == 0
+    # The table carries a target and a verdict beside each targeted figure, as printed.
+    targeted = [row for row in report["table"] if row["target"] is not None]
+    assert targeted and all(row["passed"] in (True, False) for row in targeted)
+    assert "charts: render both" in run.stdout
+    assert "PASS" in run.stdout or "FAIL" in run.stdout
+    # Nothing was left in the working directory: every benchmark used its own temporary folders.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+@pytest.mark.parametrize("raw", ["", "ten", "10,0", "-5"])
+def test_sizes_must_be_positive_counts(raw: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_sizes(raw)
+
+
+def test_targets_apply_at_their_stated_scale() -> None:
+    def e2e(n: int, wall: float) -> dict[str, object]:
+        return {"symbols": n, "wall_s": wall, "symbols_per_minute": n / wall * 60,
+                "symbols_completed": n, "dagster_runs": 1, "peak_rss_mb": 300.0,
+                "peak_tree_rss_mb": 600.0, "event_log_bytes_per_symbol": 150_000}
+
+    report = {"stages": {"skipped": "--skip"}, "llm": {"skipped": "--skip"},
+              "demo": {"skipped": "--skip"}, "e2e": [e2e(10, 9.0), e2e(500, 320.0)]}
+    rows = {(row["section"], row["name"]): row for row in table_rows(report)}
+    small, large = "end to end, 10 symbols (Dagster, in-process)", \
+        "end to end, 500 symbols (Dagster, in-process)"
+    assert rows[(small, "wall time")]["target"] is None
+    assert rows[(large, "wall time")]["passed"] is False  # 320 s > 300 s
+    assert rows[(large, "Dagster runs")]["passed"] is True
