@@ -69,3 +69,30 @@ def test_targets_apply_at_their_stated_scale() -> None:
     assert rows[(small, "wall time")]["target"] is None
     assert rows[(large, "wall time")]["passed"] is False  # 320 s > 300 s
     assert rows[(large, "Dagster runs")]["passed"] is True
+
+
+def test_charts_drawn_by_worker_processes_match_and_fail_alone() -> None:
+    from datetime import date
+
+    from trading_assets.core.bars import simulate_bars
+    from trading_assets.core.charts import ChartJob, render_charts
+    from trading_assets.core.indicators import compute_indicators, resample_weekly
+
+    jobs = []
+    for symbol in ("AAA", "BBB", "CCC"):
+        bars = simulate_bars(symbol, date(2026, 11, 20))
+        jobs.append(ChartJob(symbol, {"daily": compute_indicators(bars),
+                                      "weekly": compute_indicators(resample_weekly(bars))},
+                             simulated=True))
+    broken = ChartJob("BAD", {"daily": jobs[0].frames["daily"].drop(columns=["rsi_14"])}, True)
+    jobs.insert(1, broken)
+
+    here = list(render_charts(jobs, workers=0))
+    there = list(render_charts(jobs, workers=2))
+
+    assert [job.symbol for job, _ in there] == ["AAA", "BAD", "BBB", "CCC"]
+    for (_, local), (job, remote) in zip(here, there, strict=True):
+        if job is broken:
+            assert isinstance(local, KeyError) and "rsi_14" in str(remote)
+        else:
+            assert {t: i.png for t, i in remote.items()} == {t: i.png for t, i in local.items()}

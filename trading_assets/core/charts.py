@@ -274,7 +274,10 @@ def render_charts(jobs: Iterable[ChartJob], workers: int = 0, render: Renderer =
         # Each dispatch thread owns one worker and waits on its pipe (no GIL held meanwhile).
         worker = getattr(local, "worker", None)
         if worker is None or not worker.alive:
-            worker = local.worker = _Worker()
+            try:
+                worker = local.worker = _Worker()
+            except OSError:  # no interpreter to start (frozen or embedded Python): draw here
+                return render_job(job, render)
             with lock:
                 started.append(worker)
         return worker.call(job, render)
@@ -316,11 +319,14 @@ class _Worker:
     def __init__(self) -> None:
         import subprocess
         import sys
+        from pathlib import Path
 
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from trading_assets.core.charts import serve_worker; "
-                                   "serve_worker()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        # The worker imports this very checkout, whatever the parent's sys.path tricks were.
+        root = str(Path(__file__).resolve().parents[2])
+        boot = (f"import sys; sys.path.insert(0, {root!r}); "
+                "from trading_assets.core.charts import serve_worker; serve_worker()")
+        self.proc = subprocess.Popen([sys.executable, "-c", boot],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     @property
     def alive(self) -> bool:
