@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from sqlalchemy import DateTime, Float, Integer, String, create_engine, select
@@ -19,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from resources.ibkr import IBKRResource
+from trading_assets.core.env import plain
 from trading_assets.core.orders import (
     AccountSnapshot,
     BrokerOrder,
@@ -30,6 +30,8 @@ from trading_assets.core.orders import (
 from trading_assets.core.signal import Action
 
 PAPER_ACCOUNT = "PAPER-1"
+# TRADING_BROKER values (trading_assets/settings.py validates the variable against these).
+BROKER_KINDS = ("paper", "ibkr")
 
 
 class PaperBase(DeclarativeBase):
@@ -88,6 +90,13 @@ def _paper_engine(url: str) -> Engine:
         return _ENGINES[url]
 
 
+def _order_row(session: Session, order_ref: str) -> PaperOrderRow | None:
+    """The paper order book's order with this orderRef (unique), if any."""
+    return session.scalars(
+        select(PaperOrderRow).where(PaperOrderRow.order_ref == order_ref)
+    ).first()
+
+
 def _to_broker_order(row: PaperOrderRow) -> BrokerOrder:
     return BrokerOrder(
         order_ref=row.order_ref, symbol=row.symbol, action=row.action, quantity=row.quantity,
@@ -118,12 +127,15 @@ class Broker(dg.ConfigurableResource):
         return "paper (simulated fills)" if self.kind == "paper" else f"IBKR {self.ibkr.port}"
 
     def _check_kind(self) -> None:
-        if self.kind not in ("paper", "ibkr"):
-            raise ValueError(f"Unknown TRADING_BROKER {self.kind!r}; choose paper or ibkr.")
+        if self.kind not in BROKER_KINDS:
+            raise ValueError(f"Unknown TRADING_BROKER {self.kind!r}; choose "
+                             f"{' or '.join(BROKER_KINDS)}.")
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        factory = sessionmaker(_paper_engine(self.paper_database_url), expire_on_commit=False)
+        # An EnvVar reference (it may hold a password) until a Dagster run resolves it.
+        engine = _paper_engine(plain(self.paper_database_url))
+        factory = sessionmaker(engine, expire_on_commit=False)
         with factory() as session, session.begin():
             if session.get(PaperAccountRow, PAPER_ACCOUNT) is None:
                 session.add(PaperAccountRow(account=PAPER_ACCOUNT, cash=self.starting_cash,
@@ -139,9 +151,7 @@ class Broker(dg.ConfigurableResource):
         if self.kind == "ibkr":
             return self.ibkr.find_order(order_ref)
         with self._session() as session:
-            row = session.scalars(
-                select(PaperOrderRow).where(PaperOrderRow.order_ref == order_ref)
-            ).first()
+            row = _order_row(session, order_ref)
             return _to_broker_order(row) if row else None
 
     def place_order(self, request: OrderRequest, market_price: float,
@@ -152,9 +162,7 @@ class Broker(dg.ConfigurableResource):
             # IBKR checks its own open/completed orders and executions for the orderRef first.
             return self.ibkr.place_order(request, settings)
         with self._session() as session:
-            existing = session.scalars(
-                select(PaperOrderRow).where(PaperOrderRow.order_ref == request.order_ref)
-            ).first()
+            existing = _order_row(session, request.order_ref)
             if existing is not None:
                 return _to_broker_order(existing)
             row = PaperOrderRow(
@@ -260,8 +268,3 @@ class Broker(dg.ConfigurableResource):
             if symbol:
                 query = query.where(PaperOrderRow.symbol == symbol)
             return [_to_broker_order(r) for r in session.scalars(query).all()]
-
-
-def describe_order(order: BrokerOrder) -> dict[str, Any]:
-    return {"ref": order.order_ref, "status": order.status, "filled": order.filled,
-            "avg_price": order.avg_fill_price, "commission": order.commission}

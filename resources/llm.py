@@ -33,9 +33,16 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from trading_assets.core.analyst import RULES_MODEL, RULES_PROMPT_VERSION, rules_signal
-from trading_assets.core.pricing import Price, estimate_cost, parse_prices, price_for
+from trading_assets.core.env import ConfigError, env_bool, env_number, plain, referable
+from trading_assets.core.pricing import (
+    Price,
+    PriceTableError,
+    estimate_cost,
+    parse_prices,
+    price_for,
+)
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, TradingSignal
-from trading_assets.prompts import Prompt, load_prompt
+from trading_assets.prompts import Prompt, PromptError, load_prompt
 
 PROVIDERS = ("rules", "openai")
 MODES = ("tools", "json", "json_schema", "md_json")
@@ -363,38 +370,14 @@ class _CallRecord:
 # --- the resource ---------------------------------------------------------------------------
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float, kind: type = float,
-                minimum: float = 0) -> Any:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number; "
-                         f"unset it for the default {default}.") from None
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be at least {minimum}.")
-    return value
-
-
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{name}={raw!r} is not a yes/no value; use true or false.")
-
-
 class LLMAnalyst(dg.ConfigurableResource):
     """Turns AnalysisRequests into signals; `provider` is rules (offline default) or openai
     (any OpenAI-compatible endpoint). The API key is read from the environment at call time,
     never stored here, so it cannot show in the Dagster UI."""
 
     provider: str = Field(default="rules", description="rules or openai.")
+    # An EnvVar reference when set from the environment (a URL may carry user:password@):
+    # read it through `url`.
     base_url: str = Field(default="", description="OpenAI-compatible base URL; empty = OpenAI.")
     model: str = Field(default="gpt-4o-mini", description="Model name the endpoint knows.")
     mode: str = Field(default="tools", description="instructor mode: " + ", ".join(MODES))
@@ -413,43 +396,57 @@ class LLMAnalyst(dg.ConfigurableResource):
         """Configuration from LLM_* variables; see the README's LLM section.
 
         The provider defaults to openai when an API key or LLM_BASE_URL is set (a local
-        server needs no key), else to the rules analyst.
+        server needs no key), else to the rules analyst. A bad value is a ConfigError naming
+        the variable.
         """
-        base_url = (env.get("LLM_BASE_URL") or env.get("OPENAI_BASE_URL") or "").strip()
+        # LLM_BASE_URL, else OPENAI_BASE_URL (both read through env.get, the call shape
+        # tests/test_deploy_config.py scans for).
+        url_var = "OPENAI_BASE_URL" if env.get("OPENAI_BASE_URL") \
+            and not env.get("LLM_BASE_URL") else "LLM_BASE_URL"
+        base_url = env.get(url_var, "").strip()
         provider = env.get("LLM_PROVIDER", "").strip().lower() \
             or ("openai" if api_key(env) or base_url else "rules")
         if provider not in PROVIDERS:
-            raise ValueError(f"LLM_PROVIDER={provider!r} is unknown; use rules or openai.")
+            raise ConfigError(f"LLM_PROVIDER={provider!r} is unknown; use rules or openai.")
         mode = env.get("LLM_MODE", "").strip().lower() or "tools"
         if mode not in MODES:
-            raise ValueError(f"LLM_MODE={mode!r} is unknown; use one of {', '.join(MODES)} "
-                             "(local servers often support only json or md_json).")
+            raise ConfigError(f"LLM_MODE={mode!r} is unknown; use one of {', '.join(MODES)} "
+                              "(local servers often support only json or md_json).")
         prices = env.get("LLM_PRICES", "")
-        parse_prices(prices)  # refuse a malformed table at start-up, not mid-run
         prompt = env.get("LLM_PROMPT", "").strip() or "signal_v1"
-        load_prompt(prompt)
+        try:
+            parse_prices(prices)  # refuse a malformed table at start-up, not mid-run
+            load_prompt(prompt)
+        except (PriceTableError, PromptError) as exc:
+            raise ConfigError(str(exc)) from exc
         temperature_raw = env.get("LLM_TEMPERATURE", "").strip().lower()
         return cls(
             provider=provider,
-            base_url=base_url,
+            # By reference, so the Dagster UI never shows a user:password@ in the URL.
+            base_url=dg.EnvVar(url_var) if base_url and referable(env, url_var) else base_url,
             model=env.get("LLM_MODEL", "").strip() or "gpt-4o-mini",
             mode=mode,
-            timeout_s=_env_number(env, "LLM_TIMEOUT_S", 60.0, minimum=0.1),
-            max_retries=_env_number(env, "LLM_MAX_RETRIES", 2, int),
-            http_retries=_env_number(env, "LLM_HTTP_RETRIES", 2, int),
-            concurrency=_env_number(env, "LLM_CONCURRENCY", 10, int, minimum=1),
+            timeout_s=env_number(env, "LLM_TIMEOUT_S", 60.0, minimum=0.1),
+            max_retries=env_number(env, "LLM_MAX_RETRIES", 2, int, minimum=0),
+            http_retries=env_number(env, "LLM_HTTP_RETRIES", 2, int, minimum=0),
+            concurrency=env_number(env, "LLM_CONCURRENCY", 10, int, minimum=1),
             temperature=None if temperature_raw in {"none", "default"}
-            else _env_number(env, "LLM_TEMPERATURE", 0.2),
-            send_images=_env_bool(env, "LLM_SEND_IMAGES", True),
-            max_cost_usd=_env_number(env, "LLM_MAX_COST_USD", 0.0),
+            else env_number(env, "LLM_TEMPERATURE", 0.2, minimum=0),
+            send_images=env_bool(env, "LLM_SEND_IMAGES", True),
+            max_cost_usd=env_number(env, "LLM_MAX_COST_USD", 0.0, minimum=0),
             prices=prices,
             prompt=prompt,
         )
 
     @property
+    def url(self) -> str:
+        """The base URL the client uses ("" = OpenAI), resolving an EnvVar reference."""
+        return plain(self.base_url).strip()
+
+    @property
     def endpoint(self) -> str:
         """The endpoint's URL as shown to people (no credentials, no query)."""
-        return public_url(self.base_url) or OPENAI_DEFAULT_ENDPOINT
+        return public_url(self.url) or OPENAI_DEFAULT_ENDPOINT
 
     @property
     def label(self) -> str:
@@ -522,13 +519,13 @@ class LLMAnalyst(dg.ConfigurableResource):
         error = None
         if self.mode not in modes:
             error = f"LLM_MODE={self.mode!r} is unknown; use one of {', '.join(MODES)}."
-        elif not key and not self.base_url:
+        elif not key and not self.url:
             error = ("no API key for OpenAI: set LLM_API_KEY (or OPENAI_API_KEY), or point "
                      "LLM_BASE_URL at a local OpenAI-compatible server, or set "
                      "LLM_PROVIDER=rules.")
         if error:
             return [self._failed(r, prompt, error) for r in requests]
-        client = openai.OpenAI(api_key=key or NO_KEY_PLACEHOLDER, base_url=self.base_url or None,
+        client = openai.OpenAI(api_key=key or NO_KEY_PLACEHOLDER, base_url=self.url or None,
                                timeout=self.timeout_s, max_retries=self.http_retries)
         with client:
             structured = instructor.from_openai(client, mode=modes[self.mode])

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import PrivateAttr
 
+from trading_assets.core.env import plain
 from trading_assets.core.keys import InvalidKeyError, check_key
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 
@@ -83,11 +84,6 @@ def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
             f"MINIO_ENDPOINT={endpoint!r} has a path; use host:port such as minio:9000."
         )
     return parts.netloc, parts.scheme == "https"
-
-
-def _plain(value: str) -> str:
-    """A secret's value: outside a Dagster run (CLI, Gradio) it is still an EnvVar reference."""
-    return (value.get_value() or "") if isinstance(value, dg.EnvVar) else value
 
 
 class ObjectStore(dg.ConfigurableResource):
@@ -244,7 +240,7 @@ class ObjectStore(dg.ConfigurableResource):
             retries=urllib3.Retry(total=2, backoff_factor=0.2,
                                   status_forcelist=[500, 502, 503, 504]),
         )
-        access_key, secret_key = _plain(self.access_key), _plain(self.secret_key)
+        access_key, secret_key = plain(self.access_key), plain(self.secret_key)
         return Minio(host, access_key=access_key or None, secret_key=secret_key or None,
                      secure=secure, region=self.region or None, http_client=http)
 

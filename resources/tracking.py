@@ -41,7 +41,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from resources.llm import public_url, redact
+from resources.llm import chart_images, public_url, redact, secret_values
+from trading_assets.core.env import env_number, plain, referable
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ def build_run_record(*, signal_id: str, status: str, outcome: AnalysisOutcome,
                      chart_pngs: Mapping[str, bytes] | None = None) -> RunRecord:
     """Tags, params, metrics and artifacts of one signal's run, with secrets removed."""
     signal = outcome.signal
-    transcript = redact(outcome.transcript or {})
+    secrets = secret_values()  # read from the environment once, not once per field
+    transcript = redact(outcome.transcript or {}, secrets)
     config = transcript.get("config", {}) if isinstance(transcript, dict) else {}
     tags = {
         "dagster.run_id": dagster_run_id, "symbol": request.symbol,
@@ -135,8 +137,7 @@ def build_run_record(*, signal_id: str, status: str, outcome: AnalysisOutcome,
     for timeframe, summary in (("daily", request.daily_summary),
                                ("weekly", request.weekly_summary)):
         metrics |= {f"{timeframe}.{name}": value for name, value in summary.items()}
-    pngs = dict(chart_pngs) if chart_pngs is not None else {
-        "daily": request.daily_chart_png, "weekly": request.weekly_chart_png}
+    pngs = chart_images(request) if chart_pngs is None else chart_pngs
     artifacts = {f"charts/{name}.png": png for name, png in pngs.items() if png}
     signal_doc = {"signal_id": signal_id, "status": status, "symbol": request.symbol,
                   "provider": outcome.provider, "model": outcome.model,
@@ -144,13 +145,15 @@ def build_run_record(*, signal_id: str, status: str, outcome: AnalysisOutcome,
                   "signal": signal.model_dump(mode="json") if signal else None}
     request_doc = request.model_dump(mode="json",
                                      exclude={"daily_chart_png", "weekly_chart_png"})
-    for name, doc in (("signal.json", signal_doc), ("request.json", request_doc),
+    # The transcript is already redacted above.
+    for name, doc in (("signal.json", redact(signal_doc, secrets)),
+                      ("request.json", redact(request_doc, secrets)),
                       ("transcript.json", transcript)):
-        artifacts[name] = json.dumps(redact(doc), indent=2, default=str).encode()
+        artifacts[name] = json.dumps(doc, indent=2, default=str).encode()
     return RunRecord(
         run_name=f"{request.symbol} {request.bar_date.isoformat()} {signal_id}",
-        tags={k: str(redact(v))[:5000] for k, v in tags.items()},
-        params={k: str(redact(v))[:500] for k, v in params.items()},
+        tags={k: str(redact(v, secrets))[:5000] for k, v in tags.items()},
+        params={k: str(redact(v, secrets))[:500] for k, v in params.items()},
         metrics={k: f for k, v in metrics.items() if (f := _finite(v)) is not None},
         artifacts=artifacts,
         failed=not outcome.ok,
@@ -365,6 +368,8 @@ def _set_http_bounds(timeout_s: float) -> None:
 class Tracking(dg.ConfigurableResource):
     """Logs one MLflow run per signal; best effort, every call bounded by `timeout_s`."""
 
+    # An EnvVar reference when set from the environment (a URI may carry a password): read it
+    # through `uri`.
     tracking_uri: str = Field(default="", description="MLflow tracking URI; empty = off.")
     experiment: str = Field(default="trading-signals", description="One experiment for all.")
     timeout_s: float = Field(default=10.0, description="Longest wait for MLflow per signal.")
@@ -386,35 +391,40 @@ class Tracking(dg.ConfigurableResource):
         if not artifact_root and not is_server:
             # Without it a SQLite store puts artifacts in ./mlruns of whatever the cwd is.
             artifact_root = (root / "mlflow-artifacts").as_uri()
-        timeout = env.get("MLFLOW_TIMEOUT_S", "").strip()
-        try:
-            timeout_s = float(timeout) if timeout else 10.0
-        except ValueError:
-            raise ValueError(f"MLFLOW_TIMEOUT_S={timeout!r} is not a number of seconds.") \
-                from None
+        # By reference, so the Dagster UI shows the variable's name, never a password in it.
+        configured = dg.EnvVar("MLFLOW_TRACKING_URI") \
+            if raw and enabled and referable(env, "MLFLOW_TRACKING_URI") else uri
         return cls(
-            tracking_uri=uri if enabled else "",
+            tracking_uri=configured if enabled else "",
             experiment=env.get("MLFLOW_EXPERIMENT_NAME", "").strip() or "trading-signals",
-            timeout_s=timeout_s,
+            timeout_s=env_number(env, "MLFLOW_TIMEOUT_S", 10.0),
             enabled=enabled,
             artifact_root=artifact_root,
-            ui_url=env.get("MLFLOW_UI_URL", "").strip() or (uri if is_server else ""),
+            # A server's own address, without any user:password (links end up in metadata).
+            ui_url=env.get("MLFLOW_UI_URL", "").strip() or (public_url(uri) if is_server
+                                                              else ""),
         )
 
     @property
+    def uri(self) -> str:
+        """The tracking URI ("" = off), resolving an EnvVar reference."""
+        return plain(self.tracking_uri).strip()
+
+    @property
     def active(self) -> bool:
-        return self.enabled and bool(self.tracking_uri)
+        return self.enabled and bool(self.uri)
 
     @property
     def label(self) -> str:
         """Where signals are tracked, for the demo output."""
-        return f"MLflow at {public_url(self.tracking_uri)}" if self.active else "MLflow off"
+        return f"MLflow at {public_url(self.uri)}" if self.active else "MLflow off"
 
     def _worker(self) -> _StoreWorker:
+        uri = self.uri
         with _WORKERS_LOCK:
-            if self.tracking_uri not in _WORKERS:
-                _WORKERS[self.tracking_uri] = _StoreWorker(self.tracking_uri)
-            return _WORKERS[self.tracking_uri]
+            if uri not in _WORKERS:
+                _WORKERS[uri] = _StoreWorker(uri)
+            return _WORKERS[uri]
 
     def _artifact_location(self, experiment: str) -> str:
         return f"{self.artifact_root.rstrip('/')}/{experiment}" if self.artifact_root else ""
@@ -437,7 +447,10 @@ class Tracking(dg.ConfigurableResource):
             return "MLflow tracking is off (MLFLOW_TRACKING_URI=off)."
         if self.ui_url:
             return f"MLflow UI: {public_url(self.ui_url)}"
-        return (f"MLflow UI: run `mlflow ui --backend-store-uri {self.tracking_uri}` and open "
+        # A URI with credentials (user:password@, ?password=) is named, never printed: only
+        # MLFLOW_TRACKING_URI can hold one (the default is a local SQLite path).
+        uri = self.uri if public_url(self.uri) == self.uri else '"$MLFLOW_TRACKING_URI"'
+        return (f"MLflow UI: run `mlflow ui --backend-store-uri {uri}` and open "
                 f"{DEFAULT_UI_URL} (or set MLFLOW_UI_URL).")
 
     def run_url(self, experiment_id: str, run_id: str) -> str:

@@ -4,6 +4,7 @@ dagster.yaml, the workspace files and .env.example agree with each other and wit
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import tomllib
@@ -13,6 +14,8 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
+
+from resources.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -277,12 +280,25 @@ def test_workspace_yaml_loads_the_definitions_module_as_the_code_location() -> N
 # --- .env.example and docs ------------------------------------------------------------------------
 
 
-def test_every_variable_the_project_reads_is_in_env_example() -> None:
+def variables_read() -> set[str]:
+    """Every environment variable the code and dagster.yaml read, found by call shape."""
     read: set[str] = set()
     for folder in ("trading_assets", "resources", "ui"):
         for path in (ROOT / folder).rglob("*.py"):
             read |= set(ENV_READ.findall(path.read_text()))
     read |= set(re.findall(r"env: ([A-Z][A-Z0-9_]+)", (ROOT / "dagster.yaml").read_text()))
+    return read
+
+
+def test_the_shared_setting_parsers_keep_the_call_shape_the_scan_sees() -> None:
+    # Read through core.env.env_number/env_bool or settings' helpers: `(env, "NAME"`.
+    assert {"LLM_TIMEOUT_S", "LLM_SEND_IMAGES", "MLFLOW_TIMEOUT_S", "IBKR_PORT",
+            "TRADING_AUTOMATION_RUNNING", "LLM_BASE_URL", "OPENAI_BASE_URL",
+            "PAPER_BROKER_DATABASE_URL", "MLFLOW_TRACKING_URI"} <= variables_read()
+
+
+def test_every_variable_the_project_reads_is_in_env_example() -> None:
+    read = variables_read()
     read |= {"LLM_API_KEY", "OPENAI_API_KEY"}  # read through a tuple in resources/llm.py
     missing = sorted(read - set(documented()) - NOT_PROJECT_SETTINGS)
     assert missing == [], f"document these in .env.example: {missing}"
@@ -293,3 +309,69 @@ def test_the_deployment_guide_covers_running_and_scaling_the_stack() -> None:
     assert "## Run the full stack" in guide and "## Scale out" in guide
     for launcher in ("DockerRunLauncher", "K8sRunLauncher"):
         assert launcher in guide
+
+
+# --- secrets in resource config ------------------------------------------------------------------
+
+# Variables whose value may carry a password, as docker-compose builds them. APP_DATABASE_URL
+# joins once AppDatabase resolves an EnvVar url (see trading_assets/settings.py).
+URL_SECRETS = {
+    "APP_DATABASE_URL": "postgresql://trading:{pw}@postgres:5432/trading",
+    "PAPER_BROKER_DATABASE_URL": "postgresql://trading:{pw}@postgres:5432/paper_broker",
+    "LLM_BASE_URL": "http://gateway:{pw}@llm-gateway:8000/v1",
+    "MLFLOW_TRACKING_URI": "postgresql://mlflow:{pw}@postgres:5432/mlflow?sslmode=disable",
+    "MINIO_SECRET_KEY": "{pw}",
+}
+
+
+def test_the_dagster_ui_never_shows_a_password_set_in_a_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster._core.remote_representation.external_data import (
+        RepositorySnap,
+        ResourceConfigEnvVarSnap,
+    )
+    from dagster._serdes import serialize_value
+
+    from trading_assets.definitions import EVALUATION_ASSETS, SYMBOL_ASSETS, SYMBOL_CHECKS
+    from trading_assets.settings import build_resources
+
+    password = "pw-" + "x7Qz9" * 3
+    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
+    for name, template in URL_SECRETS.items():
+        monkeypatch.setenv(name, template.format(pw=password))
+    # Built as definitions.py builds them: from the process environment.
+    resources = build_resources()
+    defs = dg.Definitions(assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+                          asset_checks=SYMBOL_CHECKS, resources=resources)
+    # What the code location sends the webserver, resource config included.
+    snapshot = RepositorySnap.from_def(defs.get_repository_def())
+    shown = {resource.name: resource.configured_values for resource in snapshot.resources}
+    assert shown["broker"]["paper_database_url"] == \
+        ResourceConfigEnvVarSnap(name="PAPER_BROKER_DATABASE_URL")
+    assert shown["app_db"]["url"] == ResourceConfigEnvVarSnap(name="APP_DATABASE_URL")
+    assert password not in serialize_value(snapshot)
+    # ... while the resources, used directly (CLI, Gradio), still see the real values.
+    assert password in resources["analyst"].url and password in resources["tracking"].uri
+    assert password not in resources["analyst"].label + resources["tracking"].label
+
+
+def test_a_referenced_database_url_works_inside_and_outside_a_dagster_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trading_assets.settings import build_resources
+
+    paper_db = tmp_path / "paper.db"
+    monkeypatch.setenv("PAPER_BROKER_DATABASE_URL", f"sqlite:///{paper_db}")
+    broker = build_resources({**os.environ, "TRADING_DATA_DIR": str(tmp_path / "data")})["broker"]
+    assert isinstance(broker.paper_database_url, dg.EnvVar)
+    assert broker.account().cash == broker.starting_cash  # the CLI's way: resolved at use
+    assert paper_db.exists()
+
+    seen: list[str] = []
+
+    @dg.asset
+    def uses_the_broker(broker: Broker) -> None:
+        seen.append(broker.paper_database_url)
+        broker.account()
+
+    assert dg.materialize([uses_the_broker], resources={"broker": broker}).success
+    assert seen == [f"sqlite:///{paper_db}"]  # Dagster resolved the reference for the run

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import secrets
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from resources.llm import LLMAnalyst, redact
@@ -35,6 +38,7 @@ from trading_assets.core.pricing import (
 )
 from trading_assets.core.signal import Action
 from trading_assets.prompts import PromptError, load_prompt, parse_prompt
+from trading_assets.settings import ConfigError, build_resources
 
 GPT_4O_MINI_COST = estimate_cost(DEFAULT_PRICES["gpt-4o-mini"], 1200, 300)
 
@@ -363,6 +367,45 @@ def test_bad_settings_are_refused_with_the_variable_named(env: dict[str, str],
                                                           named: str) -> None:
     with pytest.raises(ValueError, match=named):
         LLMAnalyst.from_env(env)
+
+
+BAD_SETTINGS = [
+    ({"LLM_PROVIDER": "anthropic"}, "LLM_PROVIDER"),
+    ({"LLM_MODE": "xml"}, "LLM_MODE"),
+    ({"LLM_TIMEOUT_S": "soon"}, "LLM_TIMEOUT_S"),
+    ({"LLM_TIMEOUT_S": "0"}, "LLM_TIMEOUT_S"),
+    ({"LLM_MAX_RETRIES": "-1"}, "LLM_MAX_RETRIES"),
+    ({"LLM_CONCURRENCY": "0"}, "LLM_CONCURRENCY"),
+    ({"LLM_SEND_IMAGES": "maybe"}, "LLM_SEND_IMAGES"),
+    ({"LLM_PRICES": "{not json"}, "LLM_PRICES"),
+    ({"LLM_PROMPT": "signal_v99"}, "LLM_PROMPT"),
+]
+
+
+@pytest.mark.parametrize("env, named", BAD_SETTINGS)
+def test_bad_settings_are_configuration_errors_the_cli_reports(env: dict[str, str],
+                                                               named: str) -> None:
+    # The CLI and the Gradio app catch ConfigError: "configuration error: ...", exit 2.
+    with pytest.raises(ConfigError, match=named):
+        LLMAnalyst.from_env(env)
+
+
+def test_a_bad_llm_timeout_stops_build_resources_with_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="LLM_TIMEOUT_S='soon' is not a number"):
+        build_resources({"TRADING_DATA_DIR": str(tmp_path), "LLM_TIMEOUT_S": "soon"})
+
+
+def test_base_url_from_the_process_environment_is_kept_by_reference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_BASE_URL", " http://user:pw-123456@gpu-box:8000/v1 ")
+    resource = LLMAnalyst.from_env(os.environ)
+    # The Dagster UI shows the variable's name; the client still gets the URL.
+    assert isinstance(resource.base_url, dg.EnvVar)
+    assert resource.url == "http://user:pw-123456@gpu-box:8000/v1"
+    assert resource.endpoint == "http://gpu-box:8000/v1" and resource.provider == "openai"
+    # A mapping other than the process environment keeps its own value.
+    other = LLMAnalyst.from_env({"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    assert other.base_url == other.url == "http://localhost:11434/v1"
 
 
 def test_rules_provider_is_unchanged_and_labelled() -> None:

@@ -20,6 +20,7 @@ from resources.object_store import (
     ObjectStoreUnavailableError,
 )
 from tests.peers.s3_server import S3Server, new_bucket, s3_server  # noqa: F401
+from trading_assets.core.env import plain
 from trading_assets.core.keys import (
     InvalidKeyError,
     bars_key,
@@ -211,3 +212,20 @@ def test_an_endpoint_with_a_scheme_sets_tls(s3_server: S3Server) -> None:  # noq
     assert store.label == f"MinIO http://{s3_server.endpoint} bucket {store.bucket}"
     store.put_bytes(bars_key("TSLA"), b"ok")
     assert store.get_bytes(bars_key("TSLA")) == b"ok"
+
+
+def test_secrets_are_referenced_only_when_the_process_environment_holds_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIO_SECRET_KEY", "from-the-process")
+    env = {"TRADING_DATA_DIR": str(tmp_path), "MINIO_ENDPOINT": "127.0.0.1:1"}
+    store = build_resources({**env, "MINIO_SECRET_KEY": "from-the-process"})["store"]
+    assert isinstance(store.secret_key, dg.EnvVar)
+    assert plain(store.secret_key) == "from-the-process"
+    # A mapping that differs from the process environment: the reference would resolve to
+    # another value, so the mapping's own value is used.
+    store = build_resources({**env, "MINIO_SECRET_KEY": "from-a-mapping"})["store"]
+    assert not isinstance(store.secret_key, dg.EnvVar)
+    assert plain(store.secret_key) == "from-a-mapping"
+    assert plain("a plain value") == "a plain value"
+    monkeypatch.delenv("MINIO_SECRET_KEY")
+    assert plain(dg.EnvVar("MINIO_SECRET_KEY")) == ""  # unset: no key, not the name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from resources.llm import LLMAnalyst
@@ -21,6 +23,7 @@ from tests.peers.openai_server import (
     http_error,
     signal_fields,
 )
+from trading_assets.core.env import ConfigError
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 API_KEY = "sk-tracking-" + secrets.token_hex(12)
@@ -264,3 +267,29 @@ def test_tracking_off_returns_at_once_without_an_error(model_outcomes: Any,
     assert time.perf_counter() - started < 0.1
     assert result == TrackingResult(run_id=None)
     assert "off" in result.metadata()["mlflow"] and tracking.label == "MLflow off"
+
+
+def test_a_bad_timeout_is_a_configuration_error_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MLFLOW_TIMEOUT_S='soon' is not a number"):
+        Tracking.from_env({"MLFLOW_TIMEOUT_S": "soon"}, str(tmp_path))
+
+
+def test_the_ui_hint_never_prints_a_password_in_the_uri(tmp_path: Path) -> None:
+    uri = "postgresql://mlflow:hunter2-pass@db:5432/mlflow"
+    hint = Tracking.from_env({"MLFLOW_TRACKING_URI": uri}, str(tmp_path)).ui_hint
+    assert "hunter2" not in hint
+    assert '`mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI"`' in hint
+    # Without credentials the URI itself is the command to run.
+    local = Tracking.from_env({}, str(tmp_path))
+    assert f"--backend-store-uri {local.tracking_uri}`" in local.ui_hint
+
+
+def test_a_uri_from_the_process_environment_is_kept_by_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = "http://admin:hunter2-pass@mlflow:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracking = Tracking.from_env(os.environ, str(tmp_path))
+    # The Dagster UI shows the variable's name; the worker still gets the URI.
+    assert isinstance(tracking.tracking_uri, dg.EnvVar) and tracking.uri == uri
+    assert tracking.active and tracking.label == "MLflow at http://mlflow:5000"
+    assert tracking.run_url("7", "abc") == "http://mlflow:5000/#/experiments/7/runs/abc"

@@ -26,7 +26,8 @@ symbol_pipeline_job = dg.define_asset_job(
 )
 
 # Schedule, sensors and the signal_freshness check (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
-automation = build_automation(automation_config())
+automation_settings = automation_config()
+automation = build_automation(automation_settings)
 
 defs = dg.Definitions(
     assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
@@ -34,5 +35,5 @@ defs = dg.Definitions(
     jobs=[symbol_pipeline_job],
     schedules=automation.schedules,
     sensors=automation.sensors,
-    resources=build_resources(),
+    resources=build_resources(automation=automation_settings),
 )

@@ -15,43 +15,18 @@ from typing import Any
 import dagster as dg
 
 from resources.app_db import AppDatabase
-from resources.broker import Broker
+from resources.broker import BROKER_KINDS, Broker
 from resources.ibkr import IBKRResource
 from resources.llm import LLMAnalyst
-from resources.market_data import MarketData
+from resources.market_data import SOURCES, MarketData
 from resources.object_store import ObjectStore
 from resources.tracking import Tracking
+from trading_assets.core.env import ConfigError, env_bool, env_number, referable
 
-
-class ConfigError(ValueError):
-    """An environment variable with a value that cannot be used."""
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "")
-    try:
-        return float(raw) if raw.strip() else default
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number.") from exc
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "")
-    try:
-        return int(raw) if raw.strip() else default
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a whole number.") from exc
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r}: use 1/0, true/false, yes/no or on/off.")
+# ConfigError is defined in core.env (the resources raise it too); the CLI, the Gradio app and
+# the tests import it from here.
+__all__ = ["AutomationConfig", "ConfigError", "app_database_url", "automation_config",
+           "build_ibkr", "build_resources", "data_dir"]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -61,9 +36,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _secret(env: Mapping[str, str], name: str) -> Any:
-    """An EnvVar reference when set (the Dagster UI shows the name, never the value)."""
-    return dg.EnvVar(name) if env.get(name) else ""
+def _secret(env: Mapping[str, str], name: str, default: str = "") -> Any:
+    """An EnvVar reference when set from the process environment (the Dagster UI shows the
+    name, never the value: keys, passwords inside URLs), else the value or `default`; the
+    resources read such fields through core.env.plain."""
+    if referable(env, name):
+        return dg.EnvVar(name)
+    return env.get(name, "") or default
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -81,29 +60,31 @@ def app_database_url(env: Mapping[str, str] | None = None) -> str:
 def build_ibkr(env: Mapping[str, str]) -> IBKRResource:
     return IBKRResource(
         host=env.get("IBKR_HOST", "") or "127.0.0.1",
-        port=_int(env, "IBKR_PORT", 4002),
-        client_id=_int(env, "IBKR_CLIENT_ID", 17),
+        port=env_number(env, "IBKR_PORT", 4002, int),
+        client_id=env_number(env, "IBKR_CLIENT_ID", 17, int),
         account=env.get("IBKR_ACCOUNT", ""),
-        readonly=_bool(env, "IBKR_READONLY", False),
-        live=_bool(env, "TRADING_LIVE", False),
-        connect_timeout=_float(env, "IBKR_CONNECT_TIMEOUT", 10.0),
-        request_timeout=_float(env, "IBKR_REQUEST_TIMEOUT", 30.0),
-        allow_delayed_data=_bool(env, "IBKR_ALLOW_DELAYED_DATA", False),
-        order_timeout=_float(env, "IBKR_ORDER_TIMEOUT", 15.0),
+        readonly=env_bool(env, "IBKR_READONLY", False),
+        live=env_bool(env, "TRADING_LIVE", False),
+        connect_timeout=env_number(env, "IBKR_CONNECT_TIMEOUT", 10.0),
+        request_timeout=env_number(env, "IBKR_REQUEST_TIMEOUT", 30.0),
+        allow_delayed_data=env_bool(env, "IBKR_ALLOW_DELAYED_DATA", False),
+        order_timeout=env_number(env, "IBKR_ORDER_TIMEOUT", 15.0),
     )
 
 
-def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """All resources of the code location, configured from `env` (default: os.environ)."""
+def build_resources(env: Mapping[str, str] | None = None,
+                    automation: AutomationConfig | None = None) -> dict[str, Any]:
+    """All resources of the code location, configured from `env` (default: os.environ);
+    `automation` is automation_config(env) when the caller has already built it."""
     env = os.environ if env is None else env
     data = data_dir(env)
     ibkr = build_ibkr(env)
-    automation = automation_config(env)
+    automation = automation_config(env) if automation is None else automation
     return {
         "market_data": MarketData(
-            source=_choice(env, "TRADING_DATA_SOURCE", "simulated", ("simulated", "csv", "ibkr")),
+            source=_choice(env, "TRADING_DATA_SOURCE", "simulated", SOURCES),
             csv_dir=env.get("TRADING_CSV_DIR", "") or str(data / "csv"),
-            lookback_days=_int(env, "TRADING_LOOKBACK_DAYS", 400),
+            lookback_days=env_number(env, "TRADING_LOOKBACK_DAYS", 400, int),
             as_of=env.get("TRADING_SIMULATED_AS_OF", ""),
             ibkr=ibkr,
         ),
@@ -113,21 +94,22 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             access_key=_secret(env, "MINIO_ACCESS_KEY"),
             secret_key=_secret(env, "MINIO_SECRET_KEY"),
             bucket=env.get("MINIO_BUCKET", "") or "trading",
-            secure=_bool(env, "MINIO_SECURE", False),
+            secure=env_bool(env, "MINIO_SECURE", False),
             region=env.get("MINIO_REGION", "") or "us-east-1",
             public_endpoint=env.get("MINIO_PUBLIC_ENDPOINT", ""),
         ),
         "app_db": AppDatabase(
-            url=app_database_url(env),
+            url=_secret(env, "APP_DATABASE_URL", app_database_url(env)),
         ),
         "broker": Broker(
-            kind=_choice(env, "TRADING_BROKER", "paper", ("paper", "ibkr")),
-            paper_database_url=env.get("PAPER_BROKER_DATABASE_URL", "")
-            or f"sqlite:///{data / 'paper_broker.db'}",
-            starting_cash=_float(env, "PAPER_STARTING_CASH", 100_000.0),
-            slippage_bps=_float(env, "PAPER_SLIPPAGE_BPS", 5.0),
-            commission_per_share=_float(env, "PAPER_COMMISSION_PER_SHARE", 0.005),
-            allow_short=_bool(env, "TRADING_ALLOW_SHORT", False),
+            kind=_choice(env, "TRADING_BROKER", "paper", BROKER_KINDS),
+            # docker-compose puts the PostgreSQL password in this URL.
+            paper_database_url=_secret(env, "PAPER_BROKER_DATABASE_URL",
+                                       f"sqlite:///{data / 'paper_broker.db'}"),
+            starting_cash=env_number(env, "PAPER_STARTING_CASH", 100_000.0),
+            slippage_bps=env_number(env, "PAPER_SLIPPAGE_BPS", 5.0),
+            commission_per_share=env_number(env, "PAPER_COMMISSION_PER_SHARE", 0.005),
+            allow_short=env_bool(env, "TRADING_ALLOW_SHORT", False),
             order_type=_choice(env, "TRADING_ORDER_TYPE", "mkt", ("mkt", "lmt", "bracket"))
             .upper(),
             max_signal_age_sessions=automation.approval_max_age_days,
@@ -176,15 +158,17 @@ def automation_config(env: Mapping[str, str] | None = None) -> AutomationConfig:
     config = AutomationConfig(
         schedule_cron=cron,
         schedule_timezone=timezone,
-        max_symbols_per_run=_int(env, "TRADING_MAX_SYMBOLS_PER_RUN", defaults.max_symbols_per_run),
-        approval_max_age_days=_int(env, "TRADING_APPROVAL_MAX_AGE_DAYS",
-                                   defaults.approval_max_age_days),
-        approval_max_move_pct=_float(env, "TRADING_APPROVAL_MAX_MOVE_PCT",
-                                     defaults.approval_max_move_pct),
-        signal_max_age_days=_int(env, "TRADING_SIGNAL_MAX_AGE_DAYS", defaults.signal_max_age_days),
-        running=_bool(env, "TRADING_AUTOMATION_RUNNING", defaults.running),
+        max_symbols_per_run=env_number(env, "TRADING_MAX_SYMBOLS_PER_RUN",
+                                       defaults.max_symbols_per_run, int),
+        approval_max_age_days=env_number(env, "TRADING_APPROVAL_MAX_AGE_DAYS",
+                                         defaults.approval_max_age_days, int),
+        approval_max_move_pct=env_number(env, "TRADING_APPROVAL_MAX_MOVE_PCT",
+                                         defaults.approval_max_move_pct),
+        signal_max_age_days=env_number(env, "TRADING_SIGNAL_MAX_AGE_DAYS",
+                                       defaults.signal_max_age_days, int),
+        running=env_bool(env, "TRADING_AUTOMATION_RUNNING", defaults.running),
         alert_webhook_url=env.get("ALERT_WEBHOOK_URL", "").strip(),
-        alert_timeout_s=_float(env, "ALERT_WEBHOOK_TIMEOUT", defaults.alert_timeout_s),
+        alert_timeout_s=env_number(env, "ALERT_WEBHOOK_TIMEOUT", defaults.alert_timeout_s),
     )
     if config.max_symbols_per_run < 1:
         raise ConfigError(f"TRADING_MAX_SYMBOLS_PER_RUN={config.max_symbols_per_run}: use 1 or "
