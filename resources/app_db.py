@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
@@ -30,11 +30,13 @@ from sqlalchemy import (
     create_engine,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from trading_assets.core.env import plain
 from trading_assets.core.orders import BrokerOrder, SymbolSettings
 from trading_assets.core.signal import (
     EXECUTABLE_STATUSES,
@@ -193,6 +195,17 @@ class RunFailureRow(Base):
 
 
 _SETTINGS_FIELDS = [f.name for f in fields(SymbolSettings) if f.name != "symbol"]
+# Signals an orders run may act on: live and approved (by a reviewer or the auto-approve rule).
+# Sorted so the statement, and so SQLAlchemy's compiled-statement cache entry, is stable.
+_EXECUTABLE = (SignalRow.mode == "live",
+               SignalRow.status.in_(sorted(s.value for s in EXECUTABLE_STATUSES)))
+# ... and that have no order in the ledger yet.
+_AWAITING_ORDER = (*_EXECUTABLE, SignalRow.id.not_in(select(OrderRow.signal_id)))
+# A review note is free text, but a page or a terminal must be able to show it.
+NOTE_MAX_CHARS = 2000
+REVIEWER_MAX_CHARS = 64  # signal_reviews.reviewer is String(64)
+# A symbol's last run: status, time and error ("", None, "" when it never ran).
+RunStatus = tuple[str, datetime | None, str]
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -228,6 +241,24 @@ def new_signal_id() -> str:
     return uuid.uuid4().hex
 
 
+def _settings_of(row: SymbolRow) -> SymbolSettings:
+    return SymbolSettings(symbol=row.symbol, **{f: getattr(row, f) for f in _SETTINGS_FIELDS})
+
+
+def _lock_signal(session: Session, signal_id: str, *conditions: Any) -> bool:
+    """Take the signal's write lock if it exists and meets `conditions`; say whether it did.
+
+    An UPDATE locks the row on PostgreSQL and the database on SQLite, whose driver only begins a
+    transaction at the first write: a SELECT first would leave a check-then-write open to a
+    writer in between. So a review and an order claim on the same signal run one after the other.
+    """
+    result = session.execute(
+        update(SignalRow).where(SignalRow.id == signal_id, *conditions)
+        .values(updated_at=utcnow()).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
 class AppDatabase(dg.ConfigurableResource):
     """Symbol settings, signals, reviews and the orders ledger in one SQL database."""
 
@@ -235,7 +266,7 @@ class AppDatabase(dg.ConfigurableResource):
 
     @property
     def engine(self) -> Engine:
-        return engine_for(self.url)
+        return engine_for(plain(self.url))  # an EnvVar reference outside a Dagster run
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -250,19 +281,31 @@ class AppDatabase(dg.ConfigurableResource):
         symbol = validate_symbol(symbol)
         with self.session() as session:
             row = session.get(SymbolRow, symbol)
-            if row is None:
-                return SymbolSettings(symbol=symbol)
-            return SymbolSettings(symbol=symbol, **{f: getattr(row, f) for f in _SETTINGS_FIELDS})
+            return SymbolSettings(symbol=symbol) if row is None else _settings_of(row)
 
     def list_settings(self) -> list[SymbolSettings]:
         with self.session() as session:
             rows = session.scalars(
                 select(SymbolRow).order_by(SymbolRow.priority.desc(), SymbolRow.symbol)
             ).all()
-            return [
-                SymbolSettings(symbol=r.symbol, **{f: getattr(r, f) for f in _SETTINGS_FIELDS})
-                for r in rows
-            ]
+            return [_settings_of(r) for r in rows]
+
+    def settings_by_symbol(self, symbols: Iterable[str]) -> dict[str, SymbolSettings]:
+        """Each symbol's settings, the defaults for one nobody configured, in one query."""
+        return {symbol: settings for symbol, (settings, _) in self.symbol_overview(symbols).items()}
+
+    def symbol_overview(self, symbols: Iterable[str]
+                        ) -> dict[str, tuple[SymbolSettings, RunStatus]]:
+        """Each symbol's settings (defaults when missing) and last run, in one query."""
+        with self.session() as session:
+            rows = {r.symbol: r for r in session.scalars(select(SymbolRow))}
+        overview: dict[str, tuple[SymbolSettings, RunStatus]] = {}
+        for symbol in symbols:
+            row = rows.get(symbol)
+            overview[symbol] = ((SymbolSettings(symbol=symbol), ("", None, "")) if row is None
+                                else (_settings_of(row),
+                                      (row.last_run_status, row.last_run_at, row.last_error)))
+        return overview
 
     def upsert_settings(self, settings: SymbolSettings) -> SymbolSettings:
         symbol = validate_symbol(settings.symbol)
@@ -285,13 +328,15 @@ class AppDatabase(dg.ConfigurableResource):
                 session.add(SymbolRow(symbol=symbol))
         return self.settings_for(symbol)
 
-    def remove_symbol(self, symbol: str) -> None:
-        """Forget the symbol's settings; its signals and orders stay for the audit trail."""
+    def remove_symbol(self, symbol: str) -> bool:
+        """Forget the symbol's settings (signals and orders stay for the audit trail); False
+        when it had none."""
         symbol = validate_symbol(symbol)
         with self.session() as session:
             row = session.get(SymbolRow, symbol)
             if row is not None:
                 session.delete(row)
+        return row is not None
 
     def record_run_status(self, symbol: str, status: str, error: str = "") -> None:
         symbol = validate_symbol(symbol)
@@ -386,8 +431,8 @@ class AppDatabase(dg.ConfigurableResource):
 
     def list_signals(self, *, symbol: str | None = None, status: str | None = None,
                      mode: str | None = "live", since: date | None = None,
-                     limit: int = 200) -> list[SignalRow]:
-        """Newest first, optionally filtered."""
+                     until: date | None = None, limit: int = 200) -> list[SignalRow]:
+        """Newest first, filtered by symbol, status, mode and an inclusive bar-date range."""
         query = select(SignalRow)
         if symbol:
             query = query.where(SignalRow.symbol == validate_symbol(symbol))
@@ -397,6 +442,8 @@ class AppDatabase(dg.ConfigurableResource):
             query = query.where(SignalRow.mode == mode)
         if since:
             query = query.where(SignalRow.bar_date >= since)
+        if until:
+            query = query.where(SignalRow.bar_date <= until)
         query = query.order_by(SignalRow.created_at.desc()).limit(limit)
         with self.session() as session:
             return list(session.scalars(query).all())
@@ -405,26 +452,47 @@ class AppDatabase(dg.ConfigurableResource):
         rows = self.list_signals(symbol=symbol, limit=1)
         return rows[0] if rows else None
 
+    def latest_signals(self) -> dict[str, SignalRow]:
+        """Each symbol's newest live signal, in one query (the symbols table shows hundreds)."""
+        newest = select(
+            SignalRow.id,
+            func.row_number().over(partition_by=SignalRow.symbol,
+                                   order_by=(SignalRow.created_at.desc(), SignalRow.id.desc()))
+            .label("rank"),
+        ).where(SignalRow.mode == "live").subquery()
+        with self.session() as session:
+            rows = session.scalars(select(SignalRow).join(newest, SignalRow.id == newest.c.id)
+                                   .where(newest.c.rank == 1)).all()
+        return {row.symbol: row for row in rows}
+
     def executable_signals(self, symbol: str) -> list[SignalRow]:
         """Approved live signals of the symbol that have no order in the ledger, oldest first."""
         with self.session() as session:
-            ordered = select(OrderRow.signal_id)
             return list(session.scalars(
-                select(SignalRow).where(
-                    SignalRow.symbol == validate_symbol(symbol), SignalRow.mode == "live",
-                    SignalRow.status.in_([s.value for s in EXECUTABLE_STATUSES]),
-                    SignalRow.id.not_in(ordered),
-                ).order_by(SignalRow.created_at)
+                select(SignalRow).where(SignalRow.symbol == validate_symbol(symbol),
+                                        *_AWAITING_ORDER)
+                .order_by(SignalRow.created_at)
             ).all())
 
     def review_signal(self, signal_id: str, decision: SignalStatus, *, reviewer: str,
                       note: str = "") -> SignalRow:
-        """Approve, reject or expire a pending signal, keeping who, when and why."""
+        """Approve, reject or expire a pending signal, keeping who, when and why.
+
+        An approved signal whose order is already in the ledger can no longer be rejected or
+        expired: the order run has claimed it (and may have placed it) first.
+        """
         allowed = {SignalStatus.APPROVED, SignalStatus.REJECTED, SignalStatus.EXPIRED}
         if decision not in allowed:
             raise ValueError(f"A review decides approved, rejected or expired, not {decision}.")
+        if len(note) > NOTE_MAX_CHARS:
+            raise ValueError(f"The note is {len(note)} characters long; keep it under "
+                             f"{NOTE_MAX_CHARS}.")
+        if len(reviewer) > REVIEWER_MAX_CHARS:
+            raise ValueError(f"The reviewer name is {len(reviewer)} characters long; keep it to "
+                             f"{REVIEWER_MAX_CHARS} at most.")
         with self.session() as session:
-            row = session.get(SignalRow, signal_id, with_for_update=True)
+            # Locked before it is read, so claim_order cannot slip in between check and write.
+            row = session.get(SignalRow, signal_id) if _lock_signal(session, signal_id) else None
             if row is None:
                 raise KeyError(f"No signal with id {signal_id!r}.")
             if row.mode != "live":
@@ -437,6 +505,13 @@ class AppDatabase(dg.ConfigurableResource):
                                  "approved signals can be reviewed.")
             if decision is SignalStatus.APPROVED and row.status != "pending_review":
                 raise ValueError(f"Signal {signal_id} is already {row.status}.")
+            order = session.scalars(select(OrderRow).where(OrderRow.signal_id == signal_id)
+                                    ).first()
+            if order is not None:
+                raise ValueError(f"Signal {signal_id} cannot be {decision.value}: an order is "
+                                 f"already in the ledger for this signal ({order.action} "
+                                 f"{order.quantity:g}, {order.status}); cancel it at the broker "
+                                 "if it must not trade.")
             row.status, row.updated_at = decision.value, utcnow()
             session.add(ReviewRow(signal_id=signal_id, decision=decision.value,
                                   reviewer=reviewer, note=note))
@@ -454,12 +529,17 @@ class AppDatabase(dg.ConfigurableResource):
     def claim_order(self, signal_id: str, symbol: str, broker: str, action: str,
                     quantity: float, order_type: str, limit_price: float | None,
                     stop_loss: float | None, take_profit: float | None) -> OrderRow | None:
-        """Write the ledger row *before* the broker is called; None if the signal has one.
+        """Write the ledger row *before* the broker is called; None if the signal has one or is
+        no longer approved (rejected or expired since it was listed).
 
-        The unique signal id makes a second claim fail, so two runs cannot both place.
+        The unique signal id makes a second claim fail, so two runs cannot both place; the
+        signal's status is checked under its lock in the same transaction, so a review cannot
+        change it between the check and the claim.
         """
         try:
             with self.session() as session:
+                if not _lock_signal(session, signal_id, *_AWAITING_ORDER):
+                    return None
                 row = OrderRow(signal_id=signal_id, symbol=symbol, broker=broker, action=action,
                                quantity=quantity, order_type=order_type,
                                limit_price=limit_price, stop_loss=stop_loss,
@@ -480,9 +560,12 @@ class AppDatabase(dg.ConfigurableResource):
                 row.error = error[:4000]
                 row.status = "unknown" if order is None else row.status
             row.updated_at = utcnow()
-            signal = session.get(SignalRow, signal_id)
-            if signal is not None and order is not None:
-                signal.status, signal.updated_at = SignalStatus.EXECUTED.value, utcnow()
+            if order is not None:  # only an approved signal becomes executed, never a rejected one
+                session.execute(
+                    update(SignalRow).where(SignalRow.id == signal_id, *_EXECUTABLE)
+                    .values(status=SignalStatus.EXECUTED.value, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
 
     def order_for_signal(self, signal_id: str) -> OrderRow | None:
         with self.session() as session:
@@ -540,29 +623,12 @@ class AppDatabase(dg.ConfigurableResource):
 
     # --- read models for the Gradio app ------------------------------------------------
 
-    def run_statuses(self) -> dict[str, tuple[str, datetime | None, str]]:
+    def run_statuses(self) -> dict[str, RunStatus]:
         """Each configured symbol's last run status, time and error, for the symbols table."""
         with self.session() as session:
             rows = session.execute(select(SymbolRow.symbol, SymbolRow.last_run_status,
                                           SymbolRow.last_run_at, SymbolRow.last_error)).all()
         return {symbol: (status, at, error) for symbol, status, at, error in rows}
-
-    def signal_history(self, *, symbol: str | None = None, status: str | None = None,
-                       since: date | None = None, until: date | None = None,
-                       limit: int = 200) -> list[SignalRow]:
-        """Live signals newest first, filtered by symbol, status and an inclusive bar-date range."""
-        query = select(SignalRow).where(SignalRow.mode == "live")
-        if symbol:
-            query = query.where(SignalRow.symbol == validate_symbol(symbol))
-        if status:
-            query = query.where(SignalRow.status == status)
-        if since:
-            query = query.where(SignalRow.bar_date >= since)
-        if until:
-            query = query.where(SignalRow.bar_date <= until)
-        query = query.order_by(SignalRow.created_at.desc()).limit(limit)
-        with self.session() as session:
-            return list(session.scalars(query).all())
 
     def latest_reviews(self, signal_ids: list[str]) -> dict[str, ReviewRow]:
         """The most recent review of each of these signals (signals never reviewed are absent)."""
@@ -602,11 +668,8 @@ class AppDatabase(dg.ConfigurableResource):
         """
         with self.session() as session:
             candidates = list(session.scalars(
-                select(SignalRow).where(
-                    SignalRow.mode == "live",
-                    SignalRow.status.in_([s.value for s in EXECUTABLE_STATUSES]),
-                    SignalRow.id.not_in(select(OrderRow.signal_id)),
-                ).order_by(SignalRow.created_at).limit(limit)
+                select(SignalRow).where(*_AWAITING_ORDER)
+                .order_by(SignalRow.created_at).limit(limit)
             ).all())
             if not candidates:
                 return []
@@ -634,9 +697,5 @@ class AppDatabase(dg.ConfigurableResource):
         """Symbols with an approved or auto-approved live signal that has no order yet."""
         with self.session() as session:
             return set(session.scalars(
-                select(SignalRow.symbol).where(
-                    SignalRow.mode == "live",
-                    SignalRow.status.in_([s.value for s in EXECUTABLE_STATUSES]),
-                    SignalRow.id.not_in(select(OrderRow.signal_id)),
-                ).distinct()
+                select(SignalRow.symbol).where(*_AWAITING_ORDER).distinct()
             ).all())

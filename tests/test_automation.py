@@ -474,3 +474,51 @@ def test_a_tick_for_50_symbols_takes_a_handful_of_runs(instance, resources, monk
             d.signal_id == signal_id for d in app_db.decisions_for(
                 app_db.get_signal(signal_id).symbol))
     assert not sense(auto, "approved_signals", instance, resources, result.cursor).run_requests
+
+
+# --------------------------------------------------------------------- the CLI's reports
+
+
+def test_cli_failures_name_the_underlying_error_not_dagsters_wrapper(
+        instance: dg.DagsterInstance) -> None:
+    from trading_assets.cli import failures_of
+
+    @dg.asset
+    def broken() -> None:
+        raise ValueError("bad bars for ACME")
+
+    result = dg.materialize([broken], instance=instance, raise_on_error=False)
+    [line] = failures_of([result])
+    assert line == "broken: ValueError: bad bars for ACME"
+
+
+def test_cli_review_without_a_passwd_entry_and_with_a_zero_confidence(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str]) -> None:
+    from trading_assets import cli
+    from trading_assets.core import review
+    from trading_assets.settings import build_resources
+
+    def no_user() -> str:  # docker --user 1234: no passwd entry, no USER
+        raise KeyError("getpwuid(): uid not found: 1234")
+
+    monkeypatch.setattr(review.getpass, "getuser", no_user)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.build_parser().parse_args(["signals", "list"]).reviewer is None
+    app_db = build_resources(env)["app_db"]
+    signal = TradingSignal(symbol="ACME", action="HOLD", confidence_level="LOW",
+                           confidence_score=0, reasoning="No edge either way.", trend="SIDEWAYS")
+    row = app_db.record_signal(
+        outcome=AnalysisOutcome(symbol="ACME", signal=signal, provider="rules",
+                                model="rules-v1", prompt_version="rules-v1"),
+        bar_date=date(2026, 11, 20), status=SignalStatus.PENDING_REVIEW, data_source="csv",
+        simulated=False, last_bars=[], indicators={}, chart_keys={})
+    assert cli.main(["signals", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()[-1].split()
+    assert listed[:6] == [row.id, "ACME", "2026-11-20", "HOLD", "0", "pending_review"]
+    assert cli.main(["signals", "reject", row.id, "--note", "flat"]) == 0
+    assert "rejected by unknown" in capsys.readouterr().out
+    assert cli.main(["signals", "approve", row.id, "--reviewer", "r" * 65]) == 2
+    assert "reviewer name is 65 characters long" in capsys.readouterr().err
+    assert [r.reviewer for r in app_db.reviews_for(row.id)] == ["unknown"]

@@ -424,6 +424,7 @@ def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) 
     ctx.broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10,
                                         order_type=OrderType.MARKET, order_ref=row.id), 100.0)
     ctx.broker.mark_price("TSLA", 105.0)
+    sv.review(ctx, row.id, "approve", "", "alice")  # only an approved signal can be claimed
     ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
     ctx.app_db.update_order(row.id, ctx.broker.find_order(row.id))
     ctx.app_db.record_decision("TSLA", row.id, True, "BUY 10 TSLA (4% of equity)", "run-1")
@@ -639,3 +640,102 @@ def test_scorecard_refuses_a_horizon_outcomes_do_not_have(ctx: UIContext,
                                                           horizon: object) -> None:
     with pytest.raises(UIError, match=r"not one of 1, 5, 20 bars"):
         sv.scorecard_view(ctx, horizon)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------- shared reads and helpers
+
+
+def test_latest_signals_are_the_newest_live_signal_of_each_symbol(ctx: UIContext) -> None:
+    from resources.app_db import SignalRow
+
+    older = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 18))
+    newer = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 20))
+    nvda = seed_signal(ctx, "NVDA")
+    with ctx.app_db.session() as session:  # a model may say 0; the schema's level would be LOW
+        session.get(SignalRow, newer.id).confidence_score = 0
+    latest = ctx.app_db.latest_signals()
+    assert {s: r.id for s, r in latest.items()} == {"TSLA": newer.id, "NVDA": nvda.id}
+    assert older.id not in {r.id for r in latest.values()}
+    assert latest["TSLA"].id == ctx.app_db.latest_signal("TSLA").id
+    sv.add_new_symbols(ctx, "TSLA")
+    # A confidence of 0 is a score, not a missing one.
+    assert " BUY 0 · " in sv.symbols_table(ctx).iloc[0]["last signal"]
+    assert sv.signal_label(latest["TSLA"]).startswith("TSLA BUY 0 · ")
+
+
+def test_symbol_overview_gives_defaults_and_last_runs_in_one_read(ctx: UIContext) -> None:
+    ctx.app_db.upsert_settings(SymbolSettings(symbol="TSLA", priority=7))
+    ctx.app_db.record_run_status("TSLA", "ok", "")
+    overview = ctx.app_db.symbol_overview(["TSLA", "NVDA"])
+    (tsla, (status, at, error)), (nvda, never) = overview["TSLA"], overview["NVDA"]
+    assert (tsla.priority, status, error) == (7, "ok", "") and at is not None
+    assert nvda == SymbolSettings(symbol="NVDA") and never == ("", None, "")
+    assert ctx.app_db.settings_by_symbol(["NVDA", "TSLA"]) == {"NVDA": nvda, "TSLA": tsla}
+
+
+def test_register_and_unregister_keep_partitions_and_settings_together(ctx: UIContext) -> None:
+    from trading_assets.partitions import register_symbols, unregister_symbols
+
+    assert register_symbols(ctx.instance, ctx.app_db, ["TSLA", "NVDA"]) == ["TSLA", "NVDA"]
+    assert register_symbols(ctx.instance, ctx.app_db, ["TSLA"]) == []
+    assert {s.symbol for s in ctx.app_db.list_settings()} == {"TSLA", "NVDA"}
+    ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))  # settings without a partition
+    assert unregister_symbols(ctx.instance, ctx.app_db, ["TSLA", "AMD"]) == (["TSLA"],
+                                                                          ["TSLA", "AMD"])
+    assert list_symbols(ctx.instance) == ["NVDA"]
+    assert ctx.app_db.remove_symbol("TSLA") is False
+    assert "Removed NVDA" in sv.remove_symbol(ctx, "NVDA")
+    ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))
+    assert "Removed AMD" in sv.remove_symbol(ctx, "AMD")  # settings alone still count
+
+
+def test_the_review_refuses_an_over_long_reviewer_name(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    with pytest.raises(UIError, match="reviewer name is 65 characters long"):
+        sv.review(ctx, row.id, "approve", "", "r" * 65)
+    assert ctx.app_db.reviews_for(row.id) == []
+
+
+def test_a_claimed_signal_cannot_be_rejected_from_the_page(ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    sv.review(ctx, row.id, "approve", "", "alice")
+    ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
+    with pytest.raises(UIError, match="an order is already in the ledger"):
+        sv.review(ctx, row.id, "reject", "too late", "bob")
+    assert ctx.app_db.get_signal(row.id).status == "approved"
+
+
+def test_reviewer_name_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_user() -> str:
+        raise KeyError("getpwuid(): uid not found: 1234")
+
+    monkeypatch.setattr(sv.getpass, "getuser", no_user)
+    assert sv.reviewer_name(None) == "unknown"
+    assert sv.reviewer_name("alice") == "alice"
+
+
+def test_the_login_password_stays_out_of_the_config_repr() -> None:
+    config = UIConfig.from_env({"GRADIO_USERNAME": "trader", "GRADIO_PASSWORD": "s3cret-pw"})
+    assert config.auth == ("trader", "s3cret-pw")
+    assert "s3cret-pw" not in repr(config) and "trader" in repr(config)
+
+
+def test_mlflow_links_never_carry_the_tracking_password(ctx: UIContext) -> None:
+    tracking = SimpleNamespace(ui_url="https://user:s3cret@mlflow.example:5000/")
+    ctx.resources = {**ctx.resources, "tracking": tracking}
+    assert ctx.mlflow_url == "https://mlflow.example:5000"
+    assert ctx.mlflow_run_url("abc") == "https://mlflow.example:5000/#/runs/abc"
+    assert "s3cret" not in sv.history_table(ctx).to_string()
+
+
+def test_the_settings_form_round_trips_through_its_field_names() -> None:
+    from ui.page import FORM_FIELDS, _form_values
+
+    settings = SymbolSettings(symbol="TSLA", enabled=False, auto_approve=True, priority=3,
+                              position_size_pct=4.5, max_exposure_pct=15.0, risk_level="low",
+                              min_confidence=70, exchange="SMART", primary_exchange="NASDAQ",
+                              currency="USD")
+    values = _form_values(settings)
+    assert values == [False, True, "3", "4.5", "15", "low", "70", "SMART", "NASDAQ", "USD"]
+    assert sv.parse_settings("TSLA", dict(zip(FORM_FIELDS, values, strict=True))) == settings
+    assert _form_values(None) == [True, False, "", "", "", "medium", "", "", "", ""]

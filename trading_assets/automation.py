@@ -50,7 +50,7 @@ No table or column is needed for this (the cursor lives in the Dagster instance)
 import hashlib
 import json
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +66,7 @@ from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.core.calendar import tick_session, trading_days_old
+from trading_assets.core.errors import root_error
 from trading_assets.core.keys import bars_info_key
 from trading_assets.core.orders import SymbolSettings, approval_stale_reason
 from trading_assets.core.signal import SignalStatus
@@ -105,12 +106,6 @@ def symbol_keys(instance: dg.DagsterInstance, log: Any = None) -> list[str]:
             log.warning(f"Partition {key!r} is not a valid symbol (upper-case ticker such as "
                         "AAPL or BRK.B); it is ignored. Delete it in the Dagster UI.")
     return keys
-
-
-def settings_by_symbol(app_db: AppDatabase) -> Callable[[str], SymbolSettings]:
-    """One query for all settings; a symbol nobody configured gets the defaults."""
-    known = {s.symbol: s for s in app_db.list_settings()}
-    return lambda symbol: known.get(symbol) or SymbolSettings(symbol=symbol)
 
 
 def plan_batches(all_keys: Sequence[str], wanted: Iterable[str], priority: Mapping[str, int],
@@ -263,13 +258,6 @@ def post_alert(url: str, payload: Mapping[str, Any], timeout_s: float, log: Any 
         return False
 
 
-def root_error(error: Any) -> Any:
-    """The innermost cause of a serialized step error (Dagster wraps the user's exception)."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error
-
-
 def failure_alert(run: dg.DagsterRun, symbols: Sequence[str],
                   failed_steps: Mapping[str, str]) -> dict[str, Any]:
     """What the webhook gets: run, job, symbols and failing steps with their error types only.
@@ -337,11 +325,11 @@ def build_automation(config: AutomationConfig) -> Automation:
     sensor_status = (dg.DefaultSensorStatus.RUNNING if config.running
                      else dg.DefaultSensorStatus.STOPPED)
 
-    def analysis_requests(app_db: AppDatabase, symbols: Sequence[str], keys: Sequence[str],
-                          prefix: str, tags: Mapping[str, str]) -> list[dg.RunRequest]:
+    def analysis_requests(settings: Mapping[str, SymbolSettings], symbols: Sequence[str],
+                          keys: Sequence[str], prefix: str, tags: Mapping[str, str]
+                          ) -> list[dg.RunRequest]:
         """Analysis runs for `symbols`, batched over the partition order `keys`."""
-        settings = settings_by_symbol(app_db)
-        priority = {s: settings(s).priority for s in symbols}
+        priority = {s: settings[s].priority for s in symbols}
         batches = plan_batches(keys, symbols, priority, config.max_symbols_per_run)
         return [batch_request(batch, f"{prefix}-{i:03d}-{batch[0]}-{batch[-1]}",
                               ANALYSIS_ASSETS, analysis_checks, tags)
@@ -363,13 +351,13 @@ def build_automation(config: AutomationConfig) -> Automation:
         if decision.session is None:
             return dg.SkipReason(decision.reason)
         keys = symbol_keys(context.instance, context.log)
-        settings = settings_by_symbol(app_db)
-        enabled = [s for s in keys if settings(s).enabled]
+        settings = app_db.settings_by_symbol(keys)
+        enabled = [s for s in keys if settings[s].enabled]
         if not enabled:
             return dg.SkipReason(f"No enabled symbols ({len(keys)} partitions). Add symbols in "
                                  "the app or the Dagster UI, or enable them.")
         session = decision.session.isoformat()
-        requests = analysis_requests(app_db, enabled, keys,
+        requests = analysis_requests(settings, enabled, keys,
                                      f"refresh-{session}",
                                      {"trading/trigger": "schedule", "trading/session": session})
         context.log.info(f"{decision.reason} Refreshing {len(enabled)} symbol(s) in "
@@ -396,8 +384,8 @@ def build_automation(config: AutomationConfig) -> Automation:
             seen = set(cursor.get("seen", [])) & set(keys)
             generation = int(cursor.get("generation", 0))
         new = [s for s in keys if s not in seen]
-        settings = settings_by_symbol(app_db)
-        todo = [s for s in new if settings(s).enabled]
+        settings = app_db.settings_by_symbol(new)
+        todo = [s for s in new if settings[s].enabled]
         disabled = [s for s in new if s not in todo]
         if not todo:
             reason = "No new symbols." if not new else (
@@ -405,7 +393,7 @@ def build_automation(config: AutomationConfig) -> Automation:
             return dg.SensorResult(skip_reason=reason, cursor=_dump_cursor(
                 {"seen": sorted(seen | set(new)), "generation": generation}))
         generation += 1  # re-adding a removed symbol later must not reuse an old run key
-        requests = analysis_requests(app_db, todo, keys,
+        requests = analysis_requests(settings, todo, keys,
                                      f"new-symbols-{generation}",
                                      {"trading/trigger": "new_symbols"})
         context.log.info(f"New symbols {_names(todo)} in {len(requests)} run(s)"
@@ -451,8 +439,8 @@ def build_automation(config: AutomationConfig) -> Automation:
             ready.setdefault(row.symbol, []).append(row)
         for line in expired:
             context.log.warning(f"Expired stale approval {line}")
-        settings = settings_by_symbol(app_db)
-        priority = {s: settings(s).priority for s in ready}
+        settings = app_db.settings_by_symbol(ready)
+        priority = {s: settings[s].priority for s in ready}
         requests = []
         for batch in plan_batches(keys, ready, priority, config.max_symbols_per_run,
                                   bridgeable(keys, ready, app_db, store)):
@@ -565,8 +553,8 @@ def build_automation(config: AutomationConfig) -> Automation:
     def signal_freshness_sensor(context: dg.SensorEvaluationContext,
                                 app_db: AppDatabase) -> dg.SensorResult:
         keys = symbol_keys(context.instance)
-        settings = settings_by_symbol(app_db)
-        enabled = [s for s in keys if settings(s).enabled]
+        settings = app_db.settings_by_symbol(keys)
+        enabled = [s for s in keys if settings[s].enabled]
         stale = stale_signals(enabled, app_db.latest_signal_dates(), utc_now(),
                               config.signal_max_age_days)
         cursor = _load_cursor(context.cursor) or {}

@@ -7,7 +7,6 @@ Runs materialize in-process against the project's Dagster instance (DAGSTER_HOME
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import time
@@ -40,6 +39,17 @@ def get_instance() -> Any:
     return dg.DagsterInstance.get()
 
 
+def positive_int(raw: str) -> int:
+    """An argparse type for counts: a whole number of 1 or more, else a clear usage error."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} must be 1 or more")
+    return value
+
+
 def materialize_symbols(symbols: list[str], instance: Any | None = None,
                         resources: dict[str, Any] | None = None,
                         assets: Sequence[Any] | None = None) -> Any:
@@ -48,27 +58,34 @@ def materialize_symbols(symbols: list[str], instance: Any | None = None,
     Dagster ranges over dynamic partitions follow insertion order, so the symbols are grouped
     into contiguous ranges of the partition list: usually one run.
     """
-    import dagster as dg
-
     from trading_assets.definitions import SYMBOL_ASSETS, SYMBOL_CHECKS
-    from trading_assets.partitions import SYMBOLS_PARTITION, add_symbols
+    from trading_assets.partitions import register_symbols
     from trading_assets.settings import build_resources
 
     instance = instance or get_instance()
     resources = resources or build_resources()
-    add_symbols(instance, symbols)
-    for symbol in symbols:
-        resources["app_db"].ensure_symbol(symbol)
-    results = []
-    for start, end in contiguous_ranges(instance.get_dynamic_partitions(SYMBOLS_PARTITION),
-                                        symbols):
-        results.append(dg.materialize(
-            list(assets or [*SYMBOL_ASSETS, *SYMBOL_CHECKS]), instance=instance,
-            resources=resources, raise_on_error=False, run_config=QUIET_RUN_CONFIG,
+    register_symbols(instance, resources["app_db"], symbols)
+    return materialize_ranges(instance, symbols, list(assets or [*SYMBOL_ASSETS, *SYMBOL_CHECKS]),
+                              resources)
+
+
+def materialize_ranges(instance: Any, symbols: list[str], assets: Sequence[Any],
+                       resources: dict[str, Any]) -> list[Any]:
+    """Materialize `assets` for symbols that are already partitions, a run per contiguous range."""
+    import dagster as dg
+
+    from trading_assets.partitions import SYMBOLS_PARTITION
+
+    return [
+        dg.materialize(
+            assets, instance=instance, resources=resources, raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
             tags={"dagster/asset_partition_range_start": start,
                   "dagster/asset_partition_range_end": end},
-        ))
-    return results
+        )
+        for start, end in contiguous_ranges(instance.get_dynamic_partitions(SYMBOLS_PARTITION),
+                                            symbols)
+    ]
 
 
 def contiguous_ranges(all_keys: Sequence[str], wanted: Sequence[str]) -> list[tuple[str, str]]:
@@ -127,12 +144,15 @@ def print_table(rows: list[dict[str, str]], columns: Sequence[str]) -> None:
 
 
 def failures_of(results: list[Any]) -> list[str]:
-    """Per-symbol failures of the runs, from the failure records and failed steps."""
+    """The runs' failed steps, each with its underlying error (not Dagster's wrapper)."""
+    from trading_assets.core.errors import root_error
+
     lines = []
     for result in results:
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":
-                lines.append(f"{event.step_key}: {event.event_specific_data.error.message.strip()}")
+                error = root_error(event.event_specific_data.error)
+                lines.append(f"{event.step_key}: {error.message.strip()}")
     return lines
 
 
@@ -185,17 +205,16 @@ def run_and_report(raw_symbols: str, demo: bool) -> int:
 
 def cmd_symbols(args: argparse.Namespace) -> int:
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
-    from trading_assets.partitions import add_symbols, list_symbols, remove_symbols
+    from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols
     from trading_assets.settings import build_resources
 
     instance = get_instance()
     app_db = build_resources()["app_db"]
     if args.action == "list":
-        settings = {s.symbol: s for s in app_db.list_settings()}
+        symbols = list_symbols(instance)
         rows = []
-        for symbol in list_symbols(instance):
-            s = settings.get(symbol) or app_db.settings_for(symbol)
-            rows.append({"symbol": symbol, "enabled": str(s.enabled), "priority": str(s.priority),
+        for s in app_db.settings_by_symbol(symbols).values():
+            rows.append({"symbol": s.symbol, "enabled": str(s.enabled), "priority": str(s.priority),
                          "size %": f"{s.position_size_pct:g}", "auto": str(s.auto_approve),
                          "min conf": str(s.min_confidence)})
         if rows:
@@ -209,26 +228,25 @@ def cmd_symbols(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.action == "add":
-        new = add_symbols(instance, symbols)
-        for symbol in symbols:
-            app_db.ensure_symbol(symbol)
+        new = register_symbols(instance, app_db, symbols)
         print(f"added: {', '.join(new) or 'none (already there)'}")
     else:
-        removed = remove_symbols(instance, symbols)
-        for symbol in symbols:
-            app_db.remove_symbol(symbol)
+        removed, _ = unregister_symbols(instance, app_db, symbols)
         print(f"removed: {', '.join(removed) or 'none (not there)'}")
     return 0
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
+    from trading_assets.core.errors import error_text
+    from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
     from trading_assets.core.signal import SignalStatus
     from trading_assets.settings import build_resources
 
     app_db = build_resources()["app_db"]
     if args.action == "list":
         rows = [{"id": s.id, "symbol": s.symbol, "bar date": str(s.bar_date),
-                 "action": s.action or "-", "conf": str(s.confidence_score or "-"),
+                 "action": s.action or "-",
+                 "conf": "-" if s.confidence_score is None else str(s.confidence_score),
                  "status": s.status, "analyst": f"{s.provider}/{s.model}",
                  "data": "SIMULATED" if s.simulated else s.data_source}
                 for s in app_db.list_signals(symbol=args.symbol, status=args.status)]
@@ -238,14 +256,14 @@ def cmd_signals(args: argparse.Namespace) -> int:
         else:
             print("No signals match.")
         return 0
-    decision = SignalStatus.APPROVED if args.action == "approve" else SignalStatus.REJECTED
+    decision = REVIEW_DECISIONS[args.action]
+    reviewer = reviewer_name(args.reviewer)
     try:
-        row = app_db.review_signal(args.signal_id, decision, reviewer=args.reviewer,
-                                   note=args.note)
+        row = app_db.review_signal(args.signal_id, decision, reviewer=reviewer, note=args.note)
     except (KeyError, ValueError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        print(f"error: {error_text(exc)}", file=sys.stderr)
         return 2
-    print(f"{row.id} {row.symbol} {row.action}: {row.status} by {args.reviewer}")
+    print(f"{row.id} {row.symbol} {row.action}: {row.status} by {reviewer}")
     if decision is SignalStatus.APPROVED:
         print(f"Place the order: trading-signals materialize --symbols {row.symbol} "
               "(or let the approved-signals sensor do it)")
@@ -273,6 +291,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from trading_assets.core.review import REVIEW_DECISIONS
+
     parser = argparse.ArgumentParser(prog="trading-signals", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -291,12 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     symbols.set_defaults(func=cmd_symbols)
 
     signals = sub.add_parser("signals", help="list, approve or reject signals")
-    signals.add_argument("action", choices=["list", "approve", "reject"])
+    signals.add_argument("action", choices=["list", *REVIEW_DECISIONS])
     signals.add_argument("signal_id", nargs="?", default="")
     signals.add_argument("--symbol", default=None)
     signals.add_argument("--status", default=None)
     signals.add_argument("--note", default="")
-    signals.add_argument("--reviewer", default=os.environ.get("USER") or getpass.getuser())
+    signals.add_argument("--reviewer", default=None, help="who decides (default: the OS user)")
     signals.set_defaults(func=cmd_signals)
 
     ui = sub.add_parser("ui", help="start the Gradio app: symbols, signal review, portfolio "

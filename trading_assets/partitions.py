@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from trading_assets.core.symbols import validate_symbol
+
+if TYPE_CHECKING:
+    from resources.app_db import AppDatabase
 
 SYMBOLS_PARTITION = "symbols"
 symbols_partitions = dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITION)
@@ -30,6 +34,26 @@ def remove_symbols(instance: dg.DagsterInstance, symbols: list[str]) -> list[str
     for symbol in removed:
         instance.delete_dynamic_partition(SYMBOLS_PARTITION, symbol)
     return removed
+
+
+def register_symbols(instance: dg.DagsterInstance, app_db: AppDatabase,
+                     symbols: list[str]) -> list[str]:
+    """Add symbols as partitions with settings (defaults unless configured); returns the new
+    partitions."""
+    new = add_symbols(instance, symbols)
+    for symbol in symbols:
+        app_db.ensure_symbol(symbol)
+    return new
+
+
+def unregister_symbols(instance: dg.DagsterInstance, app_db: AppDatabase,
+                       symbols: list[str]) -> tuple[list[str], list[str]]:
+    """Remove symbols' partitions and settings (their signals and orders stay); returns the
+    partitions removed and the symbols whose settings were removed."""
+    removed = remove_symbols(instance, symbols)
+    forgotten = [s for s in dict.fromkeys(validate_symbol(s) for s in symbols)
+                 if app_db.remove_symbol(s)]
+    return removed, forgotten
 
 
 def list_symbols(instance: dg.DagsterInstance) -> list[str]:

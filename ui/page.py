@@ -23,6 +23,11 @@ TITLE = "Trading signals"
 _BANNER_STYLE = ("background:#b91c1c;color:#fff;font-weight:700;padding:10px 14px;"
                  "border-radius:6px;font-size:1.05em;letter-spacing:.01em")
 _STATUS_ANY = "any status"
+# The settings form's fields, in the order its components are passed around; a blank form
+# shows "" except where named here.
+FORM_FIELDS = ("enabled", "auto_approve", "priority", "position_size_pct", "max_exposure_pct",
+               "risk_level", "min_confidence", "exchange", "primary_exchange", "currency")
+_BLANK_FORM = {"enabled": True, "auto_approve": False, "risk_level": "medium"}
 
 
 def _banner(text: str) -> str:
@@ -72,13 +77,19 @@ def _image(data: bytes | None) -> Any:
     return image
 
 
+def _form_value(value: object) -> object:
+    """A setting as its form component takes it: flags and text as they are, numbers as text
+    (5.0 shown as 5)."""
+    if isinstance(value, bool | str):
+        return value
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _form_values(settings: Any | None) -> list[Any]:
+    """The settings form's values in FORM_FIELDS order; a blank form without settings."""
     if settings is None:
-        return [True, False, "", "", "", "medium", "", "", "", ""]
-    return [settings.enabled, settings.auto_approve, str(settings.priority),
-            f"{settings.position_size_pct:g}", f"{settings.max_exposure_pct:g}",
-            settings.risk_level, str(settings.min_confidence), settings.exchange,
-            settings.primary_exchange, settings.currency]
+        return [_BLANK_FORM.get(name, "") for name in FORM_FIELDS]
+    return [_form_value(getattr(settings, name)) for name in FORM_FIELDS]
 
 
 def build_page(ctx: UIContext) -> gr.Blocks:
@@ -250,8 +261,11 @@ def build_page(ctx: UIContext) -> gr.Blocks:
                                                     elem_id=f"scorecard-{name}".replace("_", "-"))
                                  for name, title in sv.SCORECARD_TABLES.items()}
 
-        form = [f_enabled, f_auto, f_priority, f_size, f_exposure, f_risk, f_conf, f_exchange,
-                f_primary, f_currency]
+        components = {"enabled": f_enabled, "auto_approve": f_auto, "priority": f_priority,
+                      "position_size_pct": f_size, "max_exposure_pct": f_exposure,
+                      "risk_level": f_risk, "min_confidence": f_conf, "exchange": f_exchange,
+                      "primary_exchange": f_primary, "currency": f_currency}
+        form = [components[name] for name in FORM_FIELDS]
         private: dict[str, Any] = {"api_visibility": "private"}
 
         # ------------------------------------------------------------ symbol handlers
@@ -263,7 +277,8 @@ def build_page(ctx: UIContext) -> gr.Blocks:
         @_guarded(2 + len(form))
         def choose_symbol_row(evt: gr.SelectData) -> tuple[Any, ...]:
             row = evt.row_value or []
-            return choose_symbol.__wrapped__(str(row[0])) if row else (gr.skip(),) * 12
+            return (choose_symbol.__wrapped__(str(row[0])) if row
+                    else (gr.skip(),) * (2 + len(form)))
 
         @_guarded(4 + len(form))
         def add(raw: str) -> tuple[Any, ...]:
@@ -287,10 +302,8 @@ def build_page(ctx: UIContext) -> gr.Blocks:
 
         @_guarded(2)
         def save(symbol: str | None, *values: Any) -> tuple[Any, ...]:
-            names = ["enabled", "auto_approve", "priority", "position_size_pct",
-                     "max_exposure_pct", "risk_level", "min_confidence", "exchange",
-                     "primary_exchange", "currency"]
-            message = sv.save_settings(ctx, symbol or "", dict(zip(names, values, strict=True)))
+            message = sv.save_settings(ctx, symbol or "",
+                                       dict(zip(FORM_FIELDS, values, strict=True)))
             return _ok(message), sv.symbols_table(ctx)
 
         @_guarded(3)

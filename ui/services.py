@@ -8,7 +8,7 @@ Validation always happens before the first write, so a refused action changes no
 
 from __future__ import annotations
 
-import getpass
+import getpass as getpass  # re-exported: the tests patch sv.getpass.getuser
 import html
 import ipaddress
 import logging
@@ -22,10 +22,15 @@ from typing import Any
 
 import pandas as pd
 
+from resources.llm import public_url
+from trading_assets.core.errors import error_text
 from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.review import REVIEW_DECISIONS
+from trading_assets.core.review import reviewer_name as reviewer_name  # re-exported for the page
+from trading_assets.core.scorecard import rate_text
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, parse_symbols, validate_symbol
-from trading_assets.partitions import add_symbols, list_symbols, remove_symbols
+from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,7 @@ class UIConfig:
     server_name: str = "127.0.0.1"
     server_port: int = 7860
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)  # never in a log line or a traceback
     dagster_url: str = "http://localhost:3000"
     mlflow_url: str = ""
 
@@ -116,16 +121,6 @@ def is_loopback(server_name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False  # another host name: it may resolve anywhere
-
-
-def reviewer_name(username: str | None) -> str:
-    """The logged-in Gradio user, else the OS user running the app (reviews always say who)."""
-    if username:
-        return username
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no USER/LOGNAME in a container
-        return "unknown"
 
 
 # ------------------------------------------------------------------------- background runs
@@ -242,11 +237,12 @@ class UIContext:
 
     @property
     def mlflow_url(self) -> str:
-        """MLFLOW_UI_URL, else the tracking resource's UI address when it is an http(s) server."""
+        """MLFLOW_UI_URL, else the tracking resource's UI address when it is an http(s) server;
+        without the user:password a tracking URI may carry, since it ends up in the page."""
         tracking_ui = str(getattr(self.resources.get("tracking"), "ui_url", "") or "")
         fallback = tracking_ui.rstrip("/") if re.match(r"^https?://[^\s\"'<>]+$", tracking_ui) \
             else ""
-        return self.config.mlflow_url or fallback
+        return public_url(self.config.mlflow_url or fallback)
 
     def mlflow_run_url(self, run_id: str) -> str:
         # MLflow's UI resolves the experiment itself from a direct run link.
@@ -299,11 +295,6 @@ def _run_link(run_id: str, url: str) -> str:
     return f"[{run_id[:8]}]({url})" if url else f"`{run_id}`"
 
 
-def _message(exc: BaseException) -> str:
-    """An exception's own text (KeyError would otherwise add quotes)."""
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
 # ----------------------------------------------------------------------------------- symbols
 
 
@@ -326,13 +317,11 @@ def symbol_choices(ctx: UIContext) -> list[str]:
 
 def symbols_table(ctx: UIContext) -> pd.DataFrame:
     """One row per symbol with its settings, last signal and last run."""
-    symbols = symbol_choices(ctx)
-    settings = {s.symbol: s for s in ctx.app_db.list_settings()}
-    statuses = ctx.app_db.run_statuses()
+    overview = ctx.app_db.symbol_overview(symbol_choices(ctx))
+    latest = ctx.app_db.latest_signals()
     rows = []
-    for symbol in symbols:
-        s = settings.get(symbol) or SymbolSettings(symbol=symbol)
-        signal = ctx.app_db.latest_signal(symbol)
+    for symbol, (s, (status, at, error)) in overview.items():
+        signal = latest.get(symbol)
         last_signal = ""
         if signal is not None:
             what = signal.action or "ERROR"
@@ -343,7 +332,6 @@ def symbols_table(ctx: UIContext) -> pd.DataFrame:
         if running is not None:
             last_run = f"running (started {_when(running.started_at)})"
         else:
-            status, at, error = statuses.get(symbol, ("", None, ""))
             last_run = f"{status} {_when(at)}".strip() if status else "never"
             if error:
                 last_run += f": {error[:120]}"
@@ -367,10 +355,9 @@ def add_new_symbols(ctx: UIContext, raw: str) -> str:
     if ctx.ibkr_configured:
         for symbol in symbols:  # every contract checked before anything is written
             contracts[symbol] = qualify_with_ibkr(ctx, symbol)
-    new = add_symbols(ctx.instance, symbols)
-    for symbol in symbols:
-        settings = ctx.app_db.ensure_symbol(symbol)
-        contract = contracts.get(symbol)
+    new = register_symbols(ctx.instance, ctx.app_db, symbols)
+    for symbol, contract in contracts.items():
+        settings = ctx.app_db.settings_for(symbol)
         if contract and not settings.primary_exchange:
             ctx.app_db.upsert_settings(replace(
                 settings,
@@ -404,11 +391,9 @@ def qualify_with_ibkr(ctx: UIContext, symbol: str) -> dict[str, object]:
 
 def remove_symbol(ctx: UIContext, raw: str) -> str:
     symbol = _check_symbol(raw)
-    removed = remove_symbols(ctx.instance, [symbol])
-    had_settings = any(s.symbol == symbol for s in ctx.app_db.list_settings())
-    if not removed and not had_settings:
+    removed, forgotten = unregister_symbols(ctx.instance, ctx.app_db, [symbol])
+    if not removed and not forgotten:
         raise UIError(f"{symbol} is not a symbol here; nothing to remove.")
-    ctx.app_db.remove_symbol(symbol)
     return (f"Removed {symbol} from the Dagster partitions and its settings. Its signals and "
             "orders stay for the audit trail.")
 
@@ -567,7 +552,8 @@ def queue_table(rows: Sequence[Any]) -> pd.DataFrame:
 
 def signal_label(row: Any) -> str:
     simulated = " · SIMULATED" if row.simulated else ""
-    return (f"{row.symbol} {row.action or 'ERROR'} {row.confidence_score or '–'} · "
+    score = "–" if row.confidence_score is None else row.confidence_score
+    return (f"{row.symbol} {row.action or 'ERROR'} {score} · "
             f"{row.bar_date}{simulated} · {row.id[:8]}")
 
 
@@ -670,16 +656,14 @@ def review(ctx: UIContext, signal_id: str, decision: str, note: str, reviewer: s
     """Approve or reject a pending signal, recording who, when and why."""
     if not signal_id:
         raise UIError("Choose a signal from the queue first.")
-    chosen = {"approve": SignalStatus.APPROVED, "reject": SignalStatus.REJECTED}.get(decision)
+    chosen = REVIEW_DECISIONS.get(decision)
     if chosen is None:
         raise UIError(f"Unknown decision {decision!r}; approve or reject.")
-    note = (note or "").strip()
-    if len(note) > 2000:
-        raise UIError(f"The note is {len(note)} characters long; keep it under 2000.")
-    try:
-        row = ctx.app_db.review_signal(signal_id, chosen, reviewer=reviewer, note=note)
+    try:  # the database refuses an over-long note or reviewer name, and a settled signal
+        row = ctx.app_db.review_signal(signal_id, chosen, reviewer=reviewer,
+                                       note=(note or "").strip())
     except (KeyError, ValueError) as exc:
-        raise UIError(_message(exc)) from exc
+        raise UIError(error_text(exc)) from exc
     follow = (" The approved-signals sensor (or Run now) places its order." if
               chosen is SignalStatus.APPROVED else "")
     return (f"{row.symbol} {row.action} signal {row.id[:8]} is now **{row.status}** by "
@@ -712,8 +696,8 @@ def history_table(ctx: UIContext, symbol: str = "", status: str = "", since: str
     start, end = parse_day("From date", since), parse_day("To date", until)
     if start and end and start > end:
         raise UIError(f"From date {start} is after to date {end}.")
-    rows = ctx.app_db.signal_history(symbol=wanted, status=status or None, since=start,
-                                     until=end)
+    rows = ctx.app_db.list_signals(symbol=wanted, status=status or None, since=start,
+                                   until=end)
     reviews = ctx.app_db.latest_reviews([r.id for r in rows])
     records = []
     for r in rows:
@@ -892,11 +876,6 @@ def scorecard_view(ctx: UIContext, horizon: int) -> ScorecardView:
                          plots=plots)
 
 
-def _rate(value: object) -> str:
-    number = float(value)  # type: ignore[arg-type]
-    return "n/a" if math.isnan(number) else f"{number:.1%}"
-
-
 def _scorecard_note(summary: Mapping[str, Any], horizon: int, simulated: int) -> str:
     signals, scored = int(summary["signals"]), int(summary["scored"])
     bars = f"{horizon} bar" + ("s" if horizon != 1 else "")
@@ -915,10 +894,11 @@ def _scorecard_note(summary: Mapping[str, Any], horizon: int, simulated: int) ->
         + (f" · no stored bars: {no_bars}" if no_bars else "") + ".")
     if scored:
         lines.append(
-            f"\nHit rate {_rate(summary['hit_rate'])} (95% interval "
-            f"{_rate(summary['hit_rate_ci_low'])} – {_rate(summary['hit_rate_ci_high'])}) · "
-            f"BUY/SELL only {_rate(summary['directional_hit_rate'])} · HOLD share "
-            f"{_rate(summary['hold_share'])}.")
+            f"\nHit rate {rate_text(summary['hit_rate'])} (95% interval "
+            f"{rate_text(summary['hit_rate_ci_low'])} – "
+            f"{rate_text(summary['hit_rate_ci_high'])}) · "
+            f"BUY/SELL only {rate_text(summary['directional_hit_rate'])} · HOLD share "
+            f"{rate_text(summary['hold_share'])}.")
     else:
         lines.append(f"\nNo signal is scored at {bars} yet: the tables fill in once the "
                      f"{bars} after a signal exist and `signal_outcomes` is "

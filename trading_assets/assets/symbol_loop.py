@@ -46,11 +46,11 @@ class SymbolLoop:
             yield symbol
 
     def settings(self, symbol: str) -> SymbolSettings:
-        """The symbol's settings, read for all symbols in one query the first time it is asked
-        (one query per symbol was 500 round trips on a 500-symbol run)."""
+        """The settings of one of the run's symbols, read for all of them in one query the first
+        time it is asked (one query per symbol was 500 round trips on a 500-symbol run)."""
         if self._settings is None:
-            self._settings = {s.symbol: s for s in self.app_db.list_settings()}
-        return self._settings.get(symbol) or SymbolSettings(symbol=symbol)
+            self._settings = self.app_db.settings_by_symbol(self.context.partition_keys)
+        return self._settings[symbol]
 
     def record(self, symbol: str, metadata: Mapping[str, Any]) -> None:
         """The symbol's materialization metadata (context.add_asset_metadata for one partition).
