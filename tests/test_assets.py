@@ -251,3 +251,191 @@ def test_stale_reason_rules() -> None:
     assert approval_stale_reason(**fresh) == ""
     assert "2 trading days old" in approval_stale_reason(**{**fresh, "age_sessions": 2})
     assert "moved 5.0%" in approval_stale_reason(**{**fresh, "latest_close": 105.0})
+
+
+def test_the_analyst_is_shown_the_stored_bars_as_the_last_bars(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    # llm_signal takes the last bars from the daily indicator frame, not a second bars read.
+    from trading_assets.assets.signals import bar_info, build_request
+    from trading_assets.core.bars import last_bars_records
+
+    assert run_symbols(instance, resources, ["TSLA"]).success
+    store = resources["store"]
+    info, bar_date = bar_info(store, "TSLA")
+    request = build_request(store, None, "TSLA", bar_date, info)
+    expected = last_bars_records(store.read_frame(bars_key("TSLA")))
+    assert len(expected) == 50 and request.last_bars == expected
+    [row] = resources["app_db"].list_signals(symbol="TSLA")
+    assert row.last_bars == expected
+
+
+def test_signals_read_the_broker_positions_once_per_run(
+        instance: dg.DagsterInstance, resources: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trading_assets.assets.signals import llm_signal
+
+    broker = resources["broker"]
+    calls: list[int] = []
+    read = type(broker).positions
+
+    def positions(self: Any) -> list[Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("gateway down")
+        return read(self)
+
+    symbols = ["AAA", "BBB", "CCC"]
+    assert run_symbols(instance, resources, symbols, assets=[ohlcv, indicators, charts]).success
+    monkeypatch.setattr(type(broker), "positions", positions)
+    result = run_symbols(instance, resources, symbols, assets=[llm_signal],
+                         raise_on_error=False)
+    # The outage fails the symbol that met it, as a per-symbol read did; the next symbol reads
+    # again and that one read serves the rest of the run.
+    assert len(calls) == 2
+    assert "gateway down" in metadata_for(result, "llm_signal", "AAA")["error"]
+    assert [metadata_for(result, "llm_signal", s)["status"] for s in ("BBB", "CCC")] == \
+        ["pending_review"] * 2
+
+
+@pytest.mark.parametrize("order_type", ["MKT", "LMT", "BRACKET"])
+def test_limit_and_bracket_orders_enter_at_the_signal_entry(order_type: str) -> None:
+    from trading_assets.core.analyst import rules_signal
+    from trading_assets.core.orders import AccountSnapshot, OrderType, decide_order
+    from trading_assets.core.replay import build_replay_request
+
+    bars = simulate_bars("MSFT", pd.Timestamp("2026-11-20").date())
+    request = build_replay_request("MSFT", bars, bars["date"].iloc[-1].date(),
+                                   data_source="simulated", simulated=True, with_charts=False)
+    signal = rules_signal(request)
+    assert signal.entry_price is not None
+    decision = decide_order(
+        signal_id="s1", signal=signal, status=SignalStatus.APPROVED,
+        settings=SymbolSettings(symbol="MSFT", min_confidence=0),
+        account=AccountSnapshot(account="paper", cash=100_000.0, equity=100_000.0,
+                                buying_power=100_000.0),
+        position=None, price=signal.entry_price + 1.0, allow_short=False,
+        order_type=OrderType(order_type))
+    assert decision.request is not None
+    expected = None if order_type == "MKT" else round(signal.entry_price, 2)
+    assert decision.request.limit_price == expected
+    bracket = order_type == "BRACKET"
+    assert (decision.request.stop_loss is not None) is bracket
+    assert (decision.request.take_profit is not None) is bracket
+
+
+# ------------------------------------------------- reviews and order claims on one signal
+
+
+def approved_signal(app_db: Any, symbol: str = "TSLA") -> Any:
+    """A stored live BUY signal, approved by a reviewer: what an orders run would pick up."""
+    from datetime import date
+
+    from trading_assets.core.signal import TradingSignal
+
+    signal = TradingSignal(symbol=symbol, action="BUY", confidence_level="MEDIUM",
+                           confidence_score=70, reasoning="Trend and momentum agree.",
+                           key_factors=["SMA 50 above SMA 200"], trend="UP", entry_price=100.0,
+                           stop_loss=95.0, take_profit=110.0)
+    outcome = AnalysisOutcome(symbol=symbol, signal=signal, provider="rules", model="rules-v1",
+                              prompt_version="signal_v1")
+    row = app_db.record_signal(outcome=outcome, bar_date=date(2026, 11, 20),
+                               status=SignalStatus.PENDING_REVIEW, data_source="simulated",
+                               simulated=True, last_bars=[], indicators={}, chart_keys={})
+    return app_db.review_signal(row.id, SignalStatus.APPROVED, reviewer="alice")
+
+
+def claim(app_db: Any, signal_id: str) -> Any:
+    return app_db.claim_order(signal_id, "TSLA", "paper", "BUY", 10, "MKT", None, 95.0, 110.0)
+
+
+@pytest.mark.parametrize("decision", [SignalStatus.REJECTED, SignalStatus.EXPIRED])
+def test_a_signal_rejected_after_approval_cannot_be_claimed(resources: dict[str, Any],
+                                                            decision: SignalStatus) -> None:
+    app_db = resources["app_db"]
+    row = approved_signal(app_db)
+    app_db.review_signal(row.id, decision, reviewer="bob", note="changed my mind")
+    assert claim(app_db, row.id) is None
+    assert app_db.order_for_signal(row.id) is None
+    assert app_db.get_signal(row.id).status == decision.value
+    assert app_db.executable_signals("TSLA") == []
+
+
+def test_a_pending_signal_cannot_be_claimed(resources: dict[str, Any]) -> None:
+    app_db = resources["app_db"]
+    row = approved_signal(app_db)
+    with app_db.session() as session:  # as if it had never been approved
+        session.get(type(row), row.id).status = SignalStatus.PENDING_REVIEW.value
+    assert claim(app_db, row.id) is None
+    assert app_db.order_for_signal(row.id) is None
+
+
+@pytest.mark.parametrize("decision", [SignalStatus.REJECTED, SignalStatus.EXPIRED])
+def test_a_claimed_signal_can_no_longer_be_rejected(resources: dict[str, Any],
+                                                    decision: SignalStatus) -> None:
+    app_db = resources["app_db"]
+    row = approved_signal(app_db)
+    assert claim(app_db, row.id) is not None
+    with pytest.raises(ValueError, match="an order is already in the ledger for this signal"):
+        app_db.review_signal(row.id, decision, reviewer="bob")
+    assert app_db.get_signal(row.id).status == SignalStatus.APPROVED.value
+    assert [r.decision for r in app_db.reviews_for(row.id)] == ["approved"]
+    assert claim(app_db, row.id) is None  # and still one order per signal
+
+
+def test_an_order_update_never_turns_a_rejected_signal_into_executed(
+        resources: dict[str, Any]) -> None:
+    from resources.app_db import SignalRow
+    from trading_assets.core.orders import BrokerOrder
+
+    app_db = resources["app_db"]
+    row = approved_signal(app_db)
+    assert claim(app_db, row.id) is not None
+    with app_db.session() as session:  # a status written by an older version, or by hand
+        session.get(SignalRow, row.id).status = SignalStatus.REJECTED.value
+    filled = BrokerOrder(order_ref=row.id, symbol="TSLA", action="BUY", quantity=10,
+                         order_type="MKT", status="Filled", filled=10, avg_fill_price=100.0)
+    app_db.update_order(row.id, filled)
+    assert app_db.get_signal(row.id).status == SignalStatus.REJECTED.value
+    assert app_db.order_for_signal(row.id).status == "Filled"  # the ledger still records it
+    # An approved signal does become executed.
+    other = approved_signal(app_db, "NVDA")
+    app_db.claim_order(other.id, "NVDA", "paper", "BUY", 10, "MKT", None, None, None)
+    app_db.update_order(other.id, filled)
+    assert app_db.get_signal(other.id).status == SignalStatus.EXECUTED.value
+
+
+def test_an_orders_run_does_not_place_a_signal_rejected_after_it_was_listed(
+        resources: dict[str, Any]) -> None:
+    from datetime import date
+
+    from trading_assets.assets.trading import execute_signal
+
+    app_db, broker = resources["app_db"], resources["broker"]
+    approved_signal(app_db)
+    [listed] = app_db.executable_signals("TSLA")
+    app_db.review_signal(listed.id, SignalStatus.REJECTED, reviewer="bob")
+    decision = execute_signal(broker, app_db, listed, 100.0, date(2026, 11, 20), "run-1",
+                              app_db.settings_for("TSLA"))
+    assert not decision.place
+    assert broker.orders("TSLA") == [] and app_db.list_orders("TSLA") == []
+    assert app_db.get_signal(listed.id).status == SignalStatus.REJECTED.value
+    [recorded] = app_db.decisions_for("TSLA")
+    assert not recorded.placed
+    assert recorded.reason == f"not placed: signal {listed.id} is no longer approved (now rejected)"
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("note", "x" * 2001, "The note is 2001 characters long; keep it under 2000"),
+    ("reviewer", "r" * 65, "The reviewer name is 65 characters long"),
+])
+def test_a_review_refuses_an_over_long_note_or_reviewer(resources: dict[str, Any], field: str,
+                                                        value: str, reason: str) -> None:
+    app_db = resources["app_db"]
+    row = approved_signal(app_db)
+    review = {"reviewer": "bob", "note": "", field: value}
+    with pytest.raises(ValueError, match=reason):
+        app_db.review_signal(row.id, SignalStatus.REJECTED, **review)
+    assert app_db.get_signal(row.id).status == SignalStatus.APPROVED.value
+    assert len(app_db.reviews_for(row.id)) == 1
+    app_db.review_signal(row.id, SignalStatus.REJECTED, reviewer="r" * 64, note="x" * 2000)
+    assert app_db.get_signal(row.id).status == SignalStatus.REJECTED.value

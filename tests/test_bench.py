@@ -96,3 +96,22 @@ def test_charts_drawn_by_worker_processes_match_and_fail_alone() -> None:
             assert isinstance(local, KeyError) and "rsi_14" in str(remote)
         else:
             assert {t: i.png for t, i in remote.items()} == {t: i.png for t, i in local.items()}
+
+
+def test_each_target_is_judged_by_the_sign_printed_beside_it() -> None:
+    def report(exit_code: int, runs: int) -> dict[str, object]:
+        e2e = {"symbols": 10, "wall_s": 9.0, "symbols_per_minute": 66.7, "symbols_completed": 10,
+               "dagster_runs": runs, "peak_rss_mb": 300.0, "peak_tree_rss_mb": 600.0,
+               "event_log_bytes_per_symbol": 150_000}
+        return {"stages": {"skipped": "--skip"}, "llm": {"skipped": "--skip"}, "e2e": [e2e],
+                "demo": {"wall_s": 30.0, "exit_code": exit_code}}
+
+    ok = {row["name"]: row for row in table_rows(report(0, 10))}
+    bad = {row["name"]: row for row in table_rows(report(1, 11))}
+    assert [ok[n]["target_op"] for n in ("exit code", "Dagster runs", "symbols completed",
+                                         "peak memory, Dagster process (ru_maxrss)")] == \
+        ["==", "<=", ">=", "<"]
+    assert ok["exit code"]["passed"] is True and bad["exit code"]["passed"] is False
+    assert ok["Dagster runs"]["passed"] is True and bad["Dagster runs"]["passed"] is False
+    assert ok["symbols completed"]["passed"] is True
+    assert ok["wall time"]["target_op"] is None and ok["wall time"]["passed"] is None

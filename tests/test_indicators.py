@@ -54,3 +54,13 @@ def test_summary_turns_nan_into_none() -> None:
     assert summary["sma_200"] is None  # 80 weeks cannot warm up a 200-week average
     assert isinstance(summary["close"], float)
     assert latest_summary(pd.DataFrame(columns=INDICATOR_COLUMNS)) == {}
+
+
+def test_indicator_frames_pair_daily_with_weekly_resampled_from_it() -> None:
+    from trading_assets.core.indicators import indicator_frames
+    from trading_assets.core.keys import TIMEFRAMES
+
+    frames = indicator_frames(BARS)
+    assert tuple(frames) == TIMEFRAMES
+    pd.testing.assert_frame_equal(frames["daily"], compute_indicators(BARS))
+    pd.testing.assert_frame_equal(frames["weekly"], compute_indicators(resample_weekly(BARS)))

@@ -4,8 +4,8 @@ Four measurements, each on its own temporary DAGSTER_HOME and TRADING_DATA_DIR (
 user's), on embedded defaults (simulated bars, rules analyst, paper broker), with MLflow off
 except in the demo, which runs exactly as `make demo` does:
 
-1. stages   one symbol's work per stage, in this process, through the same core functions and
-            resources the assets call (median over --stage-runs symbols, after one warm-up).
+1. stages   one symbol's work per stage, in this process, through the same per-symbol functions
+            and resources the assets call (median over --stage-runs symbols, after one warm-up).
 2. e2e      N simulated symbols end to end through Dagster (trading_assets.cli.
             materialize_symbols, in-process, one child process per N): wall time, symbols per
             minute, Dagster runs, peak resident memory (ru_maxrss of the child from os.wait4,
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
 import platform
 import shutil
@@ -34,7 +35,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from trading_assets.cli import positive_int
+
+if TYPE_CHECKING:
+    from resources.app_db import SignalRow
 
 DEFAULT_SYMBOLS = "10,100,500"
 DEFAULT_STAGE_RUNS = 5
@@ -168,19 +174,18 @@ def stage_symbols(resources: dict[str, Any], count: int) -> list[str]:
     """`count` bench symbols whose rules signal is BUY or SELL, so `orders` really places an
     order (a HOLD stops at the risk check); falls back to any symbols when few qualify."""
     from trading_assets.core.analyst import rules_signal
-    from trading_assets.core.indicators import compute_indicators, latest_summary, resample_weekly
-    from trading_assets.core.signal import Action, AnalysisRequest
+    from trading_assets.core.replay import build_replay_request
+    from trading_assets.core.signal import Action
 
     market = resources["market_data"]
     chosen: list[str] = []
     for i in range(200):
         symbol = f"BS{i:03d}"
-        bars = market.fetch(symbol).frame
-        request = AnalysisRequest(
-            symbol=symbol, bar_date=bars["date"].iloc[-1].date(), data_source="simulated",
-            simulated=True, daily_summary=latest_summary(compute_indicators(bars)),
-            weekly_summary=latest_summary(compute_indicators(resample_weekly(bars))),
-            last_bars=[])
+        bars = market.fetch(symbol)
+        # The request as of the last bar over the whole history: what llm_signal will be shown.
+        request = build_replay_request(symbol, bars.frame, bars.last_date,
+                                       data_source=bars.source, simulated=bars.simulated,
+                                       with_charts=False, window=len(bars.frame))
         if rules_signal(request).action is not Action.HOLD:
             chosen.append(symbol)
             if len(chosen) == count:
@@ -189,24 +194,14 @@ def stage_symbols(resources: dict[str, Any], count: int) -> list[str]:
 
 
 def one_symbol(resources: dict[str, Any], symbol: str) -> dict[str, float]:
-    """Every stage of the graph for one symbol, as the assets do it minus Dagster; seconds."""
-    from datetime import date
-
-    from trading_assets.assets.charts import chart_markdown
-    from trading_assets.assets.signals import build_request, review_status
-    from trading_assets.assets.trading import execute_signal, reconcile_unresolved
-    from trading_assets.core.bars import bar_problems
-    from trading_assets.core.charts import render_chart
-    from trading_assets.core.indicators import compute_indicators, resample_weekly
-    from trading_assets.core.keys import (
-        TIMEFRAMES,
-        bars_info_key,
-        bars_key,
-        chart_key,
-        indicators_key,
-        portfolio_key,
-    )
-    from trading_assets.core.orders import OrderDecision
+    """Every stage of the graph for one symbol through the per-symbol functions the assets
+    call, minus Dagster; seconds per stage."""
+    from trading_assets.assets.charts import chart_job, store_charts
+    from trading_assets.assets.indicators import store_indicators
+    from trading_assets.assets.market_data import fetch_and_store_bars
+    from trading_assets.assets.signals import RunPositions, bar_info, build_request, store_signal
+    from trading_assets.assets.trading import snapshot_portfolio, trade_symbol
+    from trading_assets.core.charts import render_job
     from trading_assets.core.signal import SignalStatus
 
     market, store, app_db = resources["market_data"], resources["store"], resources["app_db"]
@@ -216,88 +211,35 @@ def one_symbol(resources: dict[str, Any], symbol: str) -> dict[str, float]:
     settings = app_db.settings_for(symbol)
     times: dict[str, float] = {}
 
-    def ohlcv() -> None:
-        bars = market.fetch(symbol, settings)
-        if bar_problems(bars.frame):
-            raise RuntimeError(f"simulated bars for {symbol} failed sanity checks")
-        store.write_frame(bars_key(symbol), bars.frame)
-        store.write_json(bars_info_key(symbol), {
-            "symbol": symbol, "source": bars.source, "simulated": bars.simulated,
-            "rows": len(bars.frame), "last_date": str(bars.last_date),
-            "last_close": float(bars.frame["close"].iloc[-1])})
+    def stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        times[name], result = timed(lambda: fn(*args))
+        return result
 
-    def indicators() -> None:
-        bars = store.read_frame(bars_key(symbol))
-        frames = {"daily": compute_indicators(bars),
-                  "weekly": compute_indicators(resample_weekly(bars))}
-        for timeframe, frame in frames.items():
-            store.write_frame(indicators_key(symbol, timeframe), frame)
-
-    frames: dict[str, Any] = {}
-    images: dict[str, Any] = {}
-
-    def chart_inputs() -> None:
-        frames.update({t: store.read_frame(indicators_key(symbol, t)) for t in TIMEFRAMES})
-        frames["info"] = store.read_json(bars_info_key(symbol))
-
-    def charts_render() -> None:
-        images.update({t: render_chart(symbol, frames[t], t, simulated=True) for t in TIMEFRAMES})
-
-    def charts_store() -> None:
-        for timeframe, image in images.items():
-            store.put_bytes(chart_key(symbol, timeframe, image.last_date.date()), image.png,
-                            "image/png")
-        chart_markdown(symbol, images)
-
-    rows: dict[str, Any] = {}
-
-    def rules_signal() -> None:
-        info = store.read_json(bars_info_key(symbol))
-        bar_date = date.fromisoformat(str(info["last_date"]))  # type: ignore[index]
-        request = build_request(store, broker, symbol, bar_date, info)  # type: ignore[arg-type]
+    def analyse() -> SignalRow:
+        # llm_signal for one symbol, its analysis batch being this one request (the asset
+        # reads the broker's positions once per run: here once per symbol).
+        info, bar_date = bar_info(store, symbol)
+        request = build_request(store, RunPositions(broker).get(symbol), symbol, bar_date, info)
         [outcome] = analyst.analyze_many([request])
-        rows["signal"] = app_db.record_signal(
-            outcome=outcome, bar_date=bar_date, status=review_status(outcome, settings),
-            data_source=request.data_source, simulated=request.simulated,
-            last_bars=request.last_bars,
-            indicators={"daily": request.daily_summary, "weekly": request.weekly_summary},
-            chart_keys={t: chart_key(symbol, t, bar_date) for t in TIMEFRAMES},
-            dagster_run_id=run_id)
+        return store_signal(store, app_db, request, outcome, settings, run_id)
 
-    def orders() -> None:
-        info = store.read_json(bars_info_key(symbol))
-        price = float(info["last_close"])  # type: ignore[index]
-        last_bar_date = date.fromisoformat(str(info["last_date"]))  # type: ignore[index]
-        broker.mark_price(symbol, price)
-        reconcile_unresolved(broker, app_db, symbol)
-        decided = [execute_signal(broker, app_db, row, price, last_bar_date, run_id, settings)
-                   for row in app_db.executable_signals(symbol)]
-        if not decided:
-            app_db.record_decision(symbol, "", False, "no approved signal waiting", run_id)
-            decided = [OrderDecision(False, "no approved signal waiting")]
-        rows["placed"] = sum(d.place for d in decided)
+    def snapshot() -> None:
+        # portfolio reads the account and the positions once per run: here once per symbol.
+        snapshot_portfolio(store, app_db, broker.label, symbol, broker.account(),
+                           broker.position(symbol))
 
-    def portfolio() -> None:
-        account = broker.account()
-        position = next((p for p in broker.positions() if p.symbol == symbol), None)
-        store.write_json(portfolio_key(symbol), {"symbol": symbol, "account": account.__dict__,
-                                                 "position": position.__dict__ if position
-                                                 else None})
-        app_db.record_run_status(symbol, "ok")
-
-    times["ohlcv"], _ = timed(ohlcv)
-    times["indicators"], _ = timed(indicators)
-    times["chart_inputs"], _ = timed(chart_inputs)
-    times["charts"], _ = timed(charts_render)
-    times["chart_store_previews"], _ = timed(charts_store)
-    times["rules_signal"], _ = timed(rules_signal)
-    signal = rows["signal"]
+    stage("ohlcv", fetch_and_store_bars, market, store, symbol, settings, run_id)
+    stage("indicators", store_indicators, store, symbol)
+    job = stage("chart_inputs", chart_job, store, symbol)
+    images = stage("charts", render_job, job)
+    stage("chart_store_previews", store_charts, store, job, images)
+    signal = stage("rules_signal", analyse)
     if signal.status == SignalStatus.PENDING_REVIEW.value and signal.action != "HOLD":
         app_db.review_signal(signal.id, SignalStatus.APPROVED, reviewer="bench")  # a human's click
-    times["orders"], _ = timed(orders)
-    times["portfolio"], _ = timed(portfolio)
+    decided, _ = stage("orders", trade_symbol, broker, app_db, store, symbol, run_id, settings)
+    stage("portfolio", snapshot)
     times["total"] = sum(times.values())
-    times["orders_placed"] = rows["placed"]
+    times["orders_placed"] = sum(decision.place for _, decision in decided)
     return times
 
 
@@ -413,16 +355,15 @@ def bench_llm(calls: int, delay_s: float, concurrency: int | None) -> dict[str, 
 
     from resources.llm import API_KEY_VARS, LLMAnalyst
     from trading_assets.core.bars import simulate_bars
-    from trading_assets.core.charts import render_chart
-    from trading_assets.core.indicators import compute_indicators, resample_weekly
+    from trading_assets.core.charts import ChartJob, render_job
+    from trading_assets.core.indicators import indicator_frames
 
     bars = simulate_bars("CHART", date.fromisoformat(AS_OF))
-    daily = render_chart("CHART", compute_indicators(bars), "daily", simulated=True).png
-    weekly = render_chart("CHART", compute_indicators(resample_weekly(bars)), "weekly",
-                          simulated=True).png
+    images = render_job(ChartJob("CHART", indicator_frames(bars), simulated=True))
     # Requests as llm_signal sends them: summaries, 50 bars and two real chart PNGs.
     requests = [peer.analysis_request(f"L{i:03d}").model_copy(
-        update={"daily_chart_png": daily, "weekly_chart_png": weekly}) for i in range(calls)]
+        update={"daily_chart_png": images["daily"].png, "weekly_chart_png": images["weekly"].png})
+        for i in range(calls)]
 
     delay = {"s": 0.0}
 
@@ -498,14 +439,18 @@ def repeated(bench: Callable[[], dict[str, Any]], times: int,
 # --- the table ---------------------------------------------------------------------------------
 
 
+# How a figure is judged against its target, by the sign printed beside the target.
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">=": operator.ge, "==": operator.eq,
+}
+
+
 def _row(section: str, name: str, value: float | int | None, unit: str,
-         target: float | None = None, below: bool = True) -> dict[str, Any]:
-    passed = None if target is None or value is None else \
-        (value < target if below else value >= target) if unit != "runs" else value <= target
+         target: float | None = None, op: str = "<") -> dict[str, Any]:
+    """One line of the table; `passed` is `value op target`, None without a target or value."""
+    passed = None if target is None or value is None else _COMPARE[op](value, target)
     return {"section": section, "name": name, "value": value, "unit": unit, "target": target,
-            "target_op": None if target is None else ("<=" if unit == "runs" else
-                                                      "<" if below else ">="),
-            "passed": passed}
+            "target_op": None if target is None else op, "passed": passed}
 
 
 def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -538,9 +483,10 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _row(section, "wall time", result["wall_s"], "s",
                  TARGET_500_WALL_S * n / 500 if at_scale else None),
             _row(section, "symbols per minute", result["symbols_per_minute"], "/min",
-                 500 / TARGET_500_WALL_S * 60 if at_scale else None, below=False),
-            _row(section, "symbols completed", result["symbols_completed"], "", n, below=False),
-            _row(section, "Dagster runs", result["dagster_runs"], "runs", TARGET_MAX_RUNS),
+                 500 / TARGET_500_WALL_S * 60 if at_scale else None, op=">="),
+            _row(section, "symbols completed", result["symbols_completed"], "", n, op=">="),
+            _row(section, "Dagster runs", result["dagster_runs"], "runs", TARGET_MAX_RUNS,
+                 op="<="),
             _row(section, "peak memory, Dagster process (ru_maxrss)", result["peak_rss_mb"], "MB",
                  TARGET_PEAK_RSS_MB),
             _row(section, "peak memory incl. chart workers (/proc)", result["peak_tree_rss_mb"],
@@ -556,15 +502,14 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         rows += [
             _row(section, "wall time", llm["wall_s"], "s", TARGET_LLM_100_S if standard else None),
             _row(section, "sequential (calls x delay)", llm["sequential_s"], "s"),
-            _row(section, "calls answered", llm["ok"], "", llm["calls"], below=False),
+            _row(section, "calls answered", llm["ok"], "", llm["calls"], op=">="),
         ]
     demo = report["demo"]
     if "wall_s" in demo:
         section = f"demo{_median_of(demo)}"
         rows.append(_row(section, "`trading-signals demo` (2 symbols, fresh process)",
                          demo["wall_s"], "s", TARGET_DEMO_S))
-        rows.append(_row(section, "exit code", demo["exit_code"], "", 0, below=False)
-                    | {"target_op": "==", "passed": demo["exit_code"] == 0})
+        rows.append(_row(section, "exit code", demo["exit_code"], "", 0, op="=="))
     return rows
 
 
@@ -618,12 +563,6 @@ def parse_sizes(raw: str) -> list[int]:
     return sizes
 
 
-def _positive_int(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r}: use a whole number of 1 or more")
-    return int(raw)
-
-
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("bench", help="benchmarks: per stage, end to end, LLM concurrency, "
                                           "demo (prints a table; --json writes the figures)",
@@ -631,17 +570,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--symbols", type=parse_sizes, default=parse_sizes(DEFAULT_SYMBOLS),
                         help=f"end-to-end sizes, comma-separated (default {DEFAULT_SYMBOLS})")
-    parser.add_argument("--stage-runs", type=_positive_int, default=DEFAULT_STAGE_RUNS,
+    parser.add_argument("--stage-runs", type=positive_int, default=DEFAULT_STAGE_RUNS,
                         help=f"symbols timed per stage, median reported (default "
                              f"{DEFAULT_STAGE_RUNS})")
-    parser.add_argument("--llm-calls", type=_positive_int, default=DEFAULT_LLM_CALLS,
+    parser.add_argument("--llm-calls", type=positive_int, default=DEFAULT_LLM_CALLS,
                         help=f"model calls in the LLM benchmark (default {DEFAULT_LLM_CALLS})")
     parser.add_argument("--llm-delay", type=float, default=DEFAULT_LLM_DELAY_S,
                         help=f"seconds the loopback server takes per answer (default "
                              f"{DEFAULT_LLM_DELAY_S:g})")
-    parser.add_argument("--llm-concurrency", type=_positive_int, default=None,
+    parser.add_argument("--llm-concurrency", type=positive_int, default=None,
                         help="calls in flight (default: LLMAnalyst's default, 10)")
-    parser.add_argument("--repeat", type=_positive_int, default=1,
+    parser.add_argument("--repeat", type=positive_int, default=1,
                         help="run the end-to-end, LLM and demo benchmarks this many times and "
                              "report the median wall time (default 1)")
     parser.add_argument("--skip", action="append", choices=SECTIONS, default=[],

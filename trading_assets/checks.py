@@ -6,6 +6,9 @@ rejected this run (its earlier good data kept, skipped downstream) is reported a
 """
 
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from resources.app_db import AppDatabase
@@ -17,11 +20,22 @@ from trading_assets.core.indicators import indicator_problems
 from trading_assets.core.keys import bars_key, indicators_key
 from trading_assets.partitions import symbols_partitions
 
+if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
+    import pandas as pd
 
-def _result(context: dg.AssetCheckExecutionContext, app_db: AppDatabase,
-            problems: dict[str, list[str]]) -> dg.AssetCheckResult:
-    rejected = {s: e for s, e in app_db.failed_symbols(context.run.run_id).items()
-                if s in context.partition_keys}
+
+def _check(context: dg.AssetCheckExecutionContext, app_db: AppDatabase, store: ObjectStore,
+           key_of: Callable[[str], str],
+           check: Callable[["pd.DataFrame"], list[str]]) -> dg.AssetCheckResult:
+    """Run `check` on each run symbol's stored frame; symbols the asset rejected are not read."""
+    # context.partition_keys re-reads the partitions from the instance on every access, so the
+    # keys and the run's failures are each read once.
+    keys = context.partition_keys
+    failed = app_db.failed_symbols(context.run.run_id)
+    problems = {symbol: _read_problems(store, key_of(symbol), check)
+                for symbol in keys if symbol not in failed}
+    in_run = set(keys)
+    rejected = {s: e for s, e in failed.items() if s in in_run}
     failing = {symbol: "; ".join(p) for symbol, p in problems.items() if p}
     metadata = {
         "symbols_checked": len(problems),
@@ -40,9 +54,10 @@ def _result(context: dg.AssetCheckExecutionContext, app_db: AppDatabase,
     return dg.AssetCheckResult(passed=True, metadata=metadata)
 
 
-def _read_problems(store: ObjectStore, key: str, check: object) -> list[str]:
+def _read_problems(store: ObjectStore, key: str,
+                   check: Callable[["pd.DataFrame"], list[str]]) -> list[str]:
     try:
-        return check(store.read_frame(key))  # type: ignore[operator]
+        return check(store.read_frame(key))
     except ObjectNotFoundError:
         return [f"nothing stored at {key}"]
 
@@ -52,17 +67,12 @@ def _read_problems(store: ObjectStore, key: str, check: object) -> list[str]:
                             "low <= min(open, close), strictly increasing dates, >= 200 rows.")
 def ohlcv_sanity(context: dg.AssetCheckExecutionContext, store: ObjectStore,
                  app_db: AppDatabase) -> dg.AssetCheckResult:
-    skip = app_db.failed_symbols(context.run.run_id)
-    problems = {symbol: _read_problems(store, bars_key(symbol), bar_problems)
-                for symbol in context.partition_keys if symbol not in skip}
-    return _result(context, app_db, problems)
+    return _check(context, app_db, store, bars_key, bar_problems)
 
 
 @dg.asset_check(asset=indicators, partitions_def=symbols_partitions, blocking=True,
                 description="RSI within 0-100 and SMA 200 warmed up on the latest bar.")
 def indicator_ranges(context: dg.AssetCheckExecutionContext, store: ObjectStore,
                      app_db: AppDatabase) -> dg.AssetCheckResult:
-    skip = app_db.failed_symbols(context.run.run_id)
-    problems = {symbol: _read_problems(store, indicators_key(symbol, "daily"), indicator_problems)
-                for symbol in context.partition_keys if symbol not in skip}
-    return _result(context, app_db, problems)
+    return _check(context, app_db, store, lambda symbol: indicators_key(symbol, "daily"),
+                  indicator_problems)

@@ -31,6 +31,29 @@ def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMet
     return dg.MetadataValue.md("\n\n".join(parts))
 
 
+def chart_job(store: ObjectStore, symbol: str) -> ChartJob:
+    """One symbol's charts to draw: its stored indicator frames, marked if bars are simulated."""
+    info = store.read_json(bars_info_key(symbol))
+    return ChartJob(symbol, {t: store.read_frame(indicators_key(symbol, t)) for t in TIMEFRAMES},
+                    simulated=bool(info["simulated"]))  # type: ignore[index]
+
+
+def store_charts(store: ObjectStore, job: ChartJob,
+                 images: dict[str, ChartImage]) -> dict[str, object]:
+    """Store the rendered PNGs under their last bar date; the materialization's metadata."""
+    keys = {
+        timeframe: store.put_bytes(chart_key(job.symbol, timeframe, image.last_date.date()),
+                                   image.png, "image/png")
+        for timeframe, image in images.items()
+    }
+    return {
+        "status": "ok",
+        "simulated": job.simulated,
+        **{f"{t}_chart": store.location(k) for t, k in keys.items()},
+        "preview": chart_markdown(job.symbol, images),
+    }
+
+
 @dg.asset(
     partitions_def=symbols_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -46,10 +69,7 @@ def charts(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
         for symbol in loop:
             job = None
             with loop.attempt(symbol):
-                info = store.read_json(bars_info_key(symbol))
-                job = ChartJob(symbol, {t: store.read_frame(indicators_key(symbol, t))
-                                        for t in TIMEFRAMES},
-                               simulated=bool(info["simulated"]))  # type: ignore[index]
+                job = chart_job(store, symbol)
             if job is not None:
                 yield job
 
@@ -60,19 +80,5 @@ def charts(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
         with loop.attempt(job.symbol):
             if isinstance(rendered, Exception):
                 raise rendered
-            keys = {
-                timeframe: store.put_bytes(chart_key(job.symbol, timeframe,
-                                                     image.last_date.date()),
-                                           image.png, "image/png")
-                for timeframe, image in rendered.items()
-            }
-            loop.record(
-                job.symbol,
-                {
-                    "status": "ok",
-                    "simulated": job.simulated,
-                    **{f"{t}_chart": store.location(k) for t, k in keys.items()},
-                    "preview": chart_markdown(job.symbol, rendered),
-                },
-            )
+            loop.record(job.symbol, store_charts(store, job, rendered))
     loop.finish()

@@ -1,15 +1,20 @@
 """`indicators`: SMA/RSI/MACD/Bollinger/ATR on daily bars and on weekly bars resampled from them."""
 
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from resources.app_db import AppDatabase
 from resources.object_store import ObjectStore
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.symbol_loop import SymbolLoop
-from trading_assets.core.indicators import compute_indicators, latest_summary, resample_weekly
+from trading_assets.core.indicators import indicator_frames, latest_summary
 from trading_assets.core.keys import bars_key, indicators_key
 from trading_assets.partitions import symbols_partitions
+
+if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
+    import pandas as pd
 
 
 def summary_table(daily: dict[str, float | None],
@@ -26,6 +31,14 @@ def summary_table(daily: dict[str, float | None],
     return dg.MetadataValue.table(records, schema=schema)
 
 
+def store_indicators(store: ObjectStore, symbol: str) -> dict[str, "pd.DataFrame"]:
+    """The symbol's stored bars turned into indicator frames, stored per timeframe."""
+    frames = indicator_frames(store.read_frame(bars_key(symbol)))
+    for timeframe, frame in frames.items():
+        store.write_frame(indicators_key(symbol, timeframe), frame)
+    return frames
+
+
 @dg.asset(
     partitions_def=symbols_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -38,11 +51,7 @@ def indicators(context: dg.AssetExecutionContext, store: ObjectStore, app_db: Ap
     loop = SymbolLoop(context, app_db)
     for symbol in loop:
         with loop.attempt(symbol):
-            bars = store.read_frame(bars_key(symbol))
-            frames = {"daily": compute_indicators(bars),
-                      "weekly": compute_indicators(resample_weekly(bars))}
-            for timeframe, frame in frames.items():
-                store.write_frame(indicators_key(symbol, timeframe), frame)
+            frames = store_indicators(store, symbol)
             daily, weekly = (latest_summary(frames[t]) for t in ("daily", "weekly"))
             loop.record(
                 symbol,

@@ -3,6 +3,7 @@
 
 from dataclasses import asdict
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -18,12 +19,11 @@ from trading_assets.core.indicators import latest_summary
 from trading_assets.core.keys import (
     TIMEFRAMES,
     bars_info_key,
-    bars_key,
     chart_key,
     indicators_key,
     transcript_key,
 )
-from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
 from trading_assets.partitions import symbols_partitions
 
@@ -95,25 +95,22 @@ def llm_signal(
 ) -> None:
     loop = SymbolLoop(context, app_db)
     provider, model, prompt_version = analyst.identity()
+    positions = RunPositions(broker)
     requests: list[AnalysisRequest] = []
-    sources: dict[str, dict[str, object]] = {}
     for symbol in loop:
         with loop.attempt(symbol):
-            info = store.read_json(bars_info_key(symbol))
-            assert isinstance(info, dict)
-            bar_date = date.fromisoformat(str(info["last_date"]))
+            info, bar_date = bar_info(store, symbol)
             existing = app_db.find_signal(symbol=symbol, bar_date=bar_date, provider=provider,
                                           model=model, prompt_version=prompt_version)
             if existing is not None and existing.status != SignalStatus.ERROR.value:
                 loop.record(symbol, signal_metadata(existing, reused=True))
                 continue
-            requests.append(build_request(store, broker, symbol, bar_date, info))
-            sources[symbol] = info
+            requests.append(build_request(store, positions.get(symbol), symbol, bar_date, info))
     outcomes = analyst.analyze_many(requests) if requests else []
     for request, outcome in zip(requests, outcomes, strict=True):
         with loop.attempt(request.symbol):
-            row = store_signal(context, store, app_db, request, outcome,
-                               loop.settings(request.symbol))
+            row = store_signal(store, app_db, request, outcome, loop.settings(request.symbol),
+                               context.run.run_id)
             result = tracking.log_signal(
                 signal_id=row.id, status=row.status, outcome=outcome, request=request,
                 data_source=request.data_source, dagster_run_id=context.run.run_id,
@@ -128,12 +125,36 @@ def llm_signal(
     loop.finish()
 
 
-def build_request(store: ObjectStore, broker: Broker, symbol: str, bar_date: date,
-                  info: dict[str, object]) -> AnalysisRequest:
+class RunPositions:
+    """The broker's positions by symbol, read once per run when a symbol first needs them.
+
+    Nothing trades while signals are made, so one read serves every symbol of the run (the
+    IBKR read is two round trips to the gateway). A read that fails raises inside the asking
+    symbol's attempt, as a per-symbol lookup did, and the next symbol tries again.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._by_symbol: dict[str, Position] | None = None
+
+    def get(self, symbol: str) -> Position | None:
+        if self._by_symbol is None:
+            self._by_symbol = {p.symbol: p for p in self.broker.positions()}
+        return self._by_symbol.get(symbol)
+
+
+def bar_info(store: ObjectStore, symbol: str) -> tuple[dict[str, Any], date]:
+    """The bars info ohlcv stored for the symbol, and the date of its last bar."""
+    info = store.read_json(bars_info_key(symbol))
+    assert isinstance(info, dict)
+    return info, date.fromisoformat(str(info["last_date"]))
+
+
+def build_request(store: ObjectStore, position: Position | None, symbol: str, bar_date: date,
+                  info: dict[str, Any]) -> AnalysisRequest:
     """Everything the analyst sees, read back from the store (only bars up to bar_date exist)."""
     frames = {t: store.read_frame(indicators_key(symbol, t)) for t in TIMEFRAMES}
     pngs = {t: store.get_bytes(chart_key(symbol, t, bar_date)) for t in TIMEFRAMES}
-    position = broker.position(symbol)
     return AnalysisRequest(
         symbol=symbol,
         bar_date=bar_date,
@@ -141,7 +162,8 @@ def build_request(store: ObjectStore, broker: Broker, symbol: str, bar_date: dat
         simulated=bool(info["simulated"]),
         daily_summary=latest_summary(frames["daily"]),
         weekly_summary=latest_summary(frames["weekly"]),
-        last_bars=last_bars_records(store.read_frame(bars_key(symbol))),
+        # The daily indicator frame starts with the bars' own columns: no second read of them.
+        last_bars=last_bars_records(frames["daily"]),
         position={k: float(v) for k, v in asdict(position).items()
                   if isinstance(v, int | float) and v is not None} if position else {},
         daily_chart_png=pngs["daily"],
@@ -149,9 +171,9 @@ def build_request(store: ObjectStore, broker: Broker, symbol: str, bar_date: dat
     )
 
 
-def store_signal(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase,
-                 request: AnalysisRequest, outcome: AnalysisOutcome,
-                 settings: SymbolSettings) -> SignalRow:
+def store_signal(store: ObjectStore, app_db: AppDatabase, request: AnalysisRequest,
+                 outcome: AnalysisOutcome, settings: SymbolSettings, run_id: str) -> SignalRow:
+    """The outcome stored as a signal row with its review status; its transcript beside it."""
     row = app_db.record_signal(
         outcome=outcome,
         bar_date=request.bar_date,
@@ -161,7 +183,7 @@ def store_signal(context: dg.AssetExecutionContext, store: ObjectStore, app_db: 
         last_bars=request.last_bars,
         indicators={"daily": request.daily_summary, "weekly": request.weekly_summary},
         chart_keys={t: chart_key(request.symbol, t, request.bar_date) for t in TIMEFRAMES},
-        dagster_run_id=context.run.run_id,
+        dagster_run_id=run_id,
     )
     if outcome.transcript:
         store.write_json(transcript_key(request.symbol, row.id), outcome.transcript)

@@ -9,13 +9,15 @@ import dagster as dg
 from resources.app_db import AppDatabase, SignalRow
 from resources.broker import Broker
 from resources.object_store import ObjectStore
-from trading_assets.assets.signals import llm_signal
+from trading_assets.assets.signals import bar_info, llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.calendar import sessions_after
-from trading_assets.core.keys import bars_info_key, portfolio_key
+from trading_assets.core.keys import portfolio_key
 from trading_assets.core.orders import (
+    AccountSnapshot,
     OrderDecision,
     OrderType,
+    Position,
     SymbolSettings,
     approval_stale_reason,
     decide_order,
@@ -64,20 +66,34 @@ def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: f
             position=broker.position(row.symbol), price=price, allow_short=broker.allow_short,
             order_type=OrderType(broker.order_type),
         )
-    app_db.record_decision(row.symbol, row.id, decision.place, decision.reason, run_id)
     request = decision.request
     if request is None:
+        app_db.record_decision(row.symbol, row.id, False, decision.reason, run_id)
         return decision
     claimed = app_db.claim_order(row.id, row.symbol, broker.kind, request.action.value,
                                  request.quantity, request.order_type.value, request.limit_price,
                                  request.stop_loss, request.take_profit)
-    if claimed is None:
-        return OrderDecision(False, f"signal {row.id} already has a ledger entry")
+    if claimed is None:  # another run claimed it first, or it stopped being approved meanwhile
+        decision = OrderDecision(False, unclaimed_reason(app_db, row.id))
+        app_db.record_decision(row.symbol, row.id, False, decision.reason, run_id)
+        return decision
+    # Recorded once the claim holds, so the ledger never shows a "placed" decision for a signal
+    # that was rejected between listing and claiming.
+    app_db.record_decision(row.symbol, row.id, True, decision.reason, run_id)
     # Every broker's place_order asks for this orderRef first: after a crash between placement
     # and the ledger update the order exists at the broker and is returned, not sent again.
     order = broker.place_order(request, price, settings)
     app_db.update_order(row.id, order)
     return OrderDecision(True, f"{decision.reason}: {order.status}", request)
+
+
+def unclaimed_reason(app_db: AppDatabase, signal_id: str) -> str:
+    """Why a claim found nothing to take: an order already in the ledger, or a changed status."""
+    if app_db.order_for_signal(signal_id) is not None:
+        return f"not placed: signal {signal_id} already has a ledger entry"
+    current = app_db.get_signal(signal_id)
+    status = current.status if current is not None else "deleted"
+    return f"not placed: signal {signal_id} is no longer approved (now {status})"
 
 
 def reconcile_unresolved(broker: Broker, app_db: AppDatabase, symbol: str) -> list[str]:
@@ -96,6 +112,39 @@ def reconcile_unresolved(broker: Broker, app_db: AppDatabase, symbol: str) -> li
     return notes
 
 
+def trade_symbol(broker: Broker, app_db: AppDatabase, store: ObjectStore, symbol: str,
+                 run_id: str, settings: SymbolSettings
+                 ) -> tuple[list[tuple[str, OrderDecision]], list[str]]:
+    """One symbol's orders step: (signal id, decision) for each signal, and reconcile notes.
+
+    The broker is marked at the last close, placements a crash left open are reconciled, then
+    each approved signal is executed; with none waiting, that is recorded as the decision.
+    """
+    info, last_bar_date = bar_info(store, symbol)
+    price = float(info["last_close"])
+    broker.mark_price(symbol, price)
+    notes = reconcile_unresolved(broker, app_db, symbol)
+    decided = [(row.id, execute_signal(broker, app_db, row, price, last_bar_date, run_id,
+                                       settings))
+               for row in app_db.executable_signals(symbol)]
+    if not decided:
+        latest = app_db.latest_signal(symbol)
+        reason = (f"no approved signal waiting: latest is {latest.status} "
+                  f"({latest.action or 'error'})" if latest else "no signal yet")
+        app_db.record_decision(symbol, latest.id if latest else "", False, reason, run_id)
+        decided = [(latest.id if latest else "", OrderDecision(False, reason))]
+    return decided, notes
+
+
+def snapshot_portfolio(store: ObjectStore, app_db: AppDatabase, broker_label: str, symbol: str,
+                       account: AccountSnapshot, position: Position | None) -> None:
+    """Store the symbol's position beside the account, and mark the symbol's run done."""
+    snapshot = {"symbol": symbol, "broker": broker_label, "account": asdict(account),
+                "position": asdict(position) if position else None}
+    store.write_json(portfolio_key(symbol), snapshot)
+    app_db.record_run_status(symbol, "ok")
+
+
 @dg.asset(
     partitions_def=symbols_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -112,21 +161,8 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
     loop = SymbolLoop(context, app_db)
     for symbol in loop:
         with loop.attempt(symbol):
-            info = store.read_json(bars_info_key(symbol))
-            price = float(info["last_close"])  # type: ignore[index]
-            last_bar_date = date.fromisoformat(str(info["last_date"]))  # type: ignore[index]
-            broker.mark_price(symbol, price)
-            notes = reconcile_unresolved(broker, app_db, symbol)
-            decided = [(row.id, execute_signal(broker, app_db, row, price, last_bar_date,
-                                                 context.run.run_id, loop.settings(symbol)))
-                       for row in app_db.executable_signals(symbol)]
-            if not decided:
-                latest = app_db.latest_signal(symbol)
-                reason = (f"no approved signal waiting: latest is {latest.status} "
-                          f"({latest.action or 'error'})" if latest else "no signal yet")
-                app_db.record_decision(symbol, latest.id if latest else "", False, reason,
-                                       context.run.run_id)
-                decided = [(latest.id if latest else "", OrderDecision(False, reason))]
+            decided, notes = trade_symbol(broker, app_db, store, symbol, context.run.run_id,
+                                          loop.settings(symbol))
             placed = [d for _, d in decided if d.place]
             loop.record(
                 symbol,
@@ -160,10 +196,7 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
     for symbol in loop:
         with loop.attempt(symbol):
             position = positions.get(symbol)
-            snapshot = {"symbol": symbol, "broker": broker.label, "account": asdict(account),
-                        "position": asdict(position) if position else None}
-            store.write_json(portfolio_key(symbol), snapshot)
-            app_db.record_run_status(symbol, "ok")
+            snapshot_portfolio(store, app_db, broker.label, symbol, account, position)
             loop.record(
                 symbol,
                 {

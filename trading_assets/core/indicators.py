@@ -68,6 +68,12 @@ def compute_indicators(bars: pd.DataFrame) -> pd.DataFrame:
     return frame[INDICATOR_COLUMNS]
 
 
+def indicator_frames(bars: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Indicators per timeframe (keys.TIMEFRAMES order): on the daily bars and on weekly bars
+    resampled from them, so every caller pairs the two the same way."""
+    return {"daily": compute_indicators(bars), "weekly": compute_indicators(resample_weekly(bars))}
+
+
 def latest_summary(frame: pd.DataFrame) -> dict[str, float | None]:
     """The last row's values, NaN as None, rounded for display and prompts."""
     if frame.empty:

@@ -171,8 +171,9 @@ def decide_order(
                 return OrderDecision(False, "SELL with no position to sell and shorting disabled")
         if quantity < 1:
             return OrderDecision(False, f"position size too small for one share at {price:.2f}")
-    limit = round(signal.entry_price or price, 2) if order_type is OrderType.LIMIT else None
     is_bracket = order_type is OrderType.BRACKET
+    # Limit and bracket orders enter at the signal's entry price (the close when it has none).
+    limit = None if order_type is OrderType.MARKET else round(signal.entry_price or price, 2)
     return OrderDecision(
         True,
         f"{signal.action.value} {quantity} {signal.symbol} ({size_pct:g}% of equity)",
@@ -182,7 +183,7 @@ def decide_order(
             quantity=quantity,
             order_type=order_type,
             order_ref=signal_id,
-            limit_price=limit if not is_bracket else round(signal.entry_price or price, 2),
+            limit_price=limit,
             stop_loss=signal.stop_loss if is_bracket else None,
             take_profit=signal.take_profit if is_bracket else None,
         ),
