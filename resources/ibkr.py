@@ -206,7 +206,8 @@ class _ClientIdInUse(Exception):
     pass
 
 
-_ConnectionKey = tuple[str, int, int, bool, int, int]
+# (host, port, client id, readonly, account, pid, thread id): the thread id stays last.
+_ConnectionKey = tuple[str, int, int, bool, str, int, int]
 _CONNECTIONS: dict[_ConnectionKey, _Connection] = {}
 _CONNECTIONS_LOCK = threading.Lock()
 
@@ -454,9 +455,7 @@ class IBKRResource(dg.ConfigurableResource):
 
     def positions(self) -> list[Position]:
         """Stock positions of the account, with market price and P&L from the portfolio."""
-        conn = self._connection()
-        account = self._require_account(conn)
-        self._call(conn, "the account update request", lambda ib: ib.reqAccountUpdates(account))
+        conn, account = self._account_updates()
         held = self._call(conn, "the positions request", lambda ib: ib.reqPositions())
         portfolio = {item.contract.conId: item for item in conn.ib.portfolio(account)}
         result = []
@@ -481,9 +480,7 @@ class IBKRResource(dg.ConfigurableResource):
 
     def account_snapshot(self) -> AccountSnapshot:
         """Net liquidation, cash, buying power and P&L of the account, in its base currency."""
-        conn = self._connection()
-        account = self._require_account(conn)
-        self._call(conn, "the account update request", lambda ib: ib.reqAccountUpdates(account))
+        conn, account = self._account_updates()
         values: dict[tuple[str, str], float] = {}
         for value in conn.ib.accountValues(account):
             try:
@@ -523,13 +520,19 @@ class IBKRResource(dg.ConfigurableResource):
             broker="ibkr",
         )
 
+    def _account_updates(self) -> tuple[_Connection, str]:
+        """The connection and its account, with the account's values and portfolio updated."""
+        conn = self._connection()
+        account = self._require_account(conn)
+        self._call(conn, "the account update request", lambda ib: ib.reqAccountUpdates(account))
+        return conn, account
+
     # ------------------------------------------------------------ connection
 
     def _connection(self) -> _Connection:
         """This thread's live session to the gateway, connecting (again) when needed."""
         _refuse_running_loop()
-        key = (self.host, self.port, self.client_id, self.readonly, os.getpid(),
-               threading.get_ident())
+        key = self._key()
         with _CONNECTIONS_LOCK:
             stale = _prune_dead_threads()
             conn = _CONNECTIONS.get(key)
@@ -550,11 +553,15 @@ class IBKRResource(dg.ConfigurableResource):
             _CONNECTIONS[key] = conn
         return conn
 
+    def _key(self) -> _ConnectionKey:
+        """Which cached connection is this resource's: per process and thread, and per
+        account, since the connection's account is picked from the config that opened it."""
+        return (self.host, self.port, self.client_id, self.readonly, self.account,
+                os.getpid(), threading.get_ident())
+
     def _drop_connection(self) -> None:
-        key = (self.host, self.port, self.client_id, self.readonly, os.getpid(),
-               threading.get_ident())
         with _CONNECTIONS_LOCK:
-            conn = _CONNECTIONS.pop(key, None)
+            conn = _CONNECTIONS.pop(self._key(), None)
         if conn is not None:
             conn.close()
 

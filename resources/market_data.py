@@ -14,7 +14,6 @@ import dagster as dg
 
 from resources.ibkr import IBKRResource
 from trading_assets.core.bars import (
-    MIN_ROWS_FOR_SMA_200,
     BarDataError,
     last_completed_session,
     read_csv_bars,
@@ -77,4 +76,4 @@ class MarketData(dg.ConfigurableResource):
         )
 
 
-__all__ = ["Bars", "MarketData", "MIN_ROWS_FOR_SMA_200", "SOURCES"]
+__all__ = ["Bars", "MarketData", "SOURCES"]

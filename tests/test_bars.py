@@ -10,6 +10,7 @@ import pytest
 from trading_assets.core.bars import (
     BarDataError,
     bar_problems,
+    checked_bars,
     last_completed_session,
     read_csv_bars,
     simulate_bars,
@@ -77,6 +78,12 @@ def test_csv_headers_are_case_insensitive(tmp_path: Path) -> None:
          "2024-01-02,1,2,0.5,1.6,10\n", "row 3: date 2024-01-02 repeats row 2"),
         ("Date,Open,High,Low,Close,Volume\nyesterday,1,2,0.5,1.5,10\n",
          r"row 2: column \"Date\" is 'yesterday'"),
+        ("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n"
+         "2024-01-03,1,inf,0.5,1.5,10\n", r"row 3: column \"High\" is 'inf', expected a number"),
+        ("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,-Infinity\n",
+         r"row 2: column \"Volume\" is '-Infinity', expected a number"),
+        ("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1e999,10\n",
+         r"row 2: column \"Close\" is '1e999', expected a number"),
     ],
 )
 def test_bad_csv_files_name_file_and_row(tmp_path: Path, text: str, message: str) -> None:
@@ -104,3 +111,21 @@ def test_bar_problems_catch_each_rule() -> None:
     assert "high below" in problems
     assert "strictly increasing" in problems
     assert "at least 200" in bar_problems(bars.tail(150))[0]
+
+
+@pytest.mark.parametrize("column", ["high", "volume"])
+def test_bar_problems_refuse_infinite_values(column: str) -> None:
+    bars = simulate_bars("TSLA", AS_OF)
+    broken = bars.copy()
+    broken.loc[15, column] = np.inf
+    problems = bar_problems(broken)
+    assert problems == [f"1 bar(s) with missing values or infinities, first on "
+                        f"{broken['date'].iloc[15].date()}"]
+
+
+def test_checked_bars_pass_good_bars_and_name_the_source_of_bad_ones() -> None:
+    bars = simulate_bars("TSLA", AS_OF)
+    assert checked_bars(bars, "TSLA", "csv") is bars
+    with pytest.raises(BarDataError, match=r"^ibkr bars for TSLA failed sanity checks: "
+                                           r"only 150 bars"):
+        checked_bars(bars.tail(150), "TSLA", "ibkr")

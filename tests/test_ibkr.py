@@ -234,6 +234,26 @@ def test_configured_account_must_be_one_the_gateway_manages(make_ibkr: MakeIBKR)
         make_ibkr(account="DU999999").positions()
 
 
+def test_each_configured_account_gets_its_own_connection() -> None:
+    reset_pacing()
+    with TwsPeer(accounts=["DU123456", "DU654321"]) as two_accounts:
+        def make(account: str) -> IBKRResource:
+            return IBKRResource(port=two_accounts.port, connect_timeout=3.0,
+                                request_timeout=3.0, account=account)
+
+        try:
+            first = make("DU123456").account_snapshot()
+            # Same thread, host, port and client id: the cached connection of the first
+            # account must not answer (or trade) for the second.
+            second = make("DU654321").account_snapshot()
+            connections = two_accounts.connection_count
+        finally:
+            disconnect_all()
+
+    assert (first.account, second.account) == ("DU123456", "DU654321")
+    assert connections == 2
+
+
 # ---------------------------------------------------------------- orders
 
 

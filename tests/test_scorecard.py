@@ -50,6 +50,15 @@ def test_wilson_interval_of_nothing_is_undefined() -> None:
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
 
 
+def test_wilson_interval_always_contains_the_observed_rate() -> None:
+    # At 0 % and 100 % rounding once left a bound past the rate; the calibration plot's error
+    # bars then failed with "'yerr' must not contain negative values".
+    for n in range(1, 300):
+        for hits in range(n + 1):
+            low, high = wilson_interval(hits, n)
+            assert low <= hits / n <= high, (hits, n)
+
+
 def test_newcombe_difference_matches_newcombe_1998() -> None:
     # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 vs 48/80.
     diff, low, high = newcombe_difference(56, 70, 48, 80)
@@ -163,3 +172,24 @@ def test_plots_render_with_data() -> None:
 def test_unknown_horizon_is_refused() -> None:
     with pytest.raises(ValueError, match="horizon=3"):
         scorecard_tables(outcomes_frame([]), horizon=3)
+
+
+def test_a_scorecard_is_one_mlflow_run_record_and_says_when_tracking_is_off() -> None:
+    from resources.tracking import Tracking
+    from trading_assets.assets.scorecard import (
+        log_scorecard,
+        scorecard_experiment,
+        scorecard_record,
+    )
+
+    rows = [outcome(i, ("BUY", "SELL", "HOLD")[i % 3], i % 2 == 0) for i in range(12)]
+    tables = scorecard_tables(outcomes_frame(rows))
+    record = scorecard_record(tables, {"calibration": b"\x89PNG c"}, {"kind": "signal_scorecard"})
+    assert record.run_name == "signal scorecard" and record.params == {"horizon_bars": "5"}
+    assert record.metrics["hit_rate"] == pytest.approx(0.5)
+    assert record.artifacts["calibration.png"] == b"\x89PNG c"
+    assert record.artifacts["tables/summary.csv"] == tables["summary"].to_csv(index=False) \
+        .encode()
+    assert set(record.artifacts) == {"calibration.png"} | {f"tables/{n}.csv" for n in tables}
+    assert scorecard_experiment(Tracking(experiment="lab")) == "lab-scorecard"
+    assert log_scorecard(Tracking(), tables, {}, {}).startswith("MLflow off")

@@ -30,11 +30,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from trading_assets.cli import positive_int
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
+
+if TYPE_CHECKING:  # pandas loads when a replay runs, not with every CLI command
+    import pandas as pd
+
+    from resources.market_data import MarketData
 
 DEFAULT_BATCH_SIZE = 40
 
@@ -184,16 +188,6 @@ def _parse_date(raw: str) -> date:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a date like 2024-01-31") from None
 
 
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw} must be 1 or more")
-    return value
-
-
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register `replay` on the trading-signals subcommands."""
     parser = sub.add_parser(
@@ -203,7 +197,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--start", required=True, type=_parse_date, help="first date, YYYY-MM-DD")
     parser.add_argument("--end", type=_parse_date, default=None,
                         help="last date, YYYY-MM-DD (default: the last bar)")
-    parser.add_argument("--every", type=_positive, default=5,
+    parser.add_argument("--every", type=positive_int, default=5,
                         help="analyse every N-th trading day (default 5, about weekly)")
     parser.add_argument("--provider", choices=["rules", "openai"], default="rules",
                         help="rules (offline, deterministic) or openai (LLM_* settings)")
@@ -212,7 +206,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                              "(default: LLM_SEND_IMAGES, on)")
     parser.add_argument("--with-rules", action="store_true",
                         help="also run the rules analyst on the same dates (A/B baseline)")
-    parser.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                         help=f"requests per analyze_many call (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--no-scorecard", action="store_true",
                         help="store the signals only; do not materialize the scorecard")
@@ -226,13 +220,13 @@ def _env_images(env: Mapping[str, str]) -> bool:
 
 def build_arms(env: Mapping[str, str], provider: str, images: str | None,
                with_rules: bool) -> list[Arm]:
-    """The analyst set-ups to replay, each constructed through the settings."""
-    from trading_assets.settings import build_resources
+    """The analyst set-ups to replay, each configured from `env` as the settings do."""
+    from resources.llm import LLMAnalyst
 
     def analyst_factory(overrides: dict[str, str]) -> Callable[[float], Any]:
         def make(budget_usd: float) -> Any:
             cap = {"LLM_MAX_COST_USD": f"{budget_usd:.6f}"} if budget_usd > 0 else {}
-            return build_resources({**env, **overrides, **cap})["analyst"]
+            return LLMAnalyst.from_env({**env, **overrides, **cap})
         return make
 
     arms: list[Arm] = []
@@ -251,31 +245,38 @@ def build_arms(env: Mapping[str, str], provider: str, images: str | None,
     return arms
 
 
-def fetch_history(env: Mapping[str, str], symbol: str, start: date, window: int,
-                  app_db: Any) -> History:
-    """The symbol's bars from the configured source, reaching `window` bars before `start`."""
-    from trading_assets.core.bars import BarDataError, bar_problems, last_completed_session
-    from trading_assets.settings import build_resources
+def replay_market(market: MarketData, start: date, window: int) -> MarketData:
+    """The configured market data, fetching enough days to reach `window` bars before `start`."""
+    import pandas as pd
 
-    as_of_raw = env.get("TRADING_SIMULATED_AS_OF", "").strip()
-    until = date.fromisoformat(as_of_raw) if as_of_raw else last_completed_session()
+    from resources.market_data import MarketData
+    from trading_assets.core.bars import last_completed_session
+
+    as_of = market.as_of.strip()
+    until = date.fromisoformat(as_of) if as_of else last_completed_session()
     needed = len(pd.bdate_range(start, until)) + window + 5
-    lookback = max(needed, int(env.get("TRADING_LOOKBACK_DAYS", "") or 400))
-    market = build_resources({**env, "TRADING_LOOKBACK_DAYS": str(lookback)})["market_data"]
+    # A new resource, not model_copy: that would keep Dagster's copy of the old config.
+    fields = {name: getattr(market, name) for name in MarketData.model_fields}
+    return MarketData(**{**fields, "lookback_days": max(needed, market.lookback_days)})
+
+
+def fetch_history(market: MarketData, symbol: str, app_db: Any) -> History:
+    """The symbol's bars from `market` (see replay_market), refused when they fail the checks."""
+    from trading_assets.core.bars import BarDataError, checked_bars
+
     try:
         bars = market.fetch(symbol, app_db.settings_for(symbol))
     except BarDataError as exc:
         hint = " Choose a later --start." if market.source == "simulated" else ""
         raise BarDataError(f"{symbol}: {exc}.{hint}") from exc
-    problems = bar_problems(bars.frame)
-    if problems:
-        raise BarDataError(f"{bars.source} bars for {symbol} failed sanity checks: "
-                           + "; ".join(problems))
-    return History(symbol, bars.frame, bars.source, bars.simulated)
+    frame = checked_bars(bars.frame, symbol, bars.source)
+    return History(symbol, frame, bars.source, bars.simulated)
 
 
 def keep_history(store: Any, history: History) -> None:
     """Store the replayed history (merged with an earlier one) for signal_outcomes."""
+    import pandas as pd
+
     from trading_assets.core.keys import replay_bars_key
 
     key = replay_bars_key(history.symbol)
@@ -293,19 +294,13 @@ def score(symbols: list[str], resources: dict[str, Any]) -> list[Any]:
     import dagster as dg
 
     from trading_assets.assets.scorecard import signal_outcomes, signal_scorecard
-    from trading_assets.cli import QUIET_RUN_CONFIG, contiguous_ranges, get_instance
-    from trading_assets.partitions import SYMBOLS_PARTITION, add_symbols
+    from trading_assets.cli import QUIET_RUN_CONFIG, get_instance, materialize_ranges
+    from trading_assets.partitions import add_symbols
 
     instance = get_instance()
+    # Partitions only: replayed symbols are not added to the user's symbol settings.
     add_symbols(instance, symbols)
-    results = []
-    for start, end in contiguous_ranges(instance.get_dynamic_partitions(SYMBOLS_PARTITION),
-                                        symbols):
-        results.append(dg.materialize(
-            [signal_outcomes], instance=instance, resources=resources, raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-            tags={"dagster/asset_partition_range_start": start,
-                  "dagster/asset_partition_range_end": end}))
+    results = materialize_ranges(instance, symbols, [signal_outcomes], resources)
     results.append(dg.materialize([signal_scorecard], instance=instance, resources=resources,
                                   raise_on_error=False, run_config=QUIET_RUN_CONFIG))
     return results
@@ -313,6 +308,8 @@ def score(symbols: list[str], resources: dict[str, Any]) -> list[Any]:
 
 def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
     """The headline per analyst set-up and the A/B differences, as the terminal shows them."""
+    import pandas as pd
+
     from trading_assets.assets.scorecard import read_outcomes
     from trading_assets.cli import print_table
     from trading_assets.core.scorecard import scorecard_tables
@@ -338,7 +335,9 @@ def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the replay command; 0 when every symbol replayed and the scorecard materialized."""
-    from trading_assets.assets.scorecard import ScorecardLogger
+    import pandas as pd
+
+    from trading_assets.assets.scorecard import scorecard_experiment
     from trading_assets.cli import ensure_dagster_home, failures_of
     from trading_assets.core.bars import BarDataError
     from trading_assets.core.replay import ReplayError, replay_dates
@@ -361,7 +360,8 @@ def main(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     resources = build_resources(env)
     app_db, store = resources["app_db"], resources["store"]
-    window = int(env.get("TRADING_LOOKBACK_DAYS", "") or 400)
+    window = resources["market_data"].lookback_days  # the history a live run analyses
+    market = replay_market(resources["market_data"], args.start, window)
     arms = build_arms(env, args.provider, args.images, args.with_rules)
     print(f"Dagster instance : {home}")
     print(f"Market data      : {resources['market_data'].describe()}")
@@ -369,7 +369,7 @@ def main(args: argparse.Namespace) -> int:
     histories, dates, failed = [], {}, {}
     for symbol in symbols:
         try:
-            history = fetch_history(env, symbol, args.start, window, app_db)
+            history = fetch_history(market, symbol, app_db)
             end = args.end or pd.Timestamp(history.frame["date"].iloc[-1]).date()
             dates[symbol] = replay_dates(history.frame, args.start, end, args.every)
         except (BarDataError, ReplayError, OSError) as exc:
@@ -401,13 +401,10 @@ def main(args: argparse.Namespace) -> int:
     scored = [h.symbol for h in histories]
     run_failures: list[str] = []
     if scored and not args.no_scorecard:
-        # The runs below are in this process: a cold MLflow start is paid here, not inside
-        # the scorecard's tracking timeout.
-        ScorecardLogger(resources["tracking"]).prepare()
         run_failures = failures_of(score(scored, resources))
         print_scorecard(resources, scored)
         print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
-              f"'{resources['tracking'].experiment}{_suffix()}'. How to read it: "
+              f"'{scorecard_experiment(resources['tracking'])}'. How to read it: "
               "README.md, 'Reading the scorecard'")
     if any(h.simulated for h in histories):
         print("SIMULATED DATA: the scorecard measures the analyst on generated bars, not "
@@ -419,12 +416,6 @@ def main(args: argparse.Namespace) -> int:
         set(c) <= {"error"} for c in report.counts.values() if c)
     return 1 if (failed or run_failures or all_errors or report.not_run
                  or report.failed_dates) else 0
-
-
-def _suffix() -> str:
-    from trading_assets.assets.scorecard import SCORECARD_EXPERIMENT_SUFFIX
-
-    return SCORECARD_EXPERIMENT_SUFFIX
 
 
 if __name__ == "__main__":

@@ -10,10 +10,6 @@ tables and plots in the Dagster UI and, best effort, an MLflow run.
 import base64
 import math
 import re
-import tempfile
-import threading
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -21,7 +17,7 @@ from pydantic import Field
 
 from resources.app_db import AppDatabase, SignalRow
 from resources.object_store import ObjectNotFoundError, ObjectStore
-from resources.tracking import Tracking
+from resources.tracking import RunRecord, Tracking
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
@@ -33,7 +29,12 @@ from trading_assets.core.outcomes import (
     outcomes_frame,
     score_signals,
 )
-from trading_assets.core.scorecard import render_scorecard_plots, scorecard_tables, with_analyst
+from trading_assets.core.scorecard import (
+    rate_text,
+    render_scorecard_plots,
+    scorecard_tables,
+    with_analyst,
+)
 from trading_assets.partitions import list_symbols, symbols_partitions
 
 if TYPE_CHECKING:  # pandas loads when a scorecard is built, not with the definitions
@@ -203,8 +204,8 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
         "scored": dg.MetadataValue.int(int(summary["scored"])),
         "pending": dg.MetadataValue.int(int(summary["pending"])),
         "hit_rate": dg.MetadataValue.float(float(summary["hit_rate"])),
-        "hit_rate_ci_95": f"{_pct(summary['hit_rate_ci_low'])} - "
-                          f"{_pct(summary['hit_rate_ci_high'])}",
+        "hit_rate_ci_95": f"{rate_text(summary['hit_rate_ci_low'])} - "
+                          f"{rate_text(summary['hit_rate_ci_high'])}",
         "directional_hit_rate": dg.MetadataValue.float(float(summary["directional_hit_rate"])),
         "hold_share": dg.MetadataValue.float(float(summary["hold_share"])),
         "dates": f"{summary['first_bar_date']} .. {summary['last_bar_date']}",
@@ -219,11 +220,6 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
     metadata["plots"] = _png_markdown(images, note)
     metadata["mlflow"] = mlflow_note
     return metadata
-
-
-def _pct(value: object) -> str:
-    number = float(value)  # type: ignore[arg-type]
-    return "n/a" if math.isnan(number) else f"{number:.1%}"
 
 
 # --- MLflow ------------------------------------------------------------------------------------
@@ -250,120 +246,37 @@ def scorecard_metrics(tables: "dict[str, pd.DataFrame]") -> dict[str, float]:
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
-class ScorecardLogger:
-    """Logs one scorecard as one MLflow run (metrics, tables as CSV, plots); best effort.
-
-    The MLflow calls run on a daemon thread and the caller waits at most the tracking
-    timeout: a dead or slow server costs one timeout, never a failed or stalled run. Nothing
-    runs in the background while the caller goes on: creating a SQLite store runs Alembic
-    migrations, and Alembic's global state breaks when another thread (Dagster creating its
-    storage) migrates at the same time.
-    """
-
-    def __init__(self, tracking: Tracking) -> None:
-        self.uri = str(getattr(tracking, "tracking_uri", "") or "")
-        self.active = bool(self.uri) and bool(getattr(tracking, "enabled", True))
-        self.timeout_s = float(getattr(tracking, "timeout_s", 10.0) or 10.0)
-        self.experiment = (f"{getattr(tracking, 'experiment', 'trading-signals')}"
-                           f"{SCORECARD_EXPERIMENT_SUFFIX}")
-        root = str(getattr(tracking, "artifact_root", "") or "")
-        if not root and self.is_local:
-            # Without a location a SQLite store writes artifacts to ./mlruns of the cwd.
-            root = (Path(self.uri.removeprefix("sqlite:///")).parent
-                    / "mlflow-artifacts").as_uri()
-        self.artifact_location = f"{root.rstrip('/')}/scorecard" if root else None
-
-    @property
-    def is_local(self) -> bool:
-        return self.uri.startswith("sqlite:///")
-
-    def _open(self) -> tuple[Any, str]:
-        from mlflow.tracking import MlflowClient
-
-        if self.is_local:
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(2):
-            try:
-                client = MlflowClient(tracking_uri=self.uri)
-                found = client.get_experiment_by_name(self.experiment)
-                return client, found.experiment_id if found else client.create_experiment(
-                    self.experiment, artifact_location=self.artifact_location)
-            except Exception:
-                # The signal tracker may be creating the same SQLite store at this moment.
-                if attempt:
-                    raise
-                time.sleep(1.0)
-        raise AssertionError("unreachable")
-
-    def _log(self, tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
-             tags: dict[str, str]) -> tuple[str, str]:
-        from mlflow.entities import Metric, Param
-
-        client, experiment_id = self._open()
-        run = client.create_run(experiment_id, tags=tags, run_name="signal scorecard")
-        now = int(time.time() * 1000)
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in scorecard_metrics(tables).items()],
-            params=[Param("horizon_bars", str(tables["summary"]["value"].iloc[0]))])
-        with tempfile.TemporaryDirectory(prefix="scorecard-") as tmp:
-            for name, table in tables.items():
-                path = Path(tmp) / "tables" / f"{name}.csv"
-                path.parent.mkdir(exist_ok=True)
-                table.to_csv(path, index=False)
-            for name, png in images.items():
-                (Path(tmp) / f"{name}.png").write_bytes(png)
-            client.log_artifacts(run.info.run_id, tmp)
-        client.set_terminated(run.info.run_id, "FINISHED")
-        return run.info.run_id, experiment_id
-
-    def _bounded(self, job: Any, timeout_s: float) -> tuple[Any, str | None]:
-        """Run `job` on a daemon thread for at most `timeout_s`: (result, error)."""
-        box: dict[str, Any] = {}
-
-        def guarded() -> None:
-            try:
-                box["result"] = job()
-            except Exception as exc:  # best effort: reported, never raised
-                box["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-
-        thread = threading.Thread(target=guarded, daemon=True, name="mlflow-scorecard")
-        thread.start()
-        thread.join(timeout_s)
-        where = f"MLflow at {_public(self.uri)}"
-        if thread.is_alive():
-            return None, (f"{where} did not answer within {timeout_s:g} s; scorecard not "
-                          "logged (the run goes on). Check the server or raise "
-                          "MLFLOW_TIMEOUT_S.")
-        if "error" in box:
-            return None, f"{where} failed: {box['error']}; scorecard not logged."
-        return box.get("result"), None
-
-    def prepare(self, timeout_s: float = 60.0) -> None:
-        """Create a local store and the experiment now, waiting for it (the CLI does this
-        before its runs): a first-ever SQLite store and the mlflow import take longer than a
-        run's tracking timeout on a cold start. Remote servers are left to the run."""
-        if self.active and self.is_local:
-            self._bounded(self._open, timeout_s)
-
-    def log(self, tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
-            tags: dict[str, str]) -> str:
-        """Log the scorecard, waiting at most the tracking timeout; says what happened."""
-        if not self.active:
-            return "MLflow off (MLFLOW_TRACKING_URI is empty or off)"
-        result, error = self._bounded(lambda: self._log(tables, images, tags), self.timeout_s)
-        if error:
-            return error
-        run_id, experiment_id = result
-        return (f"logged to MLflow at {_public(self.uri)}, experiment {self.experiment!r}, "
-                f"run {run_id} (experiment id {experiment_id})")
+def scorecard_experiment(tracking: Tracking) -> str:
+    """The MLflow experiment of the scorecards: the signals experiment's name plus a suffix."""
+    return f"{tracking.experiment}{SCORECARD_EXPERIMENT_SUFFIX}"
 
 
-def _public(uri: str) -> str:
-    """The URI without credentials or query, safe for metadata."""
-    from resources.llm import public_url
+def scorecard_record(tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
+                     tags: dict[str, str]) -> RunRecord:
+    """One scorecard as one MLflow run: metrics, the horizon, tables as CSV, the plots."""
+    artifacts = {f"tables/{name}.csv": table.to_csv(index=False).encode()
+                 for name, table in tables.items()}
+    artifacts |= {f"{name}.png": png for name, png in images.items()}
+    return RunRecord(run_name="signal scorecard", tags=tags,
+                     params={"horizon_bars": str(tables["summary"]["value"].iloc[0])},
+                     metrics=scorecard_metrics(tables), artifacts=artifacts)
 
-    return public_url(uri) if "://" in uri and not uri.startswith("sqlite") else uri
+
+def log_scorecard(tracking: Tracking, tables: "dict[str, pd.DataFrame]",
+                  images: dict[str, bytes], tags: dict[str, str]) -> str:
+    """Log the scorecard (best effort, bounded by the tracking timeout); says what happened."""
+    if not tracking.active:
+        return "MLflow off (MLFLOW_TRACKING_URI is empty or off)"
+    experiment = scorecard_experiment(tracking)
+    try:
+        record = scorecard_record(tables, images, tags)
+    except Exception as exc:  # best effort like the logging itself: reported, never raised
+        return f"MLflow run not built: {type(exc).__name__}: {str(exc)[:300]}"
+    result = tracking.log_run(record, experiment=experiment)
+    if not result.run_id:
+        return result.error or "scorecard not logged"
+    return (f"logged to {tracking.label}, experiment {experiment!r}, run {result.run_id} "
+            f"(experiment id {result.experiment_id})")
 
 
 # --- assets ------------------------------------------------------------------------------------
@@ -412,8 +325,8 @@ def signal_scorecard(context: dg.AssetExecutionContext, config: ScorecardConfig,
     tables = scorecard_tables(outcomes, config.horizon)
     simulated = bool(outcomes["simulated"].fillna(False).any())
     images = render_scorecard_plots(tables, config.horizon, simulated=simulated)
-    mlflow_note = ScorecardLogger(tracking).log(
-        tables, images,
+    mlflow_note = log_scorecard(
+        tracking, tables, images,
         {"dagster.run_id": context.run.run_id, "kind": "signal_scorecard",
          "simulated": str(simulated).lower()})
     if not mlflow_note.startswith(("logged", "MLflow off")):

@@ -153,7 +153,8 @@ def read_csv_bars(path: Path) -> pd.DataFrame:
     out = pd.DataFrame({"date": dates.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")})
     for col in BAR_COLUMNS[1:]:
         values = pd.to_numeric(frame[col].str.replace(",", "", regex=False), errors="coerce")
-        for i in np.flatnonzero(values.isna().to_numpy()):
+        # "inf", "Infinity" and 1e999 parse as infinity: as unusable as text, so reported alike.
+        for i in np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float))):
             raise BarDataError(
                 f"{path} row {line_of[i]}: column \"{col.title()}\" is {frame[col].iat[i]!r}, "
                 "expected a number."
@@ -179,11 +180,16 @@ def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200) -> li
         problems.append(f"only {len(bars)} bars; at least {min_rows} needed for SMA 200")
     if bars.empty:
         return problems
+    import numpy as np
+    import pandas as pd
+
     prices = bars[PRICE_COLUMNS]
-    nan_rows = prices.isna().any(axis=1) | bars["volume"].isna()
+    # Infinity passes isna() and later breaks the charts' axis limits: refused with NaN.
+    values = bars[PRICE_COLUMNS + ["volume"]].to_numpy(dtype=float, na_value=np.nan)
+    nan_rows = pd.Series(~np.isfinite(values).all(axis=1), index=bars.index)
     if nan_rows.any():
-        problems.append(f"{int(nan_rows.sum())} bar(s) with missing values, first on "
-                        f"{_first_date(bars, nan_rows)}")
+        problems.append(f"{int(nan_rows.sum())} bar(s) with missing values or infinities, "
+                        f"first on {_first_date(bars, nan_rows)}")
     bad = (prices <= 0).any(axis=1)
     if bad.any():
         problems.append(f"{int(bad.sum())} bar(s) with non-positive prices, first on "
@@ -199,6 +205,16 @@ def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200) -> li
     if not bars["date"].is_monotonic_increasing or bars["date"].duplicated().any():
         problems.append("dates are not strictly increasing")
     return problems
+
+
+def checked_bars(bars: pd.DataFrame, symbol: str, source: str) -> pd.DataFrame:
+    """`bars` unchanged when they pass bar_problems, else BarDataError naming every problem
+    (bad bars are refused before they overwrite the last good copy in the store)."""
+    problems = bar_problems(bars)
+    if problems:
+        raise BarDataError(f"{source} bars for {symbol} failed sanity checks: "
+                           + "; ".join(problems))
+    return bars
 
 
 def _first_date(bars: pd.DataFrame, mask: pd.Series) -> str:

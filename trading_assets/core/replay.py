@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 
 from trading_assets.core.bars import MIN_ROWS_FOR_SMA_200, last_bars_records
-from trading_assets.core.indicators import compute_indicators, latest_summary, resample_weekly
+from trading_assets.core.indicators import indicator_frames, latest_summary
 from trading_assets.core.signal import AnalysisRequest
 
 # Live runs analyse the last TRADING_LOOKBACK_DAYS bars (400 by default); a replay shows the
@@ -60,8 +60,8 @@ def build_replay_request(symbol: str, bars: pd.DataFrame, cut: date, *, data_sou
     past = bars_until(bars, cut, window)
     if past.empty or pd.Timestamp(past["date"].iloc[-1]).date() != cut:
         raise ReplayError(f"{symbol}: no bar dated {cut} in the history.")
-    daily = compute_indicators(past)
-    weekly = compute_indicators(resample_weekly(past))
+    frames = indicator_frames(past)
+    daily, weekly = frames["daily"], frames["weekly"]
     pngs: dict[str, bytes | None] = {"daily": None, "weekly": None}
     if with_charts:
         from trading_assets.core.charts import render_chart

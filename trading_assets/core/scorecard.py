@@ -45,7 +45,9 @@ def wilson_interval(hits: int, n: int, z: float = Z_95) -> tuple[float, float]:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The interval always contains p; at 0 % or 100 % rounding can leave a bound a hair past it,
+    # which a plot's error bars then reject as negative.
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def newcombe_difference(hits_a: int, n_a: int, hits_b: int, n_b: int,
@@ -60,6 +62,12 @@ def newcombe_difference(hits_a: int, n_a: int, hits_b: int, n_b: int,
     lower = diff - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
     upper = diff + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
     return (diff, max(-1.0, lower), min(1.0, upper))
+
+
+def rate_text(value: object) -> str:
+    """A rate as a percentage for people, "n/a" where it is undefined (NaN: nothing to count)."""
+    number = float(value)  # type: ignore[arg-type]
+    return "n/a" if math.isnan(number) else f"{number:.1%}"
 
 
 def confidence_bucket(score: float | None) -> str | None:
