@@ -41,8 +41,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from resources.llm import chart_images, public_url, redact, secret_values
+from resources.llm_messages import chart_images
 from trading_assets.core.env import env_number, plain, referable
+from trading_assets.core.secrets import public_url, redact, secret_values
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 log = logging.getLogger(__name__)

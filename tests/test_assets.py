@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from resources.llm import LLMAnalyst
+from resources.llm import RulesAnalyst
 from tests.conftest import ALL_ASSETS, metadata_for, run_symbols
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
@@ -117,7 +117,7 @@ def test_second_run_reuses_the_signal_for_the_same_bar_date(
     assert len(resources["app_db"].list_signals(symbol="TSLA")) == 1
 
 
-class FailingAnalyst(LLMAnalyst):
+class FailingAnalyst(RulesAnalyst):
     """An analyst whose every answer is an error: the signal must be `error`, never HOLD."""
 
     def analyze_many(self, requests: list[AnalysisRequest]) -> list[AnalysisOutcome]:

@@ -1,4 +1,4 @@
-"""LLMAnalyst with the real openai and instructor clients against a loopback OpenAI server."""
+"""The analysts, with the real openai and instructor clients against a loopback OpenAI server."""
 
 from __future__ import annotations
 
@@ -16,18 +16,25 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from resources.llm import LLMAnalyst, redact
+from resources.llm import RulesAnalyst, analyst_from_env
+from resources.llm_openai import OpenAIAnalyst
+from resources.prompts import PromptError, load_prompt, parse_prompt
+from tests.conftest import run_symbols
 from tests.peers.openai_server import (
     OpenAIServer,
     Received,
     Reply,
     analysis_request,
     answer,
+    drip,
+    echo_authorization,
     http_error,
     malformed,
+    no_choices,
     refusal,
     signal_fields,
 )
+from trading_assets.cli import main as cli_main
 from trading_assets.core.pricing import (
     DEFAULT_PRICES,
     Price,
@@ -36,8 +43,8 @@ from trading_assets.core.pricing import (
     parse_prices,
     price_for,
 )
+from trading_assets.core.secrets import redact
 from trading_assets.core.signal import Action
-from trading_assets.prompts import PromptError, load_prompt, parse_prompt
 from trading_assets.settings import ConfigError, build_resources
 
 GPT_4O_MINI_COST = estimate_cost(DEFAULT_PRICES["gpt-4o-mini"], 1200, 300)
@@ -56,12 +63,12 @@ def server(api_key: str) -> Iterator[OpenAIServer]:
         yield peer
 
 
-def analyst(server: OpenAIServer, **changes: Any) -> LLMAnalyst:
-    """An openai-provider analyst on the test server, with short test bounds."""
-    config: dict[str, Any] = {"provider": "openai", "base_url": server.base_url,
+def analyst(server: OpenAIServer, **changes: Any) -> OpenAIAnalyst:
+    """An OpenAI-compatible analyst on the test server, with short test bounds."""
+    config: dict[str, Any] = {"base_url": server.base_url,
                               "model": "gpt-4o-mini", "timeout_s": 3.0, "max_retries": 1,
                               "http_retries": 0, "concurrency": 4}
-    return LLMAnalyst(**(config | changes))
+    return OpenAIAnalyst(**(config | changes))
 
 
 def analyze_one(server: OpenAIServer, **changes: Any) -> Any:
@@ -162,16 +169,25 @@ def test_refusal_is_an_error_that_says_so(server: OpenAIServer) -> None:
 # --- transport failures ---------------------------------------------------------------------
 
 
-def test_429_waits_for_retry_after_then_succeeds(server: OpenAIServer) -> None:
+def test_429_waits_for_retry_after_then_succeeds(server: OpenAIServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from openai._base_client import SyncAPIClient
+
+    waits: list[float] = []
+    backoff = SyncAPIClient._calculate_retry_timeout
+
+    def recorded(self: Any, *args: Any, **kwargs: Any) -> float:
+        waits.append(backoff(self, *args, **kwargs))
+        return waits[-1]
+
+    monkeypatch.setattr(SyncAPIClient, "_calculate_retry_timeout", recorded)
     server.script(http_error(429, "Rate limit reached", headers={"retry-after": "2"}),
                   answer(signal_fields("TSLA")))
-    started = time.perf_counter()
     outcome = analyze_one(server, http_retries=1)
-    elapsed = time.perf_counter() - started
     assert outcome.ok
     assert len(server.requests) == 2
-    # The client's own back-off would be under 1 s; only Retry-After explains 2 s.
-    assert 1.9 <= elapsed < 5
+    # The client's own back-off would be under 1 s; the one wait is the server's 2 s.
+    assert waits == [2.0]
 
 
 def test_persistent_429_is_an_error_after_bounded_retries(server: OpenAIServer) -> None:
@@ -185,10 +201,9 @@ def test_persistent_429_is_an_error_after_bounded_retries(server: OpenAIServer) 
 
 def test_answer_slower_than_the_timeout_is_an_error(server: OpenAIServer) -> None:
     server.responder = lambda _: answer(signal_fields("TSLA"), delay_s=3)
-    started = time.perf_counter()
     outcome = analyze_one(server, timeout_s=0.5, http_retries=0)
-    assert time.perf_counter() - started < 2
-    assert outcome.signal is None
+    # The answer would have come (valid) after 3 s: the client gave up on its one request.
+    assert len(server.requests) == 1 and outcome.signal is None
     assert "gave no answer within 0.5 s" in outcome.error
 
 
@@ -205,8 +220,7 @@ def test_connection_refused_is_an_error_naming_the_endpoint(api_key: str) -> Non
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    dead = LLMAnalyst(provider="openai", base_url=f"http://127.0.0.1:{port}/v1",
-                      http_retries=0, timeout_s=2)
+    dead = OpenAIAnalyst(base_url=f"http://127.0.0.1:{port}/v1", http_retries=0, timeout_s=2)
     [outcome] = dead.analyze_many([analysis_request()])
     assert outcome.signal is None
     assert f"127.0.0.1:{port}/v1 is not reachable" in outcome.error
@@ -217,7 +231,7 @@ def test_missing_api_key_for_openai_is_an_error_without_a_call(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLM_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    [outcome] = LLMAnalyst(provider="openai").analyze_many([analysis_request()])
+    [outcome] = OpenAIAnalyst().analyze_many([analysis_request()])
     assert outcome.signal is None and "no API key" in outcome.error
 
 
@@ -233,17 +247,22 @@ def _by_symbol(received: Received) -> Reply:
 
 
 def test_calls_run_concurrently_up_to_the_limit_and_keep_order(server: OpenAIServer) -> None:
-    server.responder = _by_symbol
+    def gathered(received: Received) -> Reply:
+        # Hold each answer until ten calls are waiting (or 10 s pass): serial calls never
+        # get there, so the count below shows how many ran at once.
+        deadline = time.monotonic() + 10
+        while server.max_in_flight < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return _by_symbol(received)
+
+    server.responder = gathered
     symbols = [f"S{i}" for i in range(19)] + ["BAD"]
     requests = [analysis_request(s, charts=False) for s in symbols]
-    started = time.perf_counter()
     outcomes = analyst(server, concurrency=10, max_retries=0).analyze_many(requests)
-    elapsed = time.perf_counter() - started
     assert [o.symbol for o in outcomes] == symbols
     assert all(o.ok for o in outcomes[:-1])
     assert outcomes[-1].signal is None and "confidence_score" in outcomes[-1].error
-    assert server.max_in_flight <= 10
-    assert elapsed < 20 * 0.3 / 2  # serial would take 6 s; 10 at a time about 0.6 s
+    assert server.max_in_flight == 10
 
 
 def test_cost_cap_refuses_further_calls_in_the_run(server: OpenAIServer) -> None:
@@ -311,7 +330,7 @@ def test_api_key_never_appears_in_logs_outcomes_or_transcripts(
     assert accepted.ok and caplog.records  # the libraries did log at DEBUG
     assert api_key not in caplog.text
     assert api_key not in analyzer.model_dump_json()
-    assert api_key not in LLMAnalyst.from_env({"LLM_API_KEY": api_key}).model_dump_json()
+    assert api_key not in analyst_from_env({"LLM_API_KEY": api_key}).model_dump_json()
 
 
 def test_redact_scrubs_secrets_and_auth_headers(api_key: str) -> None:
@@ -333,14 +352,14 @@ def test_redact_scrubs_secrets_and_auth_headers(api_key: str) -> None:
 ])
 def test_provider_defaults_to_openai_only_when_configured(env: dict[str, str],
                                                           provider: str) -> None:
-    resource = LLMAnalyst.from_env(env)
+    resource = analyst_from_env(env)
     assert resource.provider == provider
     assert ("rules" in resource.label) == (provider == "rules")
 
 
 def test_from_env_reads_every_setting() -> None:
-    resource = LLMAnalyst.from_env({
-        "LLM_PROVIDER": "openai", "LLM_BASE_URL": "http://user:pw@gpu-box:8000/v1",
+    resource = analyst_from_env({
+        "LLM_PROVIDER": "openai", "LLM_BASE_URL": "http://gpu-box:8000/v1",
         "LLM_MODEL": "qwen2.5-vl", "LLM_MODE": "md_json", "LLM_TIMEOUT_S": "12.5",
         "LLM_MAX_RETRIES": "4", "LLM_HTTP_RETRIES": "1", "LLM_CONCURRENCY": "3",
         "LLM_TEMPERATURE": "0", "LLM_SEND_IMAGES": "false", "LLM_MAX_COST_USD": "2.5",
@@ -351,7 +370,7 @@ def test_from_env_reads_every_setting() -> None:
     assert (resource.temperature, resource.send_images, resource.max_cost_usd) == (0, False, 2.5)
     assert resource.label == ("openai-compatible model qwen2.5-vl at http://gpu-box:8000/v1 "
                               "(instructor mode md_json, chart images off)")
-    assert LLMAnalyst.from_env({"LLM_TEMPERATURE": "default"}).temperature is None
+    assert OpenAIAnalyst.from_env({"LLM_TEMPERATURE": "default"}).temperature is None
 
 
 @pytest.mark.parametrize("env, named", [
@@ -366,7 +385,7 @@ def test_from_env_reads_every_setting() -> None:
 def test_bad_settings_are_refused_with_the_variable_named(env: dict[str, str],
                                                           named: str) -> None:
     with pytest.raises(ValueError, match=named):
-        LLMAnalyst.from_env(env)
+        analyst_from_env(env)
 
 
 BAD_SETTINGS = [
@@ -387,7 +406,7 @@ def test_bad_settings_are_configuration_errors_the_cli_reports(env: dict[str, st
                                                                named: str) -> None:
     # The CLI and the Gradio app catch ConfigError: "configuration error: ...", exit 2.
     with pytest.raises(ConfigError, match=named):
-        LLMAnalyst.from_env(env)
+        analyst_from_env(env)
 
 
 def test_a_bad_llm_timeout_stops_build_resources_with_a_config_error(tmp_path: Path) -> None:
@@ -397,19 +416,19 @@ def test_a_bad_llm_timeout_stops_build_resources_with_a_config_error(tmp_path: P
 
 def test_base_url_from_the_process_environment_is_kept_by_reference(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLM_BASE_URL", " http://user:pw-123456@gpu-box:8000/v1 ")
-    resource = LLMAnalyst.from_env(os.environ)
+    monkeypatch.setenv("LLM_BASE_URL", " http://gpu-box:8000/v1?token=tok-123456 ")
+    resource = analyst_from_env(os.environ)
     # The Dagster UI shows the variable's name; the client still gets the URL.
     assert isinstance(resource.base_url, dg.EnvVar)
-    assert resource.url == "http://user:pw-123456@gpu-box:8000/v1"
+    assert resource.url == "http://gpu-box:8000/v1?token=tok-123456"
     assert resource.endpoint == "http://gpu-box:8000/v1" and resource.provider == "openai"
     # A mapping other than the process environment keeps its own value.
-    other = LLMAnalyst.from_env({"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    other = analyst_from_env({"OPENAI_BASE_URL": "http://localhost:11434/v1"})
     assert other.base_url == other.url == "http://localhost:11434/v1"
 
 
 def test_rules_provider_is_unchanged_and_labelled() -> None:
-    resource = LLMAnalyst()
+    resource = RulesAnalyst()
     [outcome] = resource.analyze_many([analysis_request()])
     assert outcome.ok and outcome.provider == "rules" and outcome.signal.provider == "rules"
     assert resource.label == "rules (deterministic, no language model)"
@@ -448,3 +467,113 @@ def test_price_overrides_from_the_environment() -> None:
     assert estimate_cost(price_for("gpt-4o-mini", overrides), 1_000_000, 500_000) == 2.0
     with pytest.raises(PriceTableError, match="LLM_PRICES"):
         parse_prices('{"m": [1]}')
+
+
+# --- misbehaving servers (fault injection) --------------------------------------------------
+
+
+def test_empty_choices_is_an_error_that_says_what_the_server_sent(server: OpenAIServer) -> None:
+    server.responder = lambda _: no_choices()
+    outcome = analyze_one(server, max_retries=1)
+    assert outcome.signal is None
+    assert "IndexError" not in outcome.error
+    assert 'an empty "choices" list' in outcome.error
+    assert outcome.transcript["attempts"][0]["response"]["choices"] == []
+
+
+def test_a_dripping_server_is_cut_off_at_the_attempt_deadline(server: OpenAIServer) -> None:
+    # 40 bytes 0.2 s apart take 8 s; each attempt may take 1 s in total.
+    server.responder = lambda _: drip(0.2, 40)
+    outcome = analyze_one(server, timeout_s=1.0, http_retries=1)
+    assert outcome.signal is None
+    assert "gave no answer within 1 s" in outcome.error
+    assert len(server.requests) == 2  # both attempts were made, each was cut off
+    deadline = time.monotonic() + 10
+    while len(server.dripped) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the hang-up at its next byte
+    assert len(server.dripped) == 2 and all(sent < 40 for sent in server.dripped)
+
+
+def test_the_run_bound_skips_the_calls_it_leaves_no_time_for(server: OpenAIServer) -> None:
+    server.responder = lambda _: drip(0.2, 40)
+    requests = [analysis_request(s, charts=False) for s in ("AAA", "BBB", "CCC")]
+    outcomes = analyst(server, timeout_s=1.0, http_retries=5, concurrency=1,
+                       run_timeout_s=1.5).analyze_many(requests)
+    assert all(o.signal is None for o in outcomes)
+    assert "gave no answer" in outcomes[0].error
+    for late in outcomes[1:]:
+        assert "LLM_RUN_TIMEOUT_S" in late.error and "not made" in late.error
+    # Only the first symbol reached the server; its retries stopped at the run's bound.
+    assert {r.user_parts()[0]["text"].split("Symbol: ", 1)[1][:3] for r in server.requests} \
+        == {"AAA"}
+    assert len(server.requests) < 6
+
+
+def basic_auth(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_credentials_in_the_base_url_are_refused_and_never_sent(server: OpenAIServer) -> None:
+    password = "url-pw-" + secrets.token_hex(6)
+    url = server.base_url.replace("http://", f"http://trader:{password}@")
+    server.responder = lambda _: echo_authorization()
+    with pytest.raises(ConfigError, match="LLM_BASE_URL") as refused:
+        analyst_from_env({"LLM_BASE_URL": url})
+    assert password not in str(refused.value)
+    # A resource configured some other way (Dagster UI, code) refuses at call time.
+    [outcome] = analyst(server, base_url=url).analyze_many([analysis_request()])
+    assert server.requests == []
+    assert outcome.signal is None and "user:password" in outcome.error
+    for text in (outcome.model_dump_json(), json.dumps(outcome.transcript)):
+        assert password not in text and basic_auth("trader", password) not in text
+
+
+def test_redact_covers_authorization_values_and_base64_forms_of_secrets(
+        api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ml:ml-pass-9876@mlflow:5000")
+    text = redact(
+        "401: Authorization: Basic dXNlcjpzZWNyZXQ= / header 'Bearer abc.def-ghi_123' / "
+        f"key in base64 {base64.b64encode(api_key.encode()).decode()} / "
+        f"url pair {basic_auth('ml', 'ml-pass-9876')} / password ml-pass-9876")
+    for leaked in ("dXNlcjpzZWNyZXQ=", "abc.def-ghi_123", base64.b64encode(api_key.encode())
+                   .decode(), basic_auth("ml", "ml-pass-9876"), "ml-pass-9876"):
+        assert leaked not in text
+    assert "Authorization: [REDACTED]" in text and "Bearer [REDACTED]" in text
+
+
+def test_an_echoed_authorization_header_is_redacted(server: OpenAIServer, api_key: str) -> None:
+    server.responder = lambda _: echo_authorization()
+    outcome = analyze_one(server)
+    assert server.requests[0].headers["authorization"] == f"Bearer {api_key}"
+    assert "refused the credentials (HTTP 401)" in outcome.error
+    assert "Authorization: [REDACTED]" in outcome.error
+    assert api_key not in outcome.model_dump_json()
+
+
+def test_url_credentials_leak_nowhere_in_a_run(
+        server: OpenAIServer, instance: dg.DagsterInstance, env: dict[str, str],
+        data_dir: Path, api_key: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path: signal error, transcript, MLflow, Dagster event log, CLI stderr."""
+    password = "url-pw-" + secrets.token_hex(6)
+    leaks = (password, basic_auth("trader", password))
+    url = server.base_url.replace("http://", f"http://trader:{password}@")
+    server.responder = lambda _: echo_authorization()
+    resources = build_resources({**env, "MLFLOW_TRACKING_URI": ""})
+    resources["analyst"] = analyst(server, base_url=url)
+    result = run_symbols(instance, resources, ["TSLA"], raise_on_error=False)
+    [row] = resources["app_db"].list_signals(symbol="TSLA")
+    assert row.status == "error" and "user:password" in row.error
+    events = "\n".join(str(record) for record in instance.all_logs(result.run_id))
+    assert "user:password" in events
+    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert any("transcript" in p.name for p in files)
+    assert any(p.name == "signal.json" for p in files)  # the MLflow artifact
+    for text in (row.error, events, *(p.read_bytes().decode(errors="replace") for p in files)):
+        assert not any(leak in text for leak in leaks)
+    # The CLI refuses the same setting before anything runs.
+    for name, value in {**env, "LLM_BASE_URL": url, "DAGSTER_HOME": str(data_dir)}.items():
+        monkeypatch.setenv(name, value)
+    assert cli_main(["materialize", "--symbols", "TSLA"]) == 2
+    stderr = capsys.readouterr().err
+    assert "LLM_BASE_URL" in stderr and not any(leak in stderr for leak in leaks)

@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from resources.llm import LLMAnalyst
+import resources.tracking as tracking_module
+from resources.llm_openai import OpenAIAnalyst
 from resources.tracking import RunRecord, Tracking, TrackingResult
 from tests.peers.openai_server import (
     OpenAIServer,
@@ -35,8 +35,8 @@ def model_outcomes() -> Iterator[tuple[AnalysisRequest, AnalysisOutcome, Analysi
     with pytest.MonkeyPatch.context() as patch, OpenAIServer() as server:
         patch.setenv("LLM_API_KEY", API_KEY)
         server.script(answer(signal_fields("TSLA")), http_error(500, f"crashed, key {API_KEY}"))
-        analyst = LLMAnalyst(provider="openai", base_url=server.base_url, model="gpt-4o-mini",
-                             http_retries=0, mode="tools")
+        analyst = OpenAIAnalyst(base_url=server.base_url, model="gpt-4o-mini",
+                                http_retries=0, mode="tools")
         request = analysis_request("TSLA")
         good = analyst.analyze_many([request])[0]
         bad = analyst.analyze_many([request])[0]
@@ -205,14 +205,13 @@ def test_hung_server_delays_a_run_by_at_most_one_timeout(blackhole: int,
                                                          model_outcomes: Any) -> None:
     request, good, _ = model_outcomes
     tracking = Tracking(tracking_uri=f"http://127.0.0.1:{blackhole}", timeout_s=1.0)
-    started = time.perf_counter()
     results = [log(tracking, request, good, "pending_review", signal_id=f"s{i}")
                for i in range(5)]
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0 + 0.75
     assert all(r.run_id is None and r.error for r in results)
-    assert "did not answer within 1 s" in results[0].error
-    assert "still busy" in results[1].error
+    # One call waited out the timeout; the other four were skipped without waiting.
+    waited = [r for r in results if "did not answer within 1 s" in r.error]
+    skipped = [r for r in results if "still busy" in r.error]
+    assert (waited, len(skipped)) == ([results[0]], 4)
     assert results[0].metadata() == {"mlflow_error": results[0].error}
 
 
@@ -221,10 +220,9 @@ def test_refused_connection_fails_fast_and_is_not_retried_per_signal(
     request, good, _ = model_outcomes
     port = free_port()
     tracking = Tracking(tracking_uri=f"http://127.0.0.1:{port}", timeout_s=5.0)
-    started = time.perf_counter()
     first = log(tracking, request, good, "pending_review")
     second = log(tracking, request, good, "pending_review")
-    assert time.perf_counter() - started < 2
+    assert "did not answer" not in first.error  # refused at once, not timed out
     assert f"127.0.0.1:{port}" in first.error and "connection refused" in first.error
     assert "skipping it" in second.error
 
@@ -238,6 +236,10 @@ def test_credentials_in_the_tracking_uri_are_not_shown(model_outcomes: Any) -> N
 
 
 # --- configuration -------------------------------------------------------------------------
+
+
+def _never(*args: object, **kwargs: object) -> None:
+    raise AssertionError("called although tracking is off")
 
 
 def test_local_sqlite_store_is_the_default(tmp_path: Path) -> None:
@@ -258,13 +260,14 @@ def test_server_settings_from_the_environment(tmp_path: Path) -> None:
     assert tracking.run_url("7", "abc") == "http://mlflow:5000/#/experiments/7/runs/abc"
 
 
-def test_tracking_off_returns_at_once_without_an_error(model_outcomes: Any,
-                                                       tmp_path: Path) -> None:
+def test_tracking_off_returns_at_once_without_an_error(
+        model_outcomes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     request, good, _ = model_outcomes
     tracking = Tracking.from_env({"MLFLOW_TRACKING_URI": "off"}, str(tmp_path))
-    started = time.perf_counter()
+    # Nothing is built and no MLflow worker is started or waited for.
+    monkeypatch.setattr(tracking_module, "build_run_record", _never)
+    monkeypatch.setattr(Tracking, "_worker", _never)
     result = log(tracking, request, good, "pending_review")
-    assert time.perf_counter() - started < 0.1
     assert result == TrackingResult(run_id=None)
     assert "off" in result.metadata()["mlflow"] and tracking.label == "MLflow off"
 

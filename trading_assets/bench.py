@@ -353,10 +353,11 @@ def bench_llm(calls: int, delay_s: float, concurrency: int | None) -> dict[str, 
         return {"skipped": "tests/peers/openai_server.py not found: run from a source checkout"}
     from datetime import date
 
-    from resources.llm import API_KEY_VARS, LLMAnalyst
+    from resources.llm_openai import OpenAIAnalyst
     from trading_assets.core.bars import simulate_bars
     from trading_assets.core.charts import ChartJob, render_job
     from trading_assets.core.indicators import indicator_frames
+    from trading_assets.core.secrets import API_KEY_VARS
 
     bars = simulate_bars("CHART", date.fromisoformat(AS_OF))
     images = render_job(ChartJob("CHART", indicator_frames(bars), simulated=True))
@@ -372,9 +373,9 @@ def bench_llm(calls: int, delay_s: float, concurrency: int | None) -> dict[str, 
         symbol = text.split("Symbol: ", 1)[1].split("\n", 1)[0].strip()
         return peer.answer(peer.signal_fields(symbol), delay_s=delay["s"])
 
-    analyst = LLMAnalyst(provider="openai", model="gpt-4o-mini", max_retries=0, http_retries=0,
-                         timeout_s=max(30.0, delay_s * 10),
-                         **({"concurrency": concurrency} if concurrency else {}))
+    analyst = OpenAIAnalyst(model="gpt-4o-mini", max_retries=0, http_retries=0,
+                            timeout_s=max(30.0, delay_s * 10),
+                            **({"concurrency": concurrency} if concurrency else {}))
     saved = {name: os.environ.pop(name) for name in API_KEY_VARS if name in os.environ}
     try:  # the loopback server needs no key; a real one in the environment stays unsent
         with peer.OpenAIServer() as server:

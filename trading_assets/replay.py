@@ -221,12 +221,12 @@ def _env_images(env: Mapping[str, str]) -> bool:
 def build_arms(env: Mapping[str, str], provider: str, images: str | None,
                with_rules: bool) -> list[Arm]:
     """The analyst set-ups to replay, each configured from `env` as the settings do."""
-    from resources.llm import LLMAnalyst
+    from resources.llm import analyst_from_env
 
     def analyst_factory(overrides: dict[str, str]) -> Callable[[float], Any]:
         def make(budget_usd: float) -> Any:
             cap = {"LLM_MAX_COST_USD": f"{budget_usd:.6f}"} if budget_usd > 0 else {}
-            return LLMAnalyst.from_env({**env, **overrides, **cap})
+            return analyst_from_env({**env, **overrides, **cap})
         return make
 
     arms: list[Arm] = []

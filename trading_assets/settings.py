@@ -17,7 +17,7 @@ import dagster as dg
 from resources.app_db import AppDatabase
 from resources.broker import BROKER_KINDS, Broker
 from resources.ibkr import IBKRResource
-from resources.llm import LLMAnalyst
+from resources.llm import analyst_from_env
 from resources.market_data import SOURCES, MarketData
 from resources.object_store import ObjectStore
 from resources.tracking import Tracking
@@ -116,7 +116,7 @@ def build_resources(env: Mapping[str, str] | None = None,
             max_price_move_pct=automation.approval_max_move_pct,
             ibkr=ibkr,
         ),
-        "analyst": LLMAnalyst.from_env(env),
+        "analyst": analyst_from_env(env),
         "tracking": Tracking.from_env(env, str(data)),
     }
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from resources.llm import public_url
 from trading_assets.core.errors import error_text
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.review import REVIEW_DECISIONS
 from trading_assets.core.review import reviewer_name as reviewer_name  # re-exported for the page
 from trading_assets.core.scorecard import rate_text
+from trading_assets.core.secrets import public_url
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, parse_symbols, validate_symbol
 from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols

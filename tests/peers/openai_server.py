@@ -40,6 +40,13 @@ class Reply:
     finish_reason: str | None = None
     refusal: str | None = None
     usage: tuple[int, int] = (1200, 300)
+    # Misbehaviours: send the headers, then the first `drip_bytes` of the body one byte every
+    # `drip_s` seconds; answer `"choices": []`; put the request's Authorization header into
+    # the error message (as some gateways' 401 pages do).
+    drip_s: float = 0.0
+    drip_bytes: int = 0
+    empty_choices: bool = False
+    echo_authorization: bool = False
 
 
 def answer(fields: dict[str, Any], **kw: Any) -> Reply:
@@ -56,6 +63,19 @@ def http_error(status: int, message: str, **kw: Any) -> Reply:
 
 def refusal(text: str) -> Reply:
     return Reply(refusal=text)
+
+
+def drip(every_s: float, first_bytes: int) -> Reply:
+    """A valid answer whose first `first_bytes` bytes come one at a time, `every_s` apart."""
+    return Reply(fields=signal_fields("TSLA"), drip_s=every_s, drip_bytes=first_bytes)
+
+
+def no_choices() -> Reply:
+    return Reply(empty_choices=True)
+
+
+def echo_authorization(status: int = 401) -> Reply:
+    return Reply(status=status, echo_authorization=True)
 
 
 def signal_fields(symbol: str = "TSLA", **changes: Any) -> dict[str, Any]:
@@ -121,6 +141,8 @@ class OpenAIServer:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.max_in_flight = 0  # most requests being answered at once
+        # Per dripping request: bytes dripped before the client hung up or the drip ended.
+        self.dripped: list[int] = []
         self._in_flight = 0
         self.responder: Callable[[Received], Reply] | None = None
         self._queue: deque[Reply] = deque()
@@ -192,7 +214,8 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
         "model": request.get("model", "test-model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "choices": [] if reply.empty_choices else
+        [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
@@ -217,6 +240,9 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 server._count(-1)
             if not self.path.endswith("/chat/completions"):
                 reply = http_error(404, f"no route {self.path}")
+            if reply.echo_authorization:
+                reply = http_error(reply.status, "Invalid credentials: Authorization: "
+                                   + received.headers.get("authorization", "(none)"))
             if reply.status != 200:
                 payload = {"error": {"message": reply.error, "type": "test_error",
                                      "code": reply.status}}
@@ -230,8 +256,24 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
+                if reply.drip_bytes:
+                    self._drip(data, reply)
+                    data = data[reply.drip_bytes:]
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout test); nothing to answer
+
+        def _drip(self, data: bytes, reply: Reply) -> None:
+            """Send the body's head byte by byte; the rest follows in `do_POST`."""
+            sent = 0
+            try:
+                for byte in data[:reply.drip_bytes]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    sent += 1
+                    time.sleep(reply.drip_s)
+            finally:
+                with server._lock:
+                    server.dripped.append(sent)
 
     return Handler

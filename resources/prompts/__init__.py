@@ -68,7 +68,7 @@ def parse_prompt(name: str, text: str) -> Prompt:
 
 @cache
 def load_prompt(name: str) -> Prompt:
-    """Load `trading_assets/prompts/<name>.md` (cached: the files ship with the code)."""
+    """Load `resources/prompts/<name>.md` (cached: the files ship with the code)."""
     if not _NAME.match(name):
         raise PromptError(f"prompt name {name!r} is not a plain file name such as signal_v1")
     resource = resources.files(__package__).joinpath(f"{name}.md")

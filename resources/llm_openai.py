@@ -1,0 +1,342 @@
+"""The OpenAI-compatible analyst: any chat-completions endpoint through openai + instructor.
+
+OpenAI, Azure OpenAI's v1 endpoint, Ollama, vLLM, llama.cpp server, LM Studio and gateways all
+speak this protocol; instructor turns the answer into a validated signal, re-asking with the
+validation errors when the model breaks the schema. Transport failures (timeouts, 429 with
+Retry-After, 5xx, refused connections) are retried by the openai client, validation failures by
+instructor; both bounds are configuration. Each HTTP attempt has a total deadline
+(LLM_TIMEOUT_S, resources/llm_http.py) and a run's analysis step an overall one
+(LLM_RUN_TIMEOUT_S). The API key never enters the resource config: it is read from the process
+environment at call time and scrubbed from every error text, transcript and log record
+(trading_assets/core/secrets.py). A base URL with user:password@ is refused: the client would
+send those as HTTP Basic auth in place of the key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, ValidationError
+
+from resources.llm import DEFAULT_RUN_TIMEOUT_S, CostBudget, LLMAnalyst
+from resources.llm_http import deadline_http_client, run_deadline
+from resources.llm_messages import BOOKKEEPING, CallRecord, SignalAnswer, build_messages
+from resources.prompts import Prompt, PromptError, load_prompt
+from trading_assets.core.env import ConfigError, env_bool, env_number, plain, referable
+from trading_assets.core.pricing import (
+    Price,
+    PriceTableError,
+    estimate_cost,
+    parse_prices,
+    price_for,
+)
+from trading_assets.core.secrets import (
+    api_key,
+    install_log_redaction,
+    public_url,
+    redact,
+    secret_values,
+    url_credentials,
+)
+from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, TradingSignal
+
+MODES = ("tools", "json", "json_schema", "md_json")
+OPENAI_DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+# openai refuses an empty key; local servers (Ollama, llama.cpp, LM Studio) ignore whatever
+# is sent, so a placeholder lets them work without a key.
+NO_KEY_PLACEHOLDER = "no-key-set"
+_LIBRARY_LOGGERS = ("openai", "instructor", "httpx", "httpx2", "httpcore", "httpcore2")
+
+
+def base_url_var(env: Mapping[str, str]) -> str:
+    """LLM_BASE_URL, else OPENAI_BASE_URL when only that one is set."""
+    # Both read through env.get, the call shape tests/test_deploy_config.py scans for.
+    if env.get("OPENAI_BASE_URL") and not env.get("LLM_BASE_URL"):
+        return "OPENAI_BASE_URL"
+    return "LLM_BASE_URL"
+
+
+def credentials_refusal(url: str, name: str = "LLM_BASE_URL") -> str | None:
+    """Why a base URL with user:password@ is not used (without repeating it), or None."""
+    if url_credentials(url) is None:
+        return None
+    return (f"{name} carries a user:password ({public_url(url)} with credentials in front of "
+            "the host); the OpenAI client would send them as HTTP Basic auth in place of the "
+            "API key, so nothing was sent. Remove them from the URL and put the key in "
+            "LLM_API_KEY.")
+
+
+class OpenAIAnalyst(LLMAnalyst):
+    """Signals from an OpenAI-compatible model. The API key is read from the environment at
+    call time, never stored here, so it cannot show in the Dagster UI."""
+
+    # An EnvVar reference when set from the environment: read it through `url`.
+    base_url: str = Field(default="", description="OpenAI-compatible base URL; empty = OpenAI.")
+    model: str = Field(default="gpt-4o-mini", description="Model name the endpoint knows.")
+    mode: str = Field(default="tools", description="instructor mode: " + ", ".join(MODES))
+    timeout_s: float = Field(default=60.0, description="Total time of one HTTP attempt.")
+    max_retries: int = Field(default=2, description="Re-asks after an invalid answer.")
+    http_retries: int = Field(default=2, description="Retries of timeouts, 429, 5xx, refused.")
+    concurrency: int = Field(default=10, description="Model calls in flight at once.")
+    temperature: float | None = Field(default=0.2, description="None = endpoint default.")
+    send_images: bool = Field(default=True, description="Attach daily/weekly chart PNGs.")
+    max_cost_usd: float = Field(default=0.0, description="Cap per run in USD; 0 = no cap.")
+    run_timeout_s: float = Field(default=DEFAULT_RUN_TIMEOUT_S,
+                                 description="Bound of one run's analysis step in seconds.")
+    prices: str = Field(default="", description="JSON price overrides, see LLM_PRICES.")
+    prompt: str = Field(default="signal_v1", description="Prompt template name.")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OpenAIAnalyst:
+        """Configuration from LLM_* variables; a bad value is a ConfigError naming it."""
+        url_var = base_url_var(env)
+        base_url = env.get(url_var, "").strip()
+        refusal = credentials_refusal(base_url, url_var)
+        if refusal:
+            raise ConfigError(refusal)
+        mode = env.get("LLM_MODE", "").strip().lower() or "tools"
+        if mode not in MODES:
+            raise ConfigError(f"LLM_MODE={mode!r} is unknown; use one of {', '.join(MODES)} "
+                              "(local servers often support only json or md_json).")
+        prices = env.get("LLM_PRICES", "")
+        prompt = env.get("LLM_PROMPT", "").strip() or "signal_v1"
+        try:
+            parse_prices(prices)  # refuse a malformed table at start-up, not mid-run
+            load_prompt(prompt)
+        except (PriceTableError, PromptError) as exc:
+            raise ConfigError(str(exc)) from exc
+        temperature_raw = env.get("LLM_TEMPERATURE", "").strip().lower()
+        return cls(
+            # By reference, so the Dagster UI never shows a query token in the URL.
+            base_url=dg.EnvVar(url_var) if base_url and referable(env, url_var) else base_url,
+            model=env.get("LLM_MODEL", "").strip() or "gpt-4o-mini",
+            mode=mode,
+            timeout_s=env_number(env, "LLM_TIMEOUT_S", 60.0, minimum=0.1),
+            max_retries=env_number(env, "LLM_MAX_RETRIES", 2, int, minimum=0),
+            http_retries=env_number(env, "LLM_HTTP_RETRIES", 2, int, minimum=0),
+            concurrency=env_number(env, "LLM_CONCURRENCY", 10, int, minimum=1),
+            temperature=None if temperature_raw in {"none", "default"}
+            else env_number(env, "LLM_TEMPERATURE", 0.2, minimum=0),
+            send_images=env_bool(env, "LLM_SEND_IMAGES", True),
+            max_cost_usd=env_number(env, "LLM_MAX_COST_USD", 0.0, minimum=0),
+            run_timeout_s=env_number(env, "LLM_RUN_TIMEOUT_S", DEFAULT_RUN_TIMEOUT_S,
+                                     minimum=1),
+            prices=prices,
+            prompt=prompt,
+        )
+
+    @property
+    def url(self) -> str:
+        """The base URL the client uses ("" = OpenAI), resolving an EnvVar reference."""
+        return plain(self.base_url).strip()
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint's URL as shown to people (no credentials, no query)."""
+        return public_url(self.url) or OPENAI_DEFAULT_ENDPOINT
+
+    @property
+    def provider(self) -> str:
+        return "openai"
+
+    @property
+    def label(self) -> str:
+        images = "on" if self.send_images else "off"
+        return (f"openai-compatible model {self.model} at {self.endpoint} "
+                f"(instructor mode {self.mode}, chart images {images})")
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("openai", self.model, load_prompt(self.prompt).version)
+
+    def new_budget(self) -> CostBudget:
+        """The run's cost cap and time bound; pass it to every analyze_many call of the run."""
+        return CostBudget(self.max_cost_usd, self.run_timeout_s)
+
+    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None
+                     ) -> list[AnalysisOutcome]:
+        """Model calls run concurrently (at most `concurrency` at once); `budget` carries the
+        cost cap and time bound across calls of one run (a fresh one per call when omitted)."""
+        if not requests:
+            return []
+        return self._model_many(requests, budget or self.new_budget())
+
+    def _config(self) -> dict[str, Any]:
+        """What the transcript and MLflow record about the call set-up (no secrets)."""
+        return {"provider": self.provider, "endpoint": self.endpoint, "model": self.model,
+                "mode": self.mode, "temperature": self.temperature,
+                "send_images": self.send_images, "timeout_s": self.timeout_s,
+                "max_retries": self.max_retries, "http_retries": self.http_retries}
+
+    def _setup_error(self, key: str) -> str | None:
+        """Why no call can be made with this configuration, or None."""
+        if self.mode not in MODES:
+            return f"LLM_MODE={self.mode!r} is unknown; use one of {', '.join(MODES)}."
+        if not key and not self.url:
+            return ("no API key for OpenAI: set LLM_API_KEY (or OPENAI_API_KEY), or point "
+                    "LLM_BASE_URL at a local OpenAI-compatible server, or set "
+                    "LLM_PROVIDER=rules.")
+        return credentials_refusal(self.url)
+
+    def _model_many(self, requests: list[AnalysisRequest], budget: CostBudget
+                    ) -> list[AnalysisOutcome]:
+        import instructor
+        import openai
+
+        prompt = load_prompt(self.prompt)
+        key = api_key()
+        error = self._setup_error(key)
+        if error:
+            return [self._failed(r, prompt, error) for r in requests]
+        modes = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON,
+                 "json_schema": instructor.Mode.JSON_SCHEMA, "md_json": instructor.Mode.MD_JSON}
+        price = price_for(self.model, parse_prices(self.prices))
+        secrets = secret_values()
+        client = openai.OpenAI(api_key=key or NO_KEY_PLACEHOLDER, base_url=self.url or None,
+                               timeout=self.timeout_s, max_retries=self.http_retries,
+                               http_client=deadline_http_client(self.timeout_s))
+        with client:
+            structured = instructor.from_openai(client, mode=modes[self.mode])
+            install_log_redaction(_LIBRARY_LOGGERS)
+            workers = max(1, min(self.concurrency, len(requests)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-call") as pool:
+                return list(pool.map(
+                    lambda r: self._call(structured, r, prompt, price, budget, secrets),
+                    requests))
+
+    def _failed(self, request: AnalysisRequest, prompt: Prompt, error: str
+                ) -> AnalysisOutcome:
+        return AnalysisOutcome(symbol=request.symbol, provider=self.provider, model=self.model,
+                               prompt_version=prompt.version, error=error)
+
+    def _call(self, structured: Any, request: AnalysisRequest, prompt: Prompt, price: Price,
+              budget: CostBudget, secrets: list[str]) -> AnalysisOutcome:
+        """One symbol's model call; never raises (an error becomes the outcome's error)."""
+        started = time.perf_counter()
+        record = CallRecord(self._config(), prompt)
+        signal: TradingSignal | None = None
+        error = budget.refusal()
+        if error is None:
+            options: dict[str, Any] = {"model": self.model}
+            if self.temperature is not None:
+                options["temperature"] = self.temperature
+            try:
+                with run_deadline(budget.deadline):
+                    answer = structured.create(
+                        response_model=SignalAnswer,
+                        messages=build_messages(request, prompt, self.send_images),
+                        max_retries=self.max_retries,
+                        context={"symbol": request.symbol},
+                        hooks=record.hooks(),
+                        **options,
+                    )
+                signal = TradingSignal(
+                    **answer.model_dump(exclude=BOOKKEEPING), provider=self.provider,
+                    model=self.model, prompt_version=prompt.version, bar_date=request.bar_date)
+            except Exception as exc:  # stored as the signal's error, never turned into a HOLD
+                error = redact(self._explain(exc, record) + _run_bound_note(budget), secrets)
+        latency = time.perf_counter() - started
+        cost = estimate_cost(price, record.prompt_tokens, record.completion_tokens)
+        budget.add(cost)
+        usage = {"prompt_tokens": record.prompt_tokens,
+                 "completion_tokens": record.completion_tokens, "cost_usd": cost,
+                 "price_known": price.known, "attempts": len(record.attempts),
+                 "latency_s": round(latency, 3)}
+        result = {"signal": signal.model_dump(mode="json") if signal else None,
+                  "error": error, **usage}
+        return AnalysisOutcome(
+            symbol=request.symbol, signal=signal, error=error, provider=self.provider,
+            model=self.model, prompt_version=prompt.version,
+            prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
+            cost_usd=cost, latency_s=latency, transcript=record.transcript(result, secrets),
+        )
+
+    def _explain(self, exc: Exception, record: CallRecord) -> str:
+        """An error text a trader can act on: what failed, where, and what to change."""
+        import openai
+        from instructor.core.exceptions import InstructorRetryException
+
+        root: BaseException = exc
+        # instructor wraps whatever ended its loop; the cause says what really happened.
+        while isinstance(root, InstructorRetryException) and root.__cause__ is not None:
+            root = root.__cause__
+        where = f"{self.model} at {self.endpoint}"
+        if isinstance(root, openai.APIError):
+            return self._explain_transport(root, where)
+        return self._explain_answer(root, record, where)
+
+    def _explain_transport(self, root: Any, where: str) -> str:
+        """The text for an error of the HTTP exchange (timeouts, status codes, connections)."""
+        import openai
+
+        retried = f"after {self.http_retries} retries" if self.http_retries else "(no retries)"
+        if isinstance(root, openai.APITimeoutError):
+            return (f"{where} gave no answer within {self.timeout_s:g} s {retried}. Raise "
+                    "LLM_TIMEOUT_S, lower LLM_CONCURRENCY, or check the server's load.")
+        if isinstance(root, openai.APIConnectionError):
+            cause = f" ({root.__cause__})" if root.__cause__ else ""
+            return (f"{where} is not reachable{cause} {retried}. Start the server or fix "
+                    "LLM_BASE_URL.")
+        if isinstance(root, openai.RateLimitError):
+            return (f"{where} kept answering HTTP 429 (rate limited) {retried}: "
+                    f"{_api_message(root)}. Lower LLM_CONCURRENCY or raise the account's limits.")
+        if isinstance(root, openai.AuthenticationError | openai.PermissionDeniedError):
+            return (f"{where} refused the credentials (HTTP {root.status_code}): "
+                    f"{_api_message(root)}. Check LLM_API_KEY / OPENAI_API_KEY.")
+        if isinstance(root, openai.NotFoundError):
+            return (f"{where} answered HTTP 404: {_api_message(root)}. Check LLM_MODEL and "
+                    "LLM_BASE_URL (it usually ends in /v1).")
+        if isinstance(root, openai.BadRequestError):
+            hint = "set LLM_SEND_IMAGES=false for a text-only model, or " \
+                if self.send_images else ""
+            return (f"{where} rejected the request (HTTP 400): {_api_message(root)}. The "
+                    f"server may not support this request: {hint}try LLM_MODE=json or md_json.")
+        if isinstance(root, openai.APIStatusError):
+            return (f"{where} failed with HTTP {root.status_code} {retried}: "
+                    f"{_api_message(root)}.")
+        return f"{where} failed: {type(root).__name__}: {root}"
+
+    @staticmethod
+    def _explain_answer(root: BaseException, record: CallRecord, where: str) -> str:
+        """The text for an answer that arrived but holds no valid signal."""
+        from instructor.core.exceptions import IncompleteOutputException
+
+        attempts = len(record.attempts)
+        if record.refusal:
+            return f"{where} refused to answer: {record.refusal}"
+        if record.empty_choices is not None:
+            sent = ", ".join(f"{k} {v!r}" for k, v in record.empty_choices.items() if v)
+            return (f"{where} answered HTTP 200 with an empty \"choices\" list"
+                    f"{f' ({sent})' if sent else ''}: no message and no signal, in {attempts} "
+                    "attempt(s). The server may have filtered or dropped the generation; "
+                    "check its logs, LLM_MODEL and LLM_MODE.")
+        if isinstance(root, IncompleteOutputException):
+            return (f"{where} stopped mid-answer (finish_reason=length): the answer was "
+                    "truncated before the signal was complete.")
+        if isinstance(root, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'signal'}: {e['msg']}"
+                for e in root.errors()[:4])
+            return f"{where} gave no valid signal in {attempts} attempt(s): {problems}"
+        if isinstance(root, ValueError | json.JSONDecodeError):
+            return f"{where} gave no usable answer in {attempts} attempt(s): {root}"
+        return f"{where} failed: {type(root).__name__}: {root}"
+
+
+def _run_bound_note(budget: CostBudget) -> str:
+    """A note for a call that failed once the run's time bound had passed."""
+    if budget.deadline is None or time.monotonic() < budget.deadline:
+        return ""
+    return (f" The run's analysis step reached LLM_RUN_TIMEOUT_S={budget.run_timeout_s:g} s "
+            "during this call, so it was not retried further.")
+
+
+def _api_message(error: Any) -> str:
+    """The server's own error message, shortened."""
+    body = getattr(error, "body", None)
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or getattr(error, "message", "") or error)[:300]
