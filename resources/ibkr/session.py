@@ -382,6 +382,8 @@ class IBKRSession:
             )
         return IBKRError(f"IBKR error {code} during {what}{subject}: {message}", code)
 
+    # ------------------------------------------------------------ contracts (orders and bars)
+
     def _qualified(self, conn: _Connection, symbol: str,
                    settings: SymbolSettings | None) -> _Qualified:
         """The IBKR contract for a stock, looked up once per session."""
