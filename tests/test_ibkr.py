@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -443,3 +446,13 @@ def test_whole_graph_trades_through_ibkr_once(
         held = metadata_for(second, "portfolio", "AAPL")
         assert held["quantity"] == order.quantity
         assert held["account_cash"] == pytest.approx(peer.cash, abs=0.01)
+
+
+def test_loading_the_definitions_does_not_import_ib_async() -> None:
+    """ib_async is imported inside the methods that talk to the gateway, so the code server
+    and `dagster dev` load the definitions without it (and fast)."""
+    code = "import sys, trading_assets.definitions; print('ib_async' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "False", "a module imports ib_async at load time"

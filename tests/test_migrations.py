@@ -6,7 +6,10 @@ without a migration, it fails and says how to write one (resources/migrations/RE
 
 from __future__ import annotations
 
+import ast
 import shutil
+import subprocess
+import sys
 import textwrap
 import tomllib
 from collections.abc import Callable
@@ -259,3 +262,51 @@ def test_the_command_line_checks_for_drift(capsys: pytest.CaptureFixture[str]) -
 
     assert main(["check"]) == 0
     assert "match" in capsys.readouterr().out
+
+
+def test_the_command_line_migrates_APP_DATABASE_URL(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from resources.migrations.__main__ import main
+
+    url = f"sqlite:///{tmp_path / 'configured.db'}"
+    monkeypatch.setenv("APP_DATABASE_URL", url)
+    assert main(["upgrade"]) == 0
+    assert revision_of(url) == head_revision()
+    assert "(head)" in capsys.readouterr().out
+
+
+def test_the_command_line_without_a_database_url_says_what_to_set(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from resources.migrations.__main__ import main
+
+    monkeypatch.delenv("APP_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path))
+    for command in (["upgrade"], ["current"]):
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert "APP_DATABASE_URL" in error and "--url" in error
+    assert list(tmp_path.iterdir()) == []  # no database was made up
+
+
+def test_the_migrations_import_nothing_of_the_code_location(tmp_path: Path) -> None:
+    """Resources sit below the code location: the migrations take a URL and never load
+    trading_assets.settings (which imports resources.app_db, which runs the migrations)."""
+    code = ("import sys\n"
+            "from resources.migrations.__main__ import main\n"
+            "assert main(['upgrade']) == 0\n"
+            "print(sorted(m for m in sys.modules if m.startswith('trading_assets.')\n"
+            "             and not m.startswith('trading_assets.core')))\n")
+    env = {"PATH": "/usr/bin:/bin", "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    for path in MIGRATIONS_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            wrong = [n for n in names
+                     if n.startswith("trading_assets") and not n.startswith("trading_assets.core")]
+            assert wrong == [], f"{path.relative_to(ROOT)} imports {wrong}"

@@ -8,6 +8,8 @@ add a migration; tests/test_migrations.py fails when the ORM models and the migr
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,22 @@ _PG_LOCK_KEY = 74_201_117
 
 class SchemaMigrationError(RuntimeError):
     """The application database cannot be brought to the schema this code expects."""
+
+
+def configured_url(how_to_pass: str, env: Mapping[str, str] | None = None) -> str:
+    """APP_DATABASE_URL, for the command lines; the app itself passes the URL it opens.
+
+    No default of its own: where the embedded SQLite file lives is the code location's setting
+    (TRADING_DATA_DIR, which resources never read), and the app migrates that file when it opens it.
+    """
+    env = os.environ if env is None else env
+    url = env.get("APP_DATABASE_URL", "")
+    if not url:
+        raise SchemaMigrationError(
+            f"No application database given: set APP_DATABASE_URL or pass {how_to_pass}. (The "
+            "embedded SQLite database is migrated by the app itself when it first opens it.)"
+        )
+    return url
 
 
 def safe_url(url: str) -> str:
@@ -143,6 +161,8 @@ def schema_diffs(url: str) -> list[Any]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    # Imported here, not at the top: resources.app_db runs these migrations when it opens a
+    # database, so only this drift check (and env.py's autogenerate) reads its models.
     from resources.app_db import Base
 
     engine = create_engine(url, poolclass=NullPool)

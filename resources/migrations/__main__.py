@@ -1,6 +1,6 @@
 """`python -m resources.migrations`: upgrade, inspect and extend the application schema.
 
-    upgrade   migrate the configured database (APP_DATABASE_URL) to head
+    upgrade   migrate the database (--url, else APP_DATABASE_URL) to head
     current   print the database's revision and the newest known one
     check     fail if the models in resources/app_db.py differ from what the migrations build
     revision  write a new migration from that difference: revision -m "add signals.note"
@@ -18,6 +18,7 @@ from resources.migrations import (
     MIGRATIONS_DIR,
     SchemaMigrationError,
     alembic_config,
+    configured_url,
     current_revision,
     head_revision,
     migration_engine,
@@ -28,11 +29,7 @@ from resources.migrations import (
 
 
 def _configured_url(url: str) -> str:
-    if url:
-        return url
-    from trading_assets.settings import app_database_url
-
-    return app_database_url()
+    return url or configured_url("--url")
 
 
 def next_revision_id() -> str:
@@ -107,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("upgrade", "current"):
         command = sub.add_parser(name)
-        command.add_argument("--url", default="", help="database URL (default APP_DATABASE_URL)")
+        command.add_argument("--url", default="", help="database URL (default: APP_DATABASE_URL)")
     sub.add_parser("check")
     revision = sub.add_parser("revision")
     revision.add_argument("-m", "--message", required=True)

@@ -12,21 +12,17 @@ from typing import Any
 from alembic import context
 
 from resources.app_db import Base
-from resources.migrations import VERSION_TABLE, migration_engine
+from resources.migrations import VERSION_TABLE, configured_url, migration_engine
 
 config = context.config
 
 
 def _database_url() -> str:
-    """`-x url=...`, else sqlalchemy.url, else the URL the app itself would use."""
+    """`-x url=...`, else sqlalchemy.url, else APP_DATABASE_URL."""
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
-    if url:
-        return url
-    from trading_assets.settings import app_database_url
-
-    return app_database_url()
+    return url or configured_url("-x url=... to alembic")
 
 
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool,

@@ -1,0 +1,294 @@
+"""Orders at IBKR: checked before they are placed, placed once per order_ref, reconciled after."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from resources.ibkr.errors import IBKRError, IBKRPermissionError
+from resources.ibkr.session import _POLL_S, IBKRSession, _Connection, _platform_symbol, _price
+from trading_assets.core.orders import BrokerOrder, OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.signal import Action
+from trading_assets.core.symbols import validate_symbol
+
+if TYPE_CHECKING:
+    from ib_async import Fill, Order, Trade
+
+log = logging.getLogger(__name__)
+
+# IBKR paper accounts start with DU (individual) or DF (advisor); anything else moves real money.
+_PAPER_PREFIXES = ("DU", "DF")
+_UNACKNOWLEDGED = frozenset({"", "PendingSubmit", "ApiPending"})
+# After the gateway acknowledged an order, how long to wait for its fill and commission reports.
+_FILL_GRACE_S = 2.0
+_TAKE_PROFIT_SUFFIX = ":tp"
+_STOP_LOSS_SUFFIX = ":sl"
+
+
+def _is_paper_account(account: str) -> bool:
+    return account.upper().startswith(_PAPER_PREFIXES)
+
+
+def _round_to_tick(price: float, tick: float) -> float:
+    """IBKR rejects prices off the contract's tick grid (error 110)."""
+    tick = tick if tick > 0 else 0.01
+    return round(round(price / tick) * tick, 8)
+
+
+def _validate_request(request: OrderRequest) -> None:
+    if request.action not in (Action.BUY, Action.SELL):
+        raise ValueError(f"Order {request.order_ref}: action must be BUY or SELL, "
+                         f"not {request.action}.")
+    if request.quantity < 1:
+        raise ValueError(f"Order {request.order_ref}: quantity must be at least 1 share.")
+    if not request.order_ref:
+        raise ValueError("Order has no order_ref; it is the idempotency key and is required.")
+    if request.order_type is OrderType.LIMIT and request.limit_price is None:
+        raise ValueError(f"Order {request.order_ref}: a LMT order needs limit_price.")
+    if request.order_type is OrderType.BRACKET:
+        stop, target, entry = request.stop_loss, request.take_profit, request.limit_price
+        if stop is None or target is None:
+            raise ValueError(f"Order {request.order_ref}: a BRACKET order needs stop_loss "
+                             "and take_profit.")
+        low, high = (stop, target) if request.action is Action.BUY else (target, stop)
+        if not (low < (entry if entry is not None else (low + high) / 2) < high):
+            raise ValueError(
+                f"Order {request.order_ref}: for {request.action.value} the stop_loss "
+                f"({stop}) and take_profit ({target}) must lie on either side of the entry "
+                f"({entry if entry is not None else 'market'})."
+            )
+
+
+class OrderRequests(IBKRSession):
+    """Finding and placing orders (a mixin of IBKRResource)."""
+
+    if TYPE_CHECKING:
+        order_timeout: float
+
+    def find_order(self, order_ref: str) -> BrokerOrder | None:
+        """The order IBKR knows under `order_ref`: open, completed, or seen in today's fills."""
+        conn = self._connection()
+        open_trades = self._call(conn, "the open orders request", lambda ib: ib.reqAllOpenOrders())
+        completed = self._call(
+            conn, "the completed orders request", lambda ib: ib.reqCompletedOrders(apiOnly=True)
+        )
+        self._call(conn, "the executions request", lambda ib: ib.reqExecutions())
+        # Live trades of this session first (they carry fills and commissions), then what the
+        # gateway lists; completed orders are the only record of a filled order after a restart.
+        trades = [*conn.ib.trades(), *open_trades, *completed]
+
+        def first(ref: str) -> Trade | None:
+            return next((t for t in trades if t.order.orderRef == ref), None)
+
+        parent = first(order_ref)
+        fills = [f for f in conn.ib.fills() if f.execution.orderRef == order_ref]
+        if parent is None and not fills:
+            return None
+        children = [t for t in (first(order_ref + _TAKE_PROFIT_SUFFIX),
+                                first(order_ref + _STOP_LOSS_SUFFIX)) if t is not None]
+        return self._broker_order(order_ref, parent, fills, children)
+
+    def place_order(
+        self, request: OrderRequest, settings: SymbolSettings | None = None
+    ) -> BrokerOrder:
+        """Place MKT, LMT or BRACKET once per `order_ref`, asking IBKR first whether it exists.
+
+        If the gateway does not acknowledge in `order_timeout` or the connection drops, the
+        order is reconciled after a reconnect and never sent a second time.
+        """
+        if self.readonly:
+            raise IBKRPermissionError(
+                f"IBKR is configured read-only (readonly=True, IBKR_READONLY): order "
+                f"{request.order_ref} ({request.action} {request.quantity} {request.symbol}) "
+                "was refused. Turn read-only off to trade."
+            )
+        symbol = validate_symbol(request.symbol)
+        _validate_request(request)
+        conn = self._connection()
+        account = self._check_may_trade(conn)
+        existing = self.find_order(request.order_ref)
+        if existing is not None:
+            log.info("IBKR already has order %s (%s); not placing it again",
+                     request.order_ref, existing.status)
+            return existing
+        qualified = self._qualified(conn, symbol, settings)
+        orders = self._build_orders(conn, request, account, qualified.min_tick)
+        trades: list[Trade] = []
+        try:
+            for order in orders:
+                trades.append(conn.ib.placeOrder(qualified.contract, order))
+            acknowledged = self._await_acknowledgement(conn, trades)
+        except ConnectionError:
+            acknowledged = False
+        if acknowledged:
+            return self._broker_order(request.order_ref, trades[0], list(trades[0].fills),
+                                      trades[1:])
+        reason = ("the connection dropped" if not conn.ib.isConnected()
+                  else f"no acknowledgement within {self.order_timeout:g} s")
+        return self._reconcile(request, reason)
+
+    def _check_may_trade(self, conn: _Connection) -> str:
+        """The account to trade in, after the live-money consent checks."""
+        account = self._require_account(conn)
+        if _is_paper_account(account):
+            return account
+        if not self.live:
+            raise IBKRPermissionError(
+                f"The IBKR gateway is logged in to LIVE account {account}; orders are refused. "
+                f"To trade real money set TRADING_LIVE=true and IBKR_ACCOUNT={account}, or log "
+                "IB Gateway in to a paper account (DU...)."
+            )
+        if self.account != account:
+            raise IBKRPermissionError(
+                f"Live trading is on but IBKR_ACCOUNT is not set to the connected live account "
+                f"{account}; orders are refused. Set IBKR_ACCOUNT={account} to confirm it."
+            )
+        return account
+
+    def _build_orders(self, conn: _Connection, request: OrderRequest, account: str,
+                      tick: float) -> list[Order]:
+        """ib_async orders for a request; a bracket is parent + take-profit + stop-loss."""
+        from ib_async import LimitOrder, MarketOrder, StopOrder
+
+        action, quantity, ref = request.action.value, float(request.quantity), request.order_ref
+        limit = _round_to_tick(request.limit_price, tick) if request.limit_price else None
+        if request.order_type is OrderType.MARKET:
+            return [MarketOrder(action, quantity, orderRef=ref, account=account, tif="DAY")]
+        if request.order_type is OrderType.LIMIT:
+            assert limit is not None
+            return [LimitOrder(action, quantity, limit, orderRef=ref, account=account, tif="DAY")]
+        assert request.stop_loss is not None and request.take_profit is not None
+        exit_action = "SELL" if request.action is Action.BUY else "BUY"
+        parent_id = conn.ib.client.getReqId()
+        # Only the last order of the group transmits: IBKR holds the others until it arrives,
+        # so an interrupted bracket never leaves an entry without its exits.
+        parent = (LimitOrder(action, quantity, limit) if limit is not None
+                  else MarketOrder(action, quantity))
+        parent.orderId, parent.orderRef, parent.account = parent_id, ref, account
+        parent.tif, parent.transmit = "DAY", False
+        take_profit = LimitOrder(
+            exit_action, quantity, _round_to_tick(request.take_profit, tick),
+            orderId=conn.ib.client.getReqId(), parentId=parent_id, transmit=False,
+            orderRef=ref + _TAKE_PROFIT_SUFFIX, account=account, tif="GTC",
+        )
+        stop_loss = StopOrder(
+            exit_action, quantity, _round_to_tick(request.stop_loss, tick),
+            orderId=conn.ib.client.getReqId(), parentId=parent_id, transmit=True,
+            orderRef=ref + _STOP_LOSS_SUFFIX, account=account, tif="GTC",
+        )
+        return [parent, take_profit, stop_loss]
+
+    def _await_acknowledgement(self, conn: _Connection, trades: list[Trade]) -> bool:
+        """Wait for the gateway to acknowledge every order, then briefly for fills/commissions.
+
+        False when nothing came back within order_timeout or the connection dropped.
+        """
+        ib = conn.ib
+        deadline = time.monotonic() + self.order_timeout
+
+        def settled() -> bool:
+            if any(t.orderStatus.status in _UNACKNOWLEDGED for t in trades):
+                return False
+            parent = trades[0]
+            if parent.order.orderType == "MKT" and not parent.isDone():
+                return False
+            return all(f.commissionReport.execId for t in trades for f in t.fills)
+
+        acknowledged_at: float | None = None
+        while not settled():
+            if not ib.isConnected():
+                return False
+            now = time.monotonic()
+            if acknowledged_at is None and not any(
+                t.orderStatus.status in _UNACKNOWLEDGED for t in trades
+            ):
+                acknowledged_at = now
+            if acknowledged_at is not None and now - acknowledged_at >= _FILL_GRACE_S:
+                return True  # acknowledged and working; fills are reported later
+            if acknowledged_at is None and now >= deadline:
+                return False
+            # Poll rather than ib.waitOnUpdate(): that one subscribes a loop step too late when
+            # the answer is already in the socket buffer, and then sleeps its whole timeout.
+            ib.sleep(_POLL_S)
+        return True
+
+    def _reconcile(self, request: OrderRequest, reason: str) -> BrokerOrder:
+        """After a timeout or a dropped connection: reconnect and ask; never send again."""
+        log.warning(
+            "IBKR did not confirm order %s (%s); reconnecting to check whether it arrived "
+            "(it will not be sent again)", request.order_ref, reason,
+        )
+        self._drop_connection()
+        found = self.find_order(request.order_ref)
+        if found is not None:
+            return found
+        raise IBKRError(
+            f"IBKR did not confirm order {request.order_ref} ({request.action.value} "
+            f"{request.quantity} {request.symbol}: {reason}) and, after reconnecting, has no "
+            "record of it. "
+            "It was NOT sent again: check Orders/Trades in TWS or IB Gateway before retrying, "
+            "because it may still arrive."
+        )
+
+    def _broker_order(self, order_ref: str, trade: Trade | None, fills: list[Fill],
+                      children: list[Trade]) -> BrokerOrder:
+        """One BrokerOrder from the parent trade (if known), its fills and bracket children."""
+        shares = sum(f.execution.shares for f in fills)
+        avg_price = (sum(f.execution.shares * f.execution.price for f in fills) / shares
+                     if shares else None)
+        commission = sum(f.commissionReport.commission for f in fills if f.commissionReport.execId)
+        child_info = [
+            {
+                "order_ref": child.order.orderRef,
+                "order_type": child.order.orderType,
+                "status": child.orderStatus.status,
+                "price": _price(child.order.lmtPrice if child.order.orderType == "LMT"
+                                else child.order.auxPrice),
+                "broker_order_id": str(child.order.permId or ""),
+            }
+            for child in children
+        ]
+        if trade is None:  # only executions survive, e.g. an order of an earlier day's session
+            execution = fills[0].execution
+            return BrokerOrder(
+                order_ref=order_ref,
+                symbol=_platform_symbol(fills[0].contract.symbol),
+                action="BUY" if execution.side == "BOT" else "SELL",
+                quantity=shares,
+                order_type="",
+                status="Filled",
+                broker_order_id=str(execution.permId),
+                filled=shares,
+                avg_fill_price=avg_price,
+                commission=commission,
+                broker="ibkr",
+                raw={"account": execution.acctNumber, "children": child_info,
+                     "exec_ids": [f.execution.execId for f in fills]},
+            )
+        order, status = trade.order, trade.orderStatus
+        order_id = str(order.permId) if order.permId else f"{order.clientId}:{order.orderId}"
+        return BrokerOrder(
+            order_ref=order_ref,
+            symbol=_platform_symbol(trade.contract.symbol),
+            action=order.action,
+            quantity=float(order.totalQuantity),
+            order_type=OrderType.BRACKET.value if children else order.orderType,
+            status=status.status,
+            broker_order_id=order_id,
+            filled=shares or float(status.filled),
+            avg_fill_price=avg_price if shares else _price(status.avgFillPrice or None),
+            commission=commission,
+            limit_price=_price(order.lmtPrice) if order.orderType == "LMT" else None,
+            broker="ibkr",
+            raw={
+                "account": order.account,
+                "order_id": order.orderId,
+                "client_id": order.clientId,
+                "perm_id": order.permId,
+                "ib_order_type": order.orderType,
+                "children": child_info,
+                "exec_ids": [f.execution.execId for f in fills],
+                "log": [entry.message for entry in trade.log if entry.message][-5:],
+            },
+        )
