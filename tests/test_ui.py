@@ -135,6 +135,14 @@ def test_removing_a_symbol_drops_partition_and_settings_but_keeps_signals(ctx: U
         sv.remove_symbol(ctx, "TSLA")
 
 
+def test_a_symbol_typed_with_a_newline_or_nbsp_is_refused_not_stripped(ctx: UIContext) -> None:
+    sv.add_new_symbols(ctx, "TSLA")
+    for raw in ("TSLA\n", "\tTSLA", "\u00a0TSLA", "ſpy"):
+        with pytest.raises(UIError):
+            sv.remove_symbol(ctx, raw)
+    assert "Removed TSLA" in sv.remove_symbol(ctx, " TSLA ")
+
+
 def test_enable_and_disable_change_the_setting(ctx: UIContext) -> None:
     sv.add_new_symbols(ctx, "TSLA")
     assert sv.set_enabled(ctx, "TSLA", False) == "TSLA disabled."

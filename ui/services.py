@@ -305,7 +305,7 @@ SYMBOL_COLUMNS = ["symbol", "enabled", "priority", "position size %", "risk leve
 
 def _check_symbol(raw: object) -> str:
     try:
-        return validate_symbol(raw.strip() if isinstance(raw, str) and raw.strip() else raw)
+        return validate_symbol(raw.strip(" ") if isinstance(raw, str) and raw.strip(" ") else raw)
     except InvalidSymbolError as exc:
         raise UIError(str(exc)) from exc
 
