@@ -352,6 +352,36 @@ def test_real_data_is_not_flagged_and_a_missing_chart_is_a_message(ctx: UIContex
         sv.signal_view(ctx, "nope")
 
 
+def big_png() -> bytes:
+    import numpy as np
+
+    noise = (np.random.default_rng(1).random((300, 400, 3)) * 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda data: data[: len(data) // 2], "image file is truncated"),
+    (lambda data: b"not a png at all", "the stored file is not an image"),
+])
+def test_a_corrupt_chart_is_a_placeholder_with_the_reason(ctx: UIContext, damage: Any,
+                                                          reason: str) -> None:
+    row = seed_signal(ctx, "TSLA")
+    ctx.store.put_bytes(row.chart_keys["daily"], damage(big_png()), "image/png")
+    view = sv.signal_view(ctx, row.id)
+    assert f"The daily chart could not be shown: {reason}" in view.markdown
+    with Image.open(io.BytesIO(view.charts["daily"])) as placeholder:
+        placeholder.load()  # what the page is given decodes
+    assert view.charts["weekly"] == png()
+    # The rest of the page still works.
+    assert sv.queue_table(sv.pending_signals(ctx))["symbol"].tolist() == ["TSLA"]
+    assert "TSLA · BUY" in view.markdown
+    from ui.page import _image
+
+    assert _image(damage(big_png())).size == (720, 80)
+
+
 def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
     message = sv.review(ctx, row.id, "approve", "  levels look sane ", "alice")
