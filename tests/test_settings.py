@@ -63,7 +63,8 @@ def bad_start_settings(tmp_path: Path) -> list[tuple[str, str, str]]:
     return [
         ("APP_DATABASE_URL", "notaurl", "APP_DATABASE_URL is not a database URL"),
         ("APP_DATABASE_URL", "postgresql://postgres:pw@127.0.0.1:1/trading",
-         "APP_DATABASE_URL: cannot open postgresql://postgres:***@127.0.0.1:1/trading ("),
+         "APP_DATABASE_URL: Application database postgresql://postgres:***@127.0.0.1:1/trading "
+         "not reachable ("),
         ("MINIO_ENDPOINT", "127.0.0.1:1", "MINIO_ENDPOINT='127.0.0.1:1': nothing answers there"),
         ("TRADING_DATA_DIR", str(blocker / "data"), "is not a folder this user can write"),
         ("TRADING_SIMULATED_AS_OF", "notadate", "TRADING_SIMULATED_AS_OF='notadate' is not a"),

@@ -218,6 +218,7 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
     from sqlalchemy.engine import make_url
 
+    from resources.migrations import SchemaMigrationError
     from resources.object_store import split_endpoint
     from trading_assets.core.env import plain
 
@@ -241,6 +242,8 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
                           "SQLite.") from None
     try:
         resources["app_db"].engine.connect().close()
+    except SchemaMigrationError as exc:  # already says what to check
+        raise ConfigError(f"APP_DATABASE_URL: {exc}") from None
     except Exception as exc:  # noqa: BLE001 (driver errors differ per database)
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError(f"APP_DATABASE_URL: cannot open {shown} ({reason}). Check that the "

@@ -572,7 +572,7 @@ class SignalView:
 
 SIMULATED_BANNER = (
     "SIMULATED DATA: this signal was computed from generated bars, not market prices. "
-    "Do not trade on it; set TRADING_DATA_SOURCE to csv or ibkr for real data."
+    "Do not trade on it; set TRADING_DATA_SOURCE to csv, url or ibkr for real data."
 )
 _INDICATOR_ROWS = [("close", "close"), ("sma_20", "SMA 20"), ("sma_50", "SMA 50"),
                    ("sma_200", "SMA 200"), ("rsi_14", "RSI 14"), ("macd", "MACD"),
