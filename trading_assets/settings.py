@@ -194,15 +194,7 @@ def automation_config(env: Mapping[str, str] | None = None) -> AutomationConfig:
         alert_webhook_url=env.get("ALERT_WEBHOOK_URL", "").strip(),
         alert_timeout_s=env_number(env, "ALERT_WEBHOOK_TIMEOUT", defaults.alert_timeout_s),
     )
-    if config.max_symbols_per_run < 1:
-        raise ConfigError(f"TRADING_MAX_SYMBOLS_PER_RUN={config.max_symbols_per_run}: use 1 or "
-                          "more.")
-    if config.approval_max_age_days < 0 or config.signal_max_age_days < 0:
-        raise ConfigError("TRADING_APPROVAL_MAX_AGE_DAYS and TRADING_SIGNAL_MAX_AGE_DAYS are "
-                          "trading days: use 0 or more.")
-    if config.approval_max_move_pct <= 0:
-        raise ConfigError(f"TRADING_APPROVAL_MAX_MOVE_PCT={config.approval_max_move_pct}: use a "
-                          "percentage above 0, e.g. 3.")
+    # Number ranges are the registry's (core/settings_registry.py), checked by env_number.
     if config.alert_webhook_url and not config.alert_webhook_url.startswith(("http://",
                                                                               "https://")):
         raise ConfigError("ALERT_WEBHOOK_URL must start with http:// or https://.")
