@@ -242,10 +242,12 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
                           "server runs and the host, port, database, user and password.") from None
     store = resources["store"]
     if not store.is_local:
-        host_port, _ = split_endpoint(store.endpoint, store.secure)
+        host_port, secure = split_endpoint(store.endpoint, store.secure)
         host, _, port = host_port.rpartition(":")
         try:
-            socket.create_connection((host or host_port, int(port or 80)), timeout=5).close()
+            default_port = 443 if secure else 80
+            socket.create_connection((host or host_port, int(port or default_port)),
+                                     timeout=5).close()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"MINIO_ENDPOINT={store.endpoint!r}: nothing answers there "
                               f"({getattr(exc, 'strerror', None) or exc}). Check that MinIO runs "
