@@ -1,5 +1,6 @@
 """The asset graph on embedded defaults, materialized on a test instance."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,16 +74,16 @@ def test_whole_graph_for_two_symbols(instance: dg.DagsterInstance,
 def test_auto_approved_signal_places_exactly_one_order_across_reruns(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
     app_db, broker = resources["app_db"], resources["broker"]
-    # MSFT's simulated bars give an actionable BUY (see test_rules_analyst).
-    app_db.upsert_settings(SymbolSettings(symbol="MSFT", auto_approve=True, min_confidence=50))
+    # ORCL's simulated bars give an actionable BUY (73).
+    app_db.upsert_settings(SymbolSettings(symbol="ORCL", auto_approve=True, min_confidence=50))
     for _ in range(2):
-        assert run_symbols(instance, resources, ["MSFT"]).success
-    signals = app_db.list_signals(symbol="MSFT")
+        assert run_symbols(instance, resources, ["ORCL"]).success
+    signals = app_db.list_signals(symbol="ORCL")
     assert len(signals) == 1
     assert signals[0].status == SignalStatus.EXECUTED.value
-    assert len(app_db.list_orders("MSFT")) == 1
-    assert len(broker.orders("MSFT")) == 1
-    position = broker.position("MSFT")
+    assert len(app_db.list_orders("ORCL")) == 1
+    assert len(broker.orders("ORCL")) == 1
+    position = broker.position("ORCL")
     assert position is not None and position.quantity > 0
     account = broker.account()
     assert account.cash < 100_000.0
@@ -92,20 +93,20 @@ def test_crash_between_placement_and_ledger_update_is_reconciled(
         instance: dg.DagsterInstance, resources: dict[str, Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
     app_db, broker = resources["app_db"], resources["broker"]
-    app_db.upsert_settings(SymbolSettings(symbol="MSFT", auto_approve=True, min_confidence=50))
+    app_db.upsert_settings(SymbolSettings(symbol="ORCL", auto_approve=True, min_confidence=50))
 
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("process died after the broker accepted the order")
 
     monkeypatch.setattr(type(app_db), "update_order", crash)
-    result = run_symbols(instance, resources, ["MSFT"], raise_on_error=False)
+    result = run_symbols(instance, resources, ["ORCL"], raise_on_error=False)
     assert not result.success
-    assert "process died" in resources["app_db"].failed_symbols(result.run_id)["MSFT"]
+    assert "process died" in resources["app_db"].failed_symbols(result.run_id)["ORCL"]
     monkeypatch.undo()
-    assert app_db.list_orders("MSFT")[0].status == "submitting"
-    assert run_symbols(instance, resources, ["MSFT"]).success
-    assert len(broker.orders("MSFT")) == 1
-    ledger = app_db.list_orders("MSFT")
+    assert app_db.list_orders("ORCL")[0].status == "submitting"
+    assert run_symbols(instance, resources, ["ORCL"]).success
+    assert len(broker.orders("ORCL")) == 1
+    ledger = app_db.list_orders("ORCL")
     assert len(ledger) == 1 and ledger[0].status == "Filled"
 
 
@@ -163,8 +164,25 @@ def test_one_bad_csv_symbol_does_not_sink_the_others(
     assert resources["app_db"].failed_symbols(result.run_id)["BAD"].startswith("ohlcv:")
 
 
+def _scale_prices(frame: pd.DataFrame, row: int) -> None:
+    frame.loc[row, ["open", "high", "low", "close"]] *= 1e300
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda f, r: f.__setitem__("high", f["high"].where(f.index != r, f["low"] / 2)),
+     "High .* is below Open/Close"),
+    (_scale_prices, r"column \"Open\" is '.*e\+302', above the ceiling"),
+    (lambda f, r: f.__setitem__("volume", f["volume"].where(f.index != r, -5.0)),
+     r"column \"Volume\" is '-5.0', below 0"),
+    (lambda f, r: f.__setitem__("volume", f["volume"].where(f.index != r, 1e300)),
+     r"column \"Volume\" is '1e\+300', above the ceiling"),
+    (lambda f, r: f.__setitem__("date", f["date"].where(f.index != r,
+                                                       pd.Timestamp("2099-01-02"))),
+     "date 2099-01-02 is after the current XNYS session"),
+])
 def test_bad_bars_from_the_source_keep_the_last_good_copy(
-        instance: dg.DagsterInstance, env: dict[str, str], tmp_path: Path) -> None:
+        instance: dg.DagsterInstance, env: dict[str, str], tmp_path: Path, damage: Any,
+        message: str) -> None:
     csv_dir = tmp_path / "csv"
     csv_dir.mkdir()
     good = simulate_bars("ACME", pd.Timestamp("2026-11-20").date())
@@ -173,13 +191,16 @@ def test_bad_bars_from_the_source_keep_the_last_good_copy(
 
     resources = build_resources({**env, "TRADING_DATA_SOURCE": "csv",
                                  "TRADING_CSV_DIR": str(csv_dir)})
-    assert run_symbols(instance, resources, ["ACME"]).success
+    assert run_symbols(instance, resources, ["ACME"], assets=[ohlcv]).success
     broken = good.copy()
-    broken.loc[len(broken) - 1, "high"] = broken["low"].iloc[-1] / 2
+    damage(broken, len(broken) - 1)
     broken.rename(columns=str.title).to_csv(csv_dir / "ACME.csv", index=False)
-    result = run_symbols(instance, resources, ["ACME"], raise_on_error=False)
+    result = run_symbols(instance, resources, ["ACME"], assets=[ohlcv], raise_on_error=False)
     assert not result.success
-    assert "high below open/close" in resources["app_db"].failed_symbols(result.run_id)["ACME"]
+    error = resources["app_db"].failed_symbols(result.run_id)["ACME"]
+    # The file and the row as a spreadsheet shows it (row 1 is the header).
+    assert f"{csv_dir / 'ACME.csv'} row {len(good) + 1}: " in error
+    assert re.search(message, error), error
     stored = resources["store"].read_frame(bars_key("ACME"))
     pd.testing.assert_frame_equal(stored, good)
 
@@ -303,14 +324,14 @@ def test_limit_and_bracket_orders_enter_at_the_signal_entry(order_type: str) -> 
     from trading_assets.core.orders import AccountSnapshot, OrderType, decide_order
     from trading_assets.core.replay import build_replay_request
 
-    bars = simulate_bars("MSFT", pd.Timestamp("2026-11-20").date())
-    request = build_replay_request("MSFT", bars, bars["date"].iloc[-1].date(),
+    bars = simulate_bars("ORCL", pd.Timestamp("2026-11-20").date())
+    request = build_replay_request("ORCL", bars, bars["date"].iloc[-1].date(),
                                    data_source="simulated", simulated=True, with_charts=False)
     signal = rules_signal(request)
     assert signal.entry_price is not None
     decision = decide_order(
         signal_id="s1", signal=signal, status=SignalStatus.APPROVED,
-        settings=SymbolSettings(symbol="MSFT", min_confidence=0),
+        settings=SymbolSettings(symbol="ORCL", min_confidence=0),
         account=AccountSnapshot(account="paper", cash=100_000.0, equity=100_000.0,
                                 buying_power=100_000.0),
         position=None, price=signal.entry_price + 1.0, allow_short=False,

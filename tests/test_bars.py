@@ -1,7 +1,8 @@
 """Simulated bars, the CSV reader's error messages and the bar sanity rules."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -11,12 +12,17 @@ from trading_assets.core.bars import (
     BarDataError,
     bar_problems,
     checked_bars,
-    last_completed_session,
     read_csv_bars,
     simulate_bars,
 )
+from trading_assets.core.calendar import last_completed_session
 
 AS_OF = date(2026, 11, 20)
+NY = ZoneInfo("America/New_York")
+
+
+def ny(*args: int) -> datetime:
+    return datetime(*args, tzinfo=NY)
 
 
 def test_simulated_bars_are_deterministic_and_realistic() -> None:
@@ -40,9 +46,27 @@ def test_simulated_history_is_stable_across_as_of_dates() -> None:
     pd.testing.assert_frame_equal(overlap, earlier.tail(100).reset_index(drop=True))
 
 
-def test_last_completed_session_skips_weekends() -> None:
-    assert last_completed_session(date(2026, 11, 22)) == date(2026, 11, 20)
-    assert last_completed_session(date(2026, 11, 23)) == date(2026, 11, 23)
+def test_last_completed_session_follows_the_exchange_calendar() -> None:
+    assert last_completed_session(ny(2026, 11, 22, 12)) == date(2026, 11, 20)  # Sunday
+    assert last_completed_session(ny(2026, 11, 23, 17)) == date(2026, 11, 23)  # Monday, closed
+    assert last_completed_session(ny(2026, 11, 23, 10)) == date(2026, 11, 20)  # still open
+    assert last_completed_session(ny(2026, 11, 26, 18)) == date(2026, 11, 25)  # Thanksgiving
+    assert last_completed_session(ny(2026, 12, 25, 18)) == date(2026, 12, 24)  # Christmas
+
+
+def test_on_a_sunday_evening_the_last_simulated_bar_is_fridays() -> None:
+    # 21:00 Sunday in New York is already Monday in UTC: Monday's session has not opened.
+    sunday_evening = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    assert last_completed_session(sunday_evening) == date(2026, 11, 20)
+
+
+def test_simulated_bars_have_no_bars_on_exchange_holidays() -> None:
+    dates = set(simulate_bars("TSLA", date(2026, 12, 31), 400)["date"].dt.date)
+    for holiday in (date(2025, 11, 27), date(2025, 12, 25), date(2026, 1, 1),
+                    date(2026, 7, 3), date(2026, 11, 26), date(2026, 12, 25)):
+        assert holiday not in dates
+    assert date(2026, 11, 27) in dates  # Black Friday trades (early close)
+    assert max(dates) == date(2026, 12, 31)
 
 
 def _write(tmp_path: Path, text: str, name: str = "TSLA.csv") -> Path:
@@ -91,6 +115,60 @@ def test_bad_csv_files_name_file_and_row(tmp_path: Path, text: str, message: str
     with pytest.raises(BarDataError, match=message) as info:
         read_csv_bars(path)
     assert str(path) in str(info.value)
+
+
+HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+GOOD_ROW = "2024-01-02,10,11,9,10.5,10.4,1000\n"
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        # The four files of the fault-injection pass: each overwrote the last good copy.
+        ("2024-01-03,1e300,1.1e300,9e299,1e300,1e300,1000\n",
+         r"row 3: column \"Open\" is '1e300', above the ceiling of 10000000"),
+        ("2024-01-03,10,11,9,10.5,10.4,-5\n", r"row 3: column \"Volume\" is '-5', below 0"),
+        ("2024-01-03,10,11,9,10.5,10.4,1e300\n",
+         r"row 3: column \"Volume\" is '1e300', above the ceiling of 1e\+11"),
+        ("2099-01-02,10,11,9,10.5,10.4,1000\n",
+         r"row 3: date 2099-01-02 is after the current XNYS session"),
+        # Refusals that named only the symbol and a date.
+        ("2024-01-03,0,11,9,10.5,10.4,1000\n", r"row 3: column \"Open\" is '0', not above 0"),
+        ("2024-01-03,10,9.5,9,10.5,10.4,1000\n", r"row 3: High 9.5 is below Open/Close"),
+        ("2024-01-03,10,11,10.2,10.5,10.4,1000\n", r"row 3: Low 10.2 is above Open/Close"),
+    ],
+)
+def test_out_of_bounds_rows_are_refused_with_file_and_row(tmp_path: Path, bad_row: str,
+                                                          message: str) -> None:
+    path = _write(tmp_path, HEADER + GOOD_ROW + bad_row)
+    with pytest.raises(BarDataError, match=message) as info:
+        read_csv_bars(path)
+    assert str(info.value).startswith(f"{path} row 3: ")
+
+
+def test_a_row_dated_after_the_current_session_is_refused_by_the_calendar(tmp_path: Path
+                                                                         ) -> None:
+    # Sunday 2026-11-22: the current session is Friday 20th, so Saturday's row is in the future.
+    path = _write(tmp_path, HEADER + "2026-11-20,10,11,9,10.5,10.4,1000\n"
+                            "2026-11-21,10,11,9,10.5,10.4,1000\n")
+    with pytest.raises(BarDataError, match="row 3: date 2026-11-21 is after the current XNYS "
+                                           "session 2026-11-20"):
+        read_csv_bars(path, today=date(2026, 11, 22))
+    assert len(read_csv_bars(path, today=date(2026, 11, 23))) == 2
+
+
+def test_out_of_bounds_bars_from_any_source_are_refused_naming_the_date() -> None:
+    bars = simulate_bars("TSLA", AS_OF)
+    huge = bars.copy()
+    huge.loc[12, ["open", "high", "low", "close"]] *= 1e300
+    problems = " | ".join(bar_problems(huge))
+    assert f"above the price ceiling, first on {bars['date'].iloc[12].date()}" in problems
+    negative = bars.copy()
+    negative.loc[13, "volume"] = -5
+    assert "negative or above the volume ceiling" in " | ".join(bar_problems(negative))
+    future = bars.copy()
+    future.loc[len(future) - 1, "date"] = pd.Timestamp("2099-01-02")
+    assert "after the current XNYS session" in " | ".join(bar_problems(future))
 
 
 def test_missing_csv_says_where_to_put_it(tmp_path: Path) -> None:

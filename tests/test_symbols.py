@@ -51,3 +51,28 @@ def test_store_keys_are_built_from_validated_symbols_only() -> None:
     for bad in ("/etc/passwd", "a/../b", "a//b", ".hidden/x", "a/b/"):
         with pytest.raises(InvalidKeyError):
             check_key(bad)
+
+
+@pytest.mark.parametrize("raw", ["ſpy", "ıbm", "ß", "ﬁat", "ＡAPL", "AAPL\u0301"])
+def test_non_ascii_is_refused_before_any_case_change(raw: str) -> None:
+    # "ſpy".upper() == "SPY", "ß".upper() == "SS": the raw string is checked, not its upper case.
+    with pytest.raises(InvalidSymbolError, match="ASCII"):
+        validate_symbol(raw)
+    with pytest.raises(InvalidSymbolError, match="ASCII"):
+        parse_symbols(f"MSFT,{raw}")
+
+
+@pytest.mark.parametrize("raw", ["AAPL\n", "\tAAPL", "\u00a0AAPL", "AAPL\u2028", "AA\rPL",
+                                 "AAPL\u0085", "\u3000AAPL", "AAPL\x7f"])
+def test_control_characters_and_unusual_whitespace_are_refused_anywhere(raw: str) -> None:
+    with pytest.raises(InvalidSymbolError):
+        validate_symbol(raw)
+    # A list strips only plain spaces around its commas: the rest is refused, never stripped.
+    with pytest.raises(InvalidSymbolError):
+        parse_symbols(f"MSFT, {raw}")
+    with pytest.raises(InvalidSymbolError):
+        parse_symbols([raw])
+
+
+def test_plain_spaces_around_commas_are_still_allowed() -> None:
+    assert parse_symbols(" tsla ,  nvda , brk.b ") == ["TSLA", "NVDA", "BRK.B"]

@@ -135,6 +135,14 @@ def test_removing_a_symbol_drops_partition_and_settings_but_keeps_signals(ctx: U
         sv.remove_symbol(ctx, "TSLA")
 
 
+def test_a_symbol_typed_with_a_newline_or_nbsp_is_refused_not_stripped(ctx: UIContext) -> None:
+    sv.add_new_symbols(ctx, "TSLA")
+    for raw in ("TSLA\n", "\tTSLA", "\u00a0TSLA", "ſpy"):
+        with pytest.raises(UIError):
+            sv.remove_symbol(ctx, raw)
+    assert "Removed TSLA" in sv.remove_symbol(ctx, " TSLA ")
+
+
 def test_enable_and_disable_change_the_setting(ctx: UIContext) -> None:
     sv.add_new_symbols(ctx, "TSLA")
     assert sv.set_enabled(ctx, "TSLA", False) == "TSLA disabled."
@@ -342,6 +350,36 @@ def test_real_data_is_not_flagged_and_a_missing_chart_is_a_message(ctx: UIContex
     assert "The daily chart could not be read" in view.markdown
     with pytest.raises(UIError, match="No signal with id"):
         sv.signal_view(ctx, "nope")
+
+
+def big_png() -> bytes:
+    import numpy as np
+
+    noise = (np.random.default_rng(1).random((300, 400, 3)) * 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda data: data[: len(data) // 2], "image file is truncated"),
+    (lambda data: b"not a png at all", "the stored file is not an image"),
+])
+def test_a_corrupt_chart_is_a_placeholder_with_the_reason(ctx: UIContext, damage: Any,
+                                                          reason: str) -> None:
+    row = seed_signal(ctx, "TSLA")
+    ctx.store.put_bytes(row.chart_keys["daily"], damage(big_png()), "image/png")
+    view = sv.signal_view(ctx, row.id)
+    assert f"The daily chart could not be shown: {reason}" in view.markdown
+    with Image.open(io.BytesIO(view.charts["daily"])) as placeholder:
+        placeholder.load()  # what the page is given decodes
+    assert view.charts["weekly"] == png()
+    # The rest of the page still works.
+    assert sv.queue_table(sv.pending_signals(ctx))["symbol"].tolist() == ["TSLA"]
+    assert "TSLA · BUY" in view.markdown
+    from ui.page import _image
+
+    assert _image(damage(big_png())).size == (720, 80)
 
 
 def test_approving_records_who_when_and_why(ctx: UIContext) -> None:

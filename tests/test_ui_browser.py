@@ -142,3 +142,30 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     history = page.locator("#history-table")
     expect(history).to_contain_text("approved")
     expect(history).to_contain_text(USER)
+
+
+def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
+                                                        page: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, app = served
+    ctx = app.ui_context
+    [pending] = ctx.app_db.list_signals(status="pending_review")
+    key = pending.chart_keys["daily"]
+    data = ctx.store.get_bytes(key)
+    ctx.store.put_bytes(key, data[: len(data) // 2], "image/png")  # "image file is truncated"
+
+    page.goto(url)
+    page.get_by_label("username").fill(USER)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    expect(page.locator("#symbols-table")).to_contain_text("TSLA")  # the page is not blank
+    page.get_by_role("tab", name="Signal review").click()
+    detail = page.locator("#signal-detail")
+    expect(detail).to_contain_text("Status: pending_review")
+    expect(detail).to_contain_text("The daily chart could not be shown: image file is truncated")
+    for chart in ("#daily-chart img", "#weekly-chart img"):  # a placeholder and the real one
+        expect(page.locator(chart)).to_be_visible()
+    page.wait_for_function("document.querySelector('#weekly-chart img').naturalWidth > 100")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-review-corrupt-chart.png"), full_page=True)

@@ -347,9 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"symbols {args.action} needs at least one symbol")
     if args.command == "signals" and args.action != "list" and not args.signal_id:
         parser.error(f"signals {args.action} needs a signal id (see: trading-signals signals list)")
-    from trading_assets.settings import ConfigError
+    from trading_assets.settings import ConfigError, check_start
 
     try:
+        if args.command not in ("ui", "bench"):  # the UI checks at its own start
+            check_start()
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -249,15 +249,8 @@ def replay_market(market: MarketData, start: date, window: int) -> MarketData:
     """The configured market data, fetching enough days to reach `window` bars before `start`."""
     import pandas as pd
 
-    from resources.market_data import MarketData
-    from trading_assets.core.bars import last_completed_session
-
-    as_of = market.as_of.strip()
-    until = date.fromisoformat(as_of) if as_of else last_completed_session()
-    needed = len(pd.bdate_range(start, until)) + window + 5
-    # A new resource, not model_copy: that would keep Dagster's copy of the old config.
-    fields = {name: getattr(market, name) for name in MarketData.model_fields}
-    return MarketData(**{**fields, "lookback_days": max(needed, market.lookback_days)})
+    needed = len(pd.bdate_range(start, market.last_session())) + window + 5
+    return market.with_lookback_days(max(needed, market.lookback_days))
 
 
 def fetch_history(market: MarketData, symbol: str, app_db: Any) -> History:

@@ -18,15 +18,23 @@ from resources.app_db import AppDatabase
 from resources.broker import BROKER_KINDS, Broker
 from resources.ibkr import IBKRResource
 from resources.llm import analyst_from_env
-from resources.market_data import SOURCES, MarketData
+from resources.market_data import (
+    SOURCES,
+    CsvMarketData,
+    IbkrMarketData,
+    MarketData,
+    SimulatedMarketData,
+    UrlMarketData,
+    check_url_template,
+)
 from resources.object_store import ObjectStore
 from resources.tracking import Tracking
-from trading_assets.core.env import ConfigError, env_bool, env_number, referable
+from trading_assets.core.env import ConfigError, env_bool, env_date, env_number, referable
 
 # ConfigError is defined in core.env (the resources raise it too); the CLI, the Gradio app and
 # the tests import it from here.
 __all__ = ["AutomationConfig", "ConfigError", "app_database_url", "automation_config",
-           "build_ibkr", "build_resources", "data_dir"]
+           "build_ibkr", "build_market_data", "build_resources", "check_start", "data_dir"]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -72,6 +80,28 @@ def build_ibkr(env: Mapping[str, str]) -> IBKRResource:
     )
 
 
+def build_market_data(env: Mapping[str, str], ibkr: IBKRResource) -> MarketData:
+    """The one market-data class TRADING_DATA_SOURCE names, configured from `env`."""
+    source = _choice(env, "TRADING_DATA_SOURCE", "simulated", SOURCES)
+    lookback = env_number(env, "TRADING_LOOKBACK_DAYS", 400, int)
+    columns = env.get("TRADING_CSV_COLUMNS", "").strip()
+    if source == "csv":
+        return CsvMarketData(lookback_days=lookback, columns=columns,
+                             csv_dir=env.get("TRADING_CSV_DIR", "") or str(data_dir(env) / "csv"))
+    if source == "url":
+        template = env.get("TRADING_CSV_URL", "").strip()
+        try:
+            check_url_template(template)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return UrlMarketData(lookback_days=lookback, columns=columns, url_template=template,
+                             timeout_s=env_number(env, "TRADING_CSV_TIMEOUT_S", 30.0))
+    if source == "ibkr":
+        return IbkrMarketData(lookback_days=lookback, ibkr=ibkr)
+    as_of = env_date(env, "TRADING_SIMULATED_AS_OF")
+    return SimulatedMarketData(lookback_days=lookback, as_of=as_of.isoformat() if as_of else "")
+
+
 def build_resources(env: Mapping[str, str] | None = None,
                     automation: AutomationConfig | None = None) -> dict[str, Any]:
     """All resources of the code location, configured from `env` (default: os.environ);
@@ -81,13 +111,7 @@ def build_resources(env: Mapping[str, str] | None = None,
     ibkr = build_ibkr(env)
     automation = automation_config(env) if automation is None else automation
     return {
-        "market_data": MarketData(
-            source=_choice(env, "TRADING_DATA_SOURCE", "simulated", SOURCES),
-            csv_dir=env.get("TRADING_CSV_DIR", "") or str(data / "csv"),
-            lookback_days=env_number(env, "TRADING_LOOKBACK_DAYS", 400, int),
-            as_of=env.get("TRADING_SIMULATED_AS_OF", ""),
-            ibkr=ibkr,
-        ),
+        "market_data": build_market_data(env, ibkr),
         "store": ObjectStore(
             root=env.get("TRADING_STORE_DIR", "") or str(data / "store"),
             endpoint=env.get("MINIO_ENDPOINT", ""),
@@ -170,16 +194,62 @@ def automation_config(env: Mapping[str, str] | None = None) -> AutomationConfig:
         alert_webhook_url=env.get("ALERT_WEBHOOK_URL", "").strip(),
         alert_timeout_s=env_number(env, "ALERT_WEBHOOK_TIMEOUT", defaults.alert_timeout_s),
     )
-    if config.max_symbols_per_run < 1:
-        raise ConfigError(f"TRADING_MAX_SYMBOLS_PER_RUN={config.max_symbols_per_run}: use 1 or "
-                          "more.")
-    if config.approval_max_age_days < 0 or config.signal_max_age_days < 0:
-        raise ConfigError("TRADING_APPROVAL_MAX_AGE_DAYS and TRADING_SIGNAL_MAX_AGE_DAYS are "
-                          "trading days: use 0 or more.")
-    if config.approval_max_move_pct <= 0:
-        raise ConfigError(f"TRADING_APPROVAL_MAX_MOVE_PCT={config.approval_max_move_pct}: use a "
-                          "percentage above 0, e.g. 3.")
+    # Number ranges are the registry's (core/settings_registry.py), checked by env_number.
     if config.alert_webhook_url and not config.alert_webhook_url.startswith(("http://",
                                                                               "https://")):
         raise ConfigError("ALERT_WEBHOOK_URL must start with http:// or https://.")
     return config
+
+
+def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources, once the data folder is writable and each configured outside system
+    answers: the CLI and the Gradio app call this at start so that a bad setting is one line
+    naming it (ConfigError), not a traceback at first use."""
+    import socket
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    from resources.migrations import SchemaMigrationError
+    from resources.object_store import split_endpoint
+    from trading_assets.core.env import plain
+
+    env = os.environ if env is None else env
+    resources = build_resources(env)
+    folder = data_dir(env)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"TRADING_DATA_DIR={str(folder)!r} is not a folder this user can "
+                          f"write ({exc.strerror or exc}): choose another or fix its "
+                          "permissions.") from None
+    url = plain(resources["app_db"].url)
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (SQLAlchemy raises ArgumentError and ValueError alike)
+        raise ConfigError("APP_DATABASE_URL is not a database URL: use e.g. "
+                          "postgresql://user:password@host:5432/trading, or unset it for "
+                          "SQLite.") from None
+    try:
+        resources["app_db"].engine.connect().close()
+    except SchemaMigrationError as exc:  # already says what to check
+        raise ConfigError(f"APP_DATABASE_URL: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 (driver errors differ per database)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"APP_DATABASE_URL: cannot open {shown} ({reason}). Check that the "
+                          "server runs and the host, port, database, user and password.") from None
+    store = resources["store"]
+    if not store.is_local:
+        host_port, secure = split_endpoint(store.endpoint, store.secure)
+        host, _, port = host_port.rpartition(":")
+        try:
+            default_port = 443 if secure else 80
+            socket.create_connection((host or host_port, int(port or default_port)),
+                                     timeout=5).close()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"MINIO_ENDPOINT={store.endpoint!r}: nothing answers there "
+                              f"({getattr(exc, 'strerror', None) or exc}). Check that MinIO runs "
+                              "and the host:port.") from None
+    return resources

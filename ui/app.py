@@ -48,7 +48,7 @@ def launch(app: Any, config: UIConfig, *, prevent_thread_lock: bool = False
 def main(argv: Sequence[str] | None = None) -> int:
     """Build resources and the Dagster instance from the environment and serve until stopped."""
     from trading_assets.cli import get_instance
-    from trading_assets.settings import ConfigError, build_resources
+    from trading_assets.settings import ConfigError, check_start
 
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = UIConfig.from_env(os.environ)
         config.check_listen()
-        resources = build_resources()
+        resources = check_start()
     except (UIConfigError, ConfigError) as exc:
         print(f"trading-signals ui: {exc}", file=sys.stderr)
         return 2

@@ -72,6 +72,7 @@ def _image(data: bytes | None) -> Any:
         return None
     from PIL import Image
 
+    data, _ = sv.checked_png(data, "The image")  # a corrupt file shows as a placeholder
     image = Image.open(io.BytesIO(data))
     image.load()
     return image

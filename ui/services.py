@@ -305,7 +305,7 @@ SYMBOL_COLUMNS = ["symbol", "enabled", "priority", "position size %", "risk leve
 
 def _check_symbol(raw: object) -> str:
     try:
-        return validate_symbol(raw.strip() if isinstance(raw, str) and raw.strip() else raw)
+        return validate_symbol(raw.strip(" ") if isinstance(raw, str) and raw.strip(" ") else raw)
     except InvalidSymbolError as exc:
         raise UIError(str(exc)) from exc
 
@@ -380,7 +380,8 @@ def add_new_symbols(ctx: UIContext, raw: str) -> str:
 def qualify_with_ibkr(ctx: UIContext, symbol: str) -> dict[str, object]:
     """Ask IBKR for the symbol's contract; its refusal becomes the reason shown on the page."""
     settings = ctx.app_db.settings_for(symbol)
-    ibkr = ctx.resources["market_data"].ibkr
+    market = ctx.resources["market_data"]
+    ibkr = market.ibkr if market.source == "ibkr" else ctx.broker.ibkr
     try:
         return dict(ibkr.qualify(symbol, settings))
     except Exception as exc:  # IBKRError subclasses carry the actionable text
@@ -571,7 +572,7 @@ class SignalView:
 
 SIMULATED_BANNER = (
     "SIMULATED DATA: this signal was computed from generated bars, not market prices. "
-    "Do not trade on it; set TRADING_DATA_SOURCE to csv or ibkr for real data."
+    "Do not trade on it; set TRADING_DATA_SOURCE to csv, url or ibkr for real data."
 )
 _INDICATOR_ROWS = [("close", "close"), ("sma_20", "SMA 20"), ("sma_50", "SMA 50"),
                    ("sma_200", "SMA 200"), ("rsi_14", "RSI 14"), ("macd", "MACD"),
@@ -626,12 +627,38 @@ def signal_view(ctx: UIContext, signal_id: str) -> SignalView:
             lines.append(f"\n_No {timeframe} chart was recorded for this signal._")
             continue
         try:
-            charts[timeframe] = ctx.store.get_bytes(key)
+            data = ctx.store.get_bytes(key)
         except Exception as exc:  # a missing or unreadable object is shown, not raised
             lines.append(f"\n_The {timeframe} chart could not be read: {escape(exc)}_")
+            continue
+        charts[timeframe], problem = checked_png(data, f"The {timeframe} chart")
+        if problem:
+            lines.append(f"\n_{escape(problem)}_")
     return SignalView(signal_id=row.id, status=row.status, simulated=bool(row.simulated),
                       markdown="\n".join(lines), indicators_markdown=indicator_table(row),
                       charts=charts)
+
+
+def checked_png(data: bytes, what: str) -> tuple[bytes, str]:
+    """`data` and "" when it decodes as an image, else a placeholder PNG naming the reason and
+    the reason: one corrupt chart file must not take the whole page down with it."""
+    import io
+
+    from PIL import Image, ImageDraw, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+        return data, ""
+    except UnidentifiedImageError:
+        reason = f"{what} could not be shown: the stored file is not an image."
+    except Exception as exc:  # truncated, corrupt stream, decompression bomb ...
+        reason = f"{what} could not be shown: {error_text(exc)}."
+    placeholder = Image.new("RGB", (720, 80), "#f3f3f3")
+    ImageDraw.Draw(placeholder).text((12, 32), reason[:110], fill="#a00000")
+    buffer = io.BytesIO()
+    placeholder.save(buffer, format="PNG")
+    return buffer.getvalue(), reason
 
 
 def indicator_table(row: Any) -> str:

@@ -39,7 +39,7 @@ def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: st
     group_name="market_data",
     kinds={"pandas", "parquet"},
     pool="ibkr",  # shares IBKR pacing limits with orders and portfolio
-    description="Daily OHLCV bars (simulated, CSV or IBKR), at least 400 trading days.",
+    description="Daily OHLCV bars (simulated, CSV, URL or IBKR), at least 400 trading days.",
 )
 def ohlcv(
     context: dg.AssetExecutionContext,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import date, timedelta
+from collections.abc import Mapping
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
+
+from trading_assets.core.calendar import (
+    EXCHANGE,
+    current_session,
+    sessions_between,
+)
 
 if TYPE_CHECKING:  # numpy and pandas load on first use, not when the definitions load
     import numpy as np
@@ -16,6 +23,12 @@ if TYPE_CHECKING:  # numpy and pandas load on first use, not when the definition
 BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 MIN_ROWS_FOR_SMA_200 = 200
+# Sane bounds for any source. A share price above $10 million is ten times the dearest US share
+# (BRK.A, under $1 million): a unit or scaling error such as prices x1e300, which would
+# otherwise reach the charts as infinite axis limits. Daily volume above 1e11 shares is about
+# fifty times the busiest day any US listing has had.
+MAX_PRICE = 10_000_000.0
+MAX_VOLUME = 1e11
 # The simulated history starts here for every symbol so that the bar for a given date is the
 # same whichever day the simulation runs: replays and scorecards see a stable past.
 _SIMULATION_EPOCH = date(2012, 1, 2)
@@ -25,31 +38,18 @@ class BarDataError(ValueError):
     """Bars that cannot be used: the message names the file and row where it can."""
 
 
-def last_completed_session(today: date | None = None) -> date:
-    """The most recent weekday on or before `today` (the as-of date of simulated bars)."""
-    day = today or date.today()
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
-
-
 def _seed(symbol: str) -> int:
     return int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
 
 
 @lru_cache(maxsize=8)
-def _weekdays_until(as_of: date) -> pd.DatetimeIndex:
-    """Monday-Friday dates from the simulation epoch to `as_of` (pd.bdate_range's dates).
-
-    bdate_range steps a business-day offset date by date (40 ms for 15 years); numpy does the
-    same in well under a millisecond, and every symbol of a run shares the one result.
-    """
-    import numpy as np
+def _sessions_until(as_of: date) -> pd.DatetimeIndex:
+    """Exchange sessions from the simulation epoch to `as_of`: no bars on weekends or holidays
+    (Thanksgiving, Christmas ...). Every symbol of a run shares the one result."""
     import pandas as pd
 
-    days = np.arange(np.datetime64(_SIMULATION_EPOCH, "D"), np.datetime64(as_of, "D") + 1)
-    weekday = (days.astype("int64") + 3) % 7  # 1970-01-01 was a Thursday (3)
-    return pd.DatetimeIndex(days[weekday < 5].astype("datetime64[ns]"))
+    sessions = sessions_between(_SIMULATION_EPOCH, as_of)
+    return pd.DatetimeIndex(sessions.to_numpy().astype("datetime64[ns]"))
 
 
 def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
@@ -61,7 +61,7 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    dates = _weekdays_until(as_of)
+    dates = _sessions_until(as_of)
     if len(dates) < n_days:
         raise BarDataError(f"as-of date {as_of} leaves fewer than {n_days} simulated bars")
     n = len(dates)
@@ -114,40 +114,54 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     return frame.tail(n_days).reset_index(drop=True)
 
 
-def read_csv_bars(path: Path) -> pd.DataFrame:
+def read_csv_bars(path: Path, today: date | None = None,
+                  columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read Date, Open, High, Low, Close, Volume (any case; Adj Close ignored) from a CSV export.
 
-    Every problem is reported with the file and the line number as a spreadsheet shows it.
+    Every problem is reported with the file and the line number as a spreadsheet shows it;
+    see parse_csv_bars for `today` and `columns`.
     """
-    import numpy as np
-    import pandas as pd
-
     if not path.exists():
         raise BarDataError(
             f"{path}: file not found. Put a CSV export there or set TRADING_CSV_DIR."
         )
     if path.stat().st_size == 0:
         raise BarDataError(f"{path}: file is empty; expected a header and daily bars.")
+    return parse_csv_bars(path, str(path), today, columns)
+
+
+def parse_csv_bars(source: Path | IO[bytes], where: str, today: date | None = None,
+                   columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Bars from daily CSV text (a file or a download), every problem named `where` row N.
+
+    `columns` maps our column names (date, open, ...) to the source's headers when they differ
+    (a provider in another language); `today` (default: now in New York) bounds the bar dates
+    through the exchange calendar."""
+    import numpy as np
+    import pandas as pd
+
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BarDataError(f"{path}: not a readable CSV file ({exc}).") from exc
+        raise BarDataError(f"{where}: not a readable CSV file ({exc}).") from exc
     by_lower = {str(col).strip().lower(): col for col in raw.columns}
-    missing = [col for col in BAR_COLUMNS if col not in by_lower]
+    header = {col: (columns or {}).get(col, col).strip().lower() for col in BAR_COLUMNS}
+    missing = [col for col in BAR_COLUMNS if header[col] not in by_lower]
     if missing:
         found = ", ".join(str(c) for c in raw.columns) or "nothing"
         raise BarDataError(
-            f"{path}: missing column(s) {', '.join(c.title() for c in missing)}; found {found}. "
-            "Expected Date, Open, High, Low, Close, Volume."
+            f"{where}: missing column(s) {', '.join(header[c].title() for c in missing)}; "
+            f"found {found}. Expected Date, Open, High, Low, Close, Volume (or name the "
+            "source's headers in TRADING_CSV_COLUMNS)."
         )
     if raw.empty:
-        raise BarDataError(f"{path}: has a header but no rows of bars.")
-    frame = pd.DataFrame({col: raw[by_lower[col]].str.strip() for col in BAR_COLUMNS})
+        raise BarDataError(f"{where}: has a header but no rows of bars.")
+    frame = pd.DataFrame({col: raw[by_lower[header[col]]].str.strip() for col in BAR_COLUMNS})
     line_of = {i: i + 2 for i in range(len(frame))}  # line 1 is the header
     dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
     for i in np.flatnonzero(dates.isna().to_numpy()):
         raise BarDataError(
-            f"{path} row {line_of[i]}: column \"Date\" is {frame['date'].iat[i]!r}, "
+            f"{where} row {line_of[i]}: column \"Date\" is {frame['date'].iat[i]!r}, "
             "expected a date such as 2024-01-31."
         )
     out = pd.DataFrame({"date": dates.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")})
@@ -156,22 +170,77 @@ def read_csv_bars(path: Path) -> pd.DataFrame:
         # "inf", "Infinity" and 1e999 parse as infinity: as unusable as text, so reported alike.
         for i in np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float))):
             raise BarDataError(
-                f"{path} row {line_of[i]}: column \"{col.title()}\" is {frame[col].iat[i]!r}, "
+                f"{where} row {line_of[i]}: column \"{col.title()}\" is {frame[col].iat[i]!r}, "
                 "expected a number."
             )
         out[col] = values.astype(float)
+    latest = current_session(today)
+    bad = _out_of_bounds(out, latest).to_numpy()
+    for i in np.flatnonzero(bad)[:1]:
+        fault = _row_fault(out.iloc[i], frame.iloc[i], latest)
+        raise BarDataError(f"{where} row {line_of[i]}: {fault}")
     duplicated = out["date"].duplicated(keep="first").to_numpy()
     for i in np.flatnonzero(duplicated):
         first = int(np.flatnonzero((out["date"] == out["date"].iat[i]).to_numpy())[0])
         raise BarDataError(
-            f"{path} row {line_of[i]}: date {out['date'].iat[i].date()} repeats row "
+            f"{where} row {line_of[i]}: date {out['date'].iat[i].date()} repeats row "
             f"{line_of[first]}; each date must appear once."
         )
     return out.sort_values("date").reset_index(drop=True)
 
 
-def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200) -> list[str]:
-    """Sanity rules for daily bars; an empty list means the bars are usable."""
+def _bound_masks(bars: pd.DataFrame, latest: date) -> dict[str, pd.Series]:
+    """The bounds every bar of every source keeps, as a mask of offending rows per rule (named
+    as bar_problems words it); NaN compares False here, the finiteness rule catches it."""
+    import pandas as pd
+
+    prices = bars[PRICE_COLUMNS]
+    return {
+        "with non-positive prices": (prices <= 0).any(axis=1),
+        "above the price ceiling": (prices > MAX_PRICE).any(axis=1),
+        "with volume negative or above the volume ceiling":
+            (bars["volume"] < 0) | (bars["volume"] > MAX_VOLUME),
+        "with high below open/close": bars["high"] < prices[["open", "close"]].max(axis=1),
+        "with low above open/close": bars["low"] > prices[["open", "close"]].min(axis=1),
+        f"dated after the current {EXCHANGE} session {latest}":
+            pd.to_datetime(bars["date"]) > pd.Timestamp(latest),
+    }
+
+
+def _out_of_bounds(bars: pd.DataFrame, latest: date) -> pd.Series:
+    masks = list(_bound_masks(bars, latest).values())
+    combined = masks[0]
+    for mask in masks[1:]:
+        combined = combined | mask
+    return combined
+
+
+def _row_fault(values: pd.Series, text: pd.Series, latest: date) -> str:
+    """What is wrong with one row that _out_of_bounds flagged, in the file's own words."""
+    for col in PRICE_COLUMNS:
+        if values[col] <= 0:
+            return f"column \"{col.title()}\" is {text[col]!r}, not above 0."
+        if values[col] > MAX_PRICE:
+            return (f"column \"{col.title()}\" is {text[col]!r}, above the ceiling of "
+                    f"{MAX_PRICE:.0f} for a share price.")
+    if values["volume"] < 0:
+        return f"column \"Volume\" is {text['volume']!r}, below 0."
+    if values["volume"] > MAX_VOLUME:
+        return (f"column \"Volume\" is {text['volume']!r}, above the ceiling of "
+                f"{MAX_VOLUME:.0e} shares a day.")
+    body = f"Open/Close ({text['open']}, {text['close']})"
+    if values["high"] < max(values["open"], values["close"]):
+        return f"High {text['high']} is below {body}."
+    if values["low"] > min(values["open"], values["close"]):
+        return f"Low {text['low']} is above {body}."
+    return (f"date {values['date'].date()} is after the current {EXCHANGE} session {latest}; "
+            "a bar cannot be dated in the future.")
+
+
+def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200,
+                 today: date | None = None) -> list[str]:
+    """Sanity rules for daily bars; an empty list means the bars are usable. `today` (default:
+    now in New York) bounds the bar dates through the exchange calendar."""
     problems: list[str] = []
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
     if missing:
@@ -183,25 +252,16 @@ def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200) -> li
     import numpy as np
     import pandas as pd
 
-    prices = bars[PRICE_COLUMNS]
     # Infinity passes isna() and later breaks the charts' axis limits: refused with NaN.
     values = bars[PRICE_COLUMNS + ["volume"]].to_numpy(dtype=float, na_value=np.nan)
     nan_rows = pd.Series(~np.isfinite(values).all(axis=1), index=bars.index)
     if nan_rows.any():
         problems.append(f"{int(nan_rows.sum())} bar(s) with missing values or infinities, "
                         f"first on {_first_date(bars, nan_rows)}")
-    bad = (prices <= 0).any(axis=1)
-    if bad.any():
-        problems.append(f"{int(bad.sum())} bar(s) with non-positive prices, first on "
-                        f"{_first_date(bars, bad)}")
-    high_bad = bars["high"] < prices[["open", "close"]].max(axis=1)
-    if high_bad.any():
-        problems.append(f"{int(high_bad.sum())} bar(s) with high below open/close, first on "
-                        f"{_first_date(bars, high_bad)}")
-    low_bad = bars["low"] > prices[["open", "close"]].min(axis=1)
-    if low_bad.any():
-        problems.append(f"{int(low_bad.sum())} bar(s) with low above open/close, first on "
-                        f"{_first_date(bars, low_bad)}")
+    for rule, bad in _bound_masks(bars, current_session(today)).items():
+        bad = bad & ~nan_rows  # an infinity is reported once, as such
+        if bad.any():
+            problems.append(f"{int(bad.sum())} bar(s) {rule}, first on {_first_date(bars, bad)}")
     if not bars["date"].is_monotonic_increasing or bars["date"].duplicated().any():
         problems.append("dates are not strictly increasing")
     return problems

@@ -7,9 +7,13 @@ variable, which the CLI and the Gradio app report without a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
+
+from trading_assets.core.settings_registry import SETTINGS
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -21,8 +25,9 @@ class ConfigError(ValueError):
 
 def env_number(env: Mapping[str, str], name: str, default: Any, kind: type = float,
                minimum: float | None = None) -> Any:
-    """`name` as a `kind` (float or int), `default` when unset or blank; below `minimum`
-    (when given) is refused."""
+    """`name` as a `kind` (float or int), `default` when unset or blank. NaN and infinity are
+    refused, so is a value outside the range the settings registry gives `name` or below
+    `minimum` (when given)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -31,9 +36,26 @@ def env_number(env: Mapping[str, str], name: str, default: Any, kind: type = flo
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number; "
                           f"unset it for the default {default}.") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}.")
+    setting = SETTINGS.get(name)
+    problem = setting.range_problem(value) if setting else (
+        "" if math.isfinite(value) else "must be a finite number")
+    if not problem and minimum is not None and value < minimum:
+        problem = f"must be at least {minimum}"
+    if problem:
+        raise ConfigError(f"{name}={raw!r} {problem}; unset it for the default {default}.")
     return value
+
+
+def env_date(env: Mapping[str, str], name: str) -> date | None:
+    """`name` as a YYYY-MM-DD date, None when unset or blank."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a date: use YYYY-MM-DD such as 2026-11-20, "
+                          "or unset it.") from None
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -21,6 +21,13 @@ def validate_symbol(raw: object) -> str:
         raise InvalidSymbolError(f"Symbol must be text, got {type(raw).__name__}.")
     if raw == "" or raw.strip() == "":
         raise InvalidSymbolError("Symbol is empty. Use a ticker such as AAPL, BRK.B or RDS-A.")
+    # Checked on the raw text, before any case change: "ſpy".upper() is "SPY", "ß".upper() "SS".
+    foreign = next((ch for ch in raw if not ch.isascii()), None)
+    if foreign is not None:
+        raise InvalidSymbolError(
+            f"Symbol {raw!r} is not a valid ticker: it contains the non-ASCII character "
+            f"{foreign!r} (U+{ord(foreign):04X}); use ASCII letters and digits such as AAPL."
+        )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
         raise InvalidSymbolError(
             f"Symbol {raw!r} contains control characters. Use a ticker such as AAPL."
@@ -41,13 +48,17 @@ def validate_symbol(raw: object) -> str:
 
 
 def parse_symbols(raw: str | Iterable[str]) -> list[str]:
-    """Validate a comma-separated string or a list of symbols; drops duplicates, keeps order."""
+    """Validate a comma-separated string or a list of symbols; drops duplicates, keeps order.
+
+    Only plain spaces around the commas are stripped: tabs, newlines, NBSP and other
+    whitespace are refused by validate_symbol, never silently removed."""
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     if isinstance(raw, str) and raw.strip() == "":
         raise InvalidSymbolError("No symbols given. Example: AAPL,MSFT")
     symbols: list[str] = []
     for item in items:
-        symbol = validate_symbol(item.strip() if isinstance(item, str) and item.strip() else item)
+        symbol = validate_symbol(item.strip(" ") if isinstance(item, str) and item.strip(" ")
+                                 else item)
         if symbol not in symbols:
             symbols.append(symbol)
     return symbols

@@ -1,0 +1,101 @@
+"""The settings registry: every value range-checked where it is read, bad start-up settings
+reported in one line naming the setting, and .env.example listing exactly the registry."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_deploy_config import ROOT, documented
+from trading_assets import cli
+from trading_assets.core.settings_registry import KINDS, SETTINGS
+from trading_assets.settings import ConfigError, build_resources, check_start
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("PAPER_STARTING_CASH", "-1000", "PAPER_STARTING_CASH='-1000' must be above 0"),
+    ("PAPER_STARTING_CASH", "nan", "PAPER_STARTING_CASH='nan' must be a finite number"),
+    ("PAPER_STARTING_CASH", "inf", "must be a finite number"),
+    ("TRADING_LOOKBACK_DAYS", "-5", "TRADING_LOOKBACK_DAYS='-5' must be at least 200"),
+    ("TRADING_LOOKBACK_DAYS", "99999999", "at most 20000"),
+    ("LLM_TIMEOUT_S", "nan", "LLM_TIMEOUT_S='nan' must be a finite number"),
+    ("IBKR_PORT", "99999", "IBKR_PORT='99999' must be at least 1 and at most 65535"),
+    ("PAPER_SLIPPAGE_BPS", "-1", "must be at least 0"),
+    ("TRADING_SIMULATED_AS_OF", "notadate", "TRADING_SIMULATED_AS_OF='notadate' is not a date"),
+    ("TRADING_CSV_TIMEOUT_S", "0", "must be above 0"),
+])
+def test_out_of_range_settings_are_refused_naming_the_setting(env: dict[str, str], name: str,
+                                                              value: str, message: str) -> None:
+    extra = {"TRADING_DATA_SOURCE": "url", "TRADING_CSV_URL": "https://x.test/{symbol}"} \
+        if name == "TRADING_CSV_TIMEOUT_S" else {}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_resources({**env, **extra, name: value})
+
+
+def test_every_registered_setting_is_well_formed() -> None:
+    for name, setting in SETTINGS.items():
+        assert setting.name == name and setting.kind in KINDS and setting.help, name
+        if setting.kind in ("int", "float") and setting.default:
+            assert not setting.range_problem(float(setting.default)), name
+        if setting.kind == "choice":
+            assert setting.default in setting.choices, name
+
+
+def test_env_example_lists_exactly_the_registry() -> None:
+    assert sorted(set(documented()) ^ set(SETTINGS)) == []
+
+
+def test_numeric_defaults_in_code_agree_with_the_registry() -> None:
+    call = re.compile(r"""env_number\(\s*env,\s*"([A-Z0-9_]+)",\s*([0-9_.]+)""")
+    found = 0
+    for folder in ("trading_assets", "resources", "ui"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for name, literal in call.findall(path.read_text()):
+                found += 1
+                assert float(ast.literal_eval(literal)) == float(SETTINGS[name].default), name
+    assert found >= 15
+
+
+def bad_start_settings(tmp_path: Path) -> list[tuple[str, str, str]]:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    return [
+        ("APP_DATABASE_URL", "notaurl", "APP_DATABASE_URL is not a database URL"),
+        ("APP_DATABASE_URL", "postgresql://postgres:pw@127.0.0.1:1/trading",
+         "APP_DATABASE_URL: Application database postgresql://postgres:***@127.0.0.1:1/trading "
+         "not reachable ("),
+        ("MINIO_ENDPOINT", "127.0.0.1:1", "MINIO_ENDPOINT='127.0.0.1:1': nothing answers there"),
+        ("TRADING_DATA_DIR", str(blocker / "data"), "is not a folder this user can write"),
+        ("TRADING_SIMULATED_AS_OF", "notadate", "TRADING_SIMULATED_AS_OF='notadate' is not a"),
+        ("PAPER_STARTING_CASH", "-1000", "PAPER_STARTING_CASH='-1000' must be above 0"),
+    ]
+
+
+def test_check_start_names_the_setting_of_each_unreachable_system(
+        env: dict[str, str], tmp_path: Path) -> None:
+    for name, value, message in bad_start_settings(tmp_path):
+        with pytest.raises(ConfigError, match=re.escape(message)) as info:
+            check_start({**env, name: value})
+        assert "pw" not in str(info.value)
+    resources = check_start(env)  # the embedded defaults start
+    assert (Path(env["TRADING_DATA_DIR"]) / "app.db").exists()
+    assert set(resources) >= {"market_data", "store", "app_db"}
+
+
+@pytest.mark.parametrize("entry", ["cli", "ui"])
+def test_cli_and_gradio_start_report_bad_settings_in_one_line(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], entry: str) -> None:
+    from ui import app
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    for name, value, message in bad_start_settings(tmp_path):
+        for key, val in {**env, name: value}.items():
+            monkeypatch.setenv(key, val)
+        code = cli.main(["symbols", "list"]) if entry == "cli" else app.main()
+        err = capsys.readouterr().err
+        assert code == 2, (name, err)
+        assert message in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        monkeypatch.delenv(name)
