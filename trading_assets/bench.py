@@ -6,8 +6,8 @@ except in the demo, which runs exactly as `make demo` does:
 
 1. stages   one symbol's work per stage, in this process, through the same per-symbol functions
             and resources the assets call (median over --stage-runs symbols, after one warm-up).
-2. e2e      N simulated symbols end to end through Dagster (trading_assets.cli.
-            materialize_symbols, in-process, one child process per N): wall time, symbols per
+2. e2e      N simulated symbols end to end through Dagster (trading_assets.runs.
+            launch_symbols, in-process, one child process per N): wall time, symbols per
             minute, Dagster runs, peak resident memory (ru_maxrss of the child from os.wait4,
             i.e. what getrusage(RUSAGE_CHILDREN) reports for it), event-log size.
 3. llm      --llm-calls model calls against the loopback OpenAI-compatible server of
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trading_assets.cli import positive_int
+from trading_assets.console import positive_int
 
 if TYPE_CHECKING:
     from resources.app_db import SignalRow
@@ -286,13 +286,14 @@ def e2e_worker(n: int, out: Path) -> int:
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     from trading_assets.assets.trading import portfolio
-    from trading_assets.cli import failures_of, get_instance, materialize_symbols
+    from trading_assets.runs import get_instance, launch_symbols
     from trading_assets.core.charts import chart_workers
 
     instance = get_instance()
     setup_s = time.perf_counter() - started
     symbols = [f"E{i:04d}" for i in range(n)]
-    wall, results = timed(lambda: materialize_symbols(symbols, instance=instance))
+    wall, results = timed(lambda: launch_symbols(symbols, instance=instance, launched_by="bench",
+                                                 mode="in-process"))
     home = Path(os.environ["DAGSTER_HOME"])
     runs = instance.get_run_records()
     events = sum(len(instance.all_logs(r.dagster_run.run_id)) for r in runs)
@@ -301,7 +302,7 @@ def e2e_worker(n: int, out: Path) -> int:
         "symbols": n, "wall_s": round(wall, 3), "setup_s": round(setup_s, 3),
         "dagster_runs": len(results), "runs_succeeded": sum(r.success for r in results),
         "chart_workers": chart_workers(n),
-        "symbols_completed": materialized, "failures": failures_of(results)[:20],
+        "symbols_completed": materialized, "failures": [f for r in results for f in r.failures][:20],
         "events": events, "event_log_bytes": folder_bytes(home),
         "data_bytes": folder_bytes(Path(os.environ["TRADING_DATA_DIR"])),
     }))

@@ -143,9 +143,11 @@ class Launch:
 
 
 def _default_materialize(symbols: list[str], instance: Any, resources: dict[str, Any]) -> Any:
-    from trading_assets.cli import materialize_symbols
+    """The symbol pipeline through the runs layer: the daemon's queue (pools, limits) when a
+    daemon runs, else in this process; either way a `symbol_pipeline` run tagged gradio."""
+    from trading_assets.runs import launch_symbols
 
-    return materialize_symbols(symbols, instance=instance, resources=resources)
+    return launch_symbols(symbols, instance=instance, resources=resources, launched_by="gradio")
 
 
 class RunLauncher:
@@ -181,7 +183,9 @@ class RunLauncher:
             results = self._materialize(launch.symbols, instance, resources) or []
             run_ids = [r.run_id for r in results]
             success = all(r.success for r in results)
-            error = "" if success else "a step failed; see the run in Dagster"
+            failures = [f for r in results for f in getattr(r, "failures", [])]
+            error = "" if success else (failures[0].splitlines()[0][:200] if failures
+                                        else "a step failed; see the run in Dagster")
         except Exception as exc:  # the thread has no caller: the error goes to the page
             log.exception("Run now failed for %s", launch.symbols)
             run_ids, success, error = [], False, f"{type(exc).__name__}: {exc}"
