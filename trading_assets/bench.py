@@ -286,8 +286,8 @@ def e2e_worker(n: int, out: Path) -> int:
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     from trading_assets.assets.trading import portfolio
-    from trading_assets.runs import get_instance, launch_symbols
     from trading_assets.core.charts import chart_workers
+    from trading_assets.runs import get_instance, launch_symbols
 
     instance = get_instance()
     setup_s = time.perf_counter() - started
@@ -302,7 +302,8 @@ def e2e_worker(n: int, out: Path) -> int:
         "symbols": n, "wall_s": round(wall, 3), "setup_s": round(setup_s, 3),
         "dagster_runs": len(results), "runs_succeeded": sum(r.success for r in results),
         "chart_workers": chart_workers(n),
-        "symbols_completed": materialized, "failures": [f for r in results for f in r.failures][:20],
+        "symbols_completed": materialized,
+        "failures": [f for r in results for f in r.failures][:20],
         "events": events, "event_log_bytes": folder_bytes(home),
         "data_bytes": folder_bytes(Path(os.environ["TRADING_DATA_DIR"])),
     }))

@@ -42,8 +42,8 @@ def summary_rows(symbols: list[str], resources: dict[str, Any],
                  outcomes: Sequence[RunOutcome]) -> list[dict[str, str]]:
     """One row per symbol for the demo table: this run's signal and order, or FAILED and why.
 
-    A signal counts only when this run wrote it (its Dagster run id is one of these runs), so
-    a failed symbol never shows an earlier run's signal as if it were fresh.
+    A symbol that failed in these runs shows FAILED and why, never an earlier run's signal as
+    if it were fresh; others show the signal this run wrote or the one for their latest bar.
     """
     from datetime import date
 
@@ -56,16 +56,17 @@ def summary_rows(symbols: list[str], resources: dict[str, Any],
     for symbol in symbols:
         row = {"symbol": symbol, "source": "-"}
         signal = app_db.latest_signal(symbol)
-        if signal is not None and signal.dagster_run_id != run_of.get(symbol):
-            signal = None  # an earlier run's signal: not this run's result
-        if symbol in failed or signal is None:
-            why = failed.get(symbol) or "no signal from this run"
-            rows.append({**row, "status": "FAILED", "order": why.splitlines()[0][:120]})
-            continue
         try:
             info = store.read_json(bars_info_key(symbol))
         except FileNotFoundError:
-            rows.append({**row, "status": "FAILED", "order": "no bars stored"})
+            info = None
+        if signal is not None and info is not None and signal.dagster_run_id != run_of.get(
+                symbol) and str(signal.bar_date) != info["last_date"]:
+            signal = None  # an earlier run's signal for an older bar: not this run's result
+        if symbol in failed or signal is None or info is None:
+            why = failed.get(symbol) or ("no bars stored" if info is None
+                                         else "no signal for the latest bar")
+            rows.append({**row, "status": "FAILED", "order": why.splitlines()[0][:120]})
             continue
         row["source"] = "SIMULATED" if info["simulated"] else info["source"]
         row["last bar"] = f"{info['last_date']} {info['last_close']:.2f}"

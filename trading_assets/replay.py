@@ -339,10 +339,10 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from trading_assets.assets.scorecard import scorecard_experiment
-    from trading_assets.runs import ensure_dagster_home
     from trading_assets.core.bars import BarDataError
     from trading_assets.core.replay import ReplayError, replay_dates
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
+    from trading_assets.runs import ensure_dagster_home
     from trading_assets.settings import build_resources
 
     try:

@@ -41,7 +41,6 @@ RANGE_END = "dagster/asset_partition_range_end"
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # A daemon whose queue heartbeat is older than this is taken as not running.
 HEARTBEAT_MAX_AGE_S = 60.0
-ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 
 
 @dataclass(frozen=True)
@@ -121,9 +120,14 @@ def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
 
     instance = instance or get_instance()
     resources = resources or build_resources()
+    mode = resolve_mode(instance, mode)
+    if mode == "daemon":
+        # Load the job before the partitions appear, so the new_symbols sensor sees this
+        # run queued (and leaves the symbols alone) as soon as it can see the symbols.
+        from trading_assets.definitions import defs  # noqa: F401
     register_symbols(instance, resources["app_db"], list(symbols))
     batches = symbol_batches(instance, symbols)
-    if resolve_mode(instance, mode) == "daemon":
+    if mode == "daemon":
         run_ids = [submit_batch(instance, batch, launched_by) for batch in batches]
         return wait_for_runs(instance, run_ids, timeout_s=timeout_s)
     return [execute_batch(instance, batch, resources, launched_by) for batch in batches]
@@ -202,15 +206,10 @@ def outcome(instance: Any, run_id: str, mode: str) -> RunOutcome:
 
 
 def _symbols_of(instance: Any, tags: Mapping[str, str]) -> list[str]:
+    from trading_assets.automation import run_symbols
     from trading_assets.partitions import SYMBOLS_PARTITION
 
-    if tags.get(PARTITION_TAG):
-        return [tags[PARTITION_TAG]]
-    keys = list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
-    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
-    if start in keys and end in keys:
-        return keys[keys.index(start):keys.index(end) + 1]
-    return [s for s in (start, end) if s]
+    return run_symbols(tags, list(instance.get_dynamic_partitions(SYMBOLS_PARTITION)))
 
 
 def run_failures(instance: Any, run_id: str) -> list[str]:
@@ -269,21 +268,3 @@ def materialize_ranges(instance: Any, symbols: Sequence[str], assets: Sequence[A
                                 tags=run_tags(batch, launched_by))
         outcomes.append(outcome(instance, result.run_id, "in-process"))
     return outcomes
-
-
-def active_runs_for(instance: Any, symbol: str, all_keys: Sequence[str]) -> list[str]:
-    """Ids of queued or running runs whose partition or range covers `symbol`."""
-    import dagster as dg
-
-    statuses = [dg.DagsterRunStatus(s) for s in ACTIVE_STATUSES]
-    found = []
-    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
-        tags = record.dagster_run.tags
-        if tags.get(PARTITION_TAG) == symbol:
-            found.append(record.dagster_run.run_id)
-            continue
-        start, end = tags.get(RANGE_START), tags.get(RANGE_END)
-        if start in all_keys and end in all_keys and symbol in all_keys and \
-                all_keys.index(start) <= all_keys.index(symbol) <= all_keys.index(end):
-            found.append(record.dagster_run.run_id)
-    return found

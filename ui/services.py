@@ -30,7 +30,14 @@ from trading_assets.core.review import reviewer_name as reviewer_name  # re-expo
 from trading_assets.core.scorecard import rate_text
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, parse_symbols, validate_symbol
-from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols
+from trading_assets.partitions import (
+    SYMBOLS_PARTITION,
+    invalid_key_notice,
+    invalid_keys,
+    list_symbols,
+    register_symbols,
+    unregister_symbols,
+)
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +353,16 @@ def symbols_table(ctx: UIContext) -> pd.DataFrame:
             "min confidence": s.min_confidence, "last signal": last_signal, "last run": last_run,
         })
     rows.sort(key=lambda r: (-int(r["priority"]), str(r["symbol"])))
-    return pd.DataFrame(rows, columns=SYMBOL_COLUMNS)
+    return pd.DataFrame(rows + invalid_key_rows(ctx), columns=SYMBOL_COLUMNS)
+
+
+def invalid_key_rows(ctx: UIContext) -> list[dict[str, object]]:
+    """Notice rows for partition keys typed in the Dagster UI that are not symbols: never an
+    enabled symbol, just what the symbol_sync sensor does with them on its next tick."""
+    bad = invalid_keys(ctx.instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+    return [{"symbol": key, "enabled": "-", "priority": 0, "last signal": "",
+             "last run": f"{invalid_key_notice(key, symbol)} (symbol_sync sensor, next tick)"}
+            for key, symbol in bad.items()]
 
 
 def add_new_symbols(ctx: UIContext, raw: str) -> str:
