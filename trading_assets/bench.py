@@ -14,6 +14,9 @@ except in the demo, which runs exactly as `make demo` does:
             tests/peers (answers after --llm-delay seconds) through LLMAnalyst.analyze_many,
             beside the sequential time (calls x delay).
 4. demo     `trading-signals demo` (two symbols) in a fresh process, as after `make install`.
+5. live     a live `dagster dev` on a free port: one symbol launched by GraphQL `launchRun` (as
+            the UI does), launch to end; a symbol added as the CLI adds it, until its signal is
+            in the review list through the new_symbols sensor (trading_assets/bench_dagster.py).
 
 The numbers are measurements, not assertions: CI runs the command with tiny sizes to prove it
 works (tests/test_bench.py) and never judges the timings.
@@ -37,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trading_assets.bench_dagster import TARGET_DEFINITIONS_IMPORT_S, bench_live, live_rows
 from trading_assets.console import positive_int
 
 if TYPE_CHECKING:
@@ -48,7 +52,7 @@ DEFAULT_LLM_CALLS = 100
 DEFAULT_LLM_DELAY_S = 1.0
 # Simulated bars are pinned to one as-of date so every run of the benchmark sees the same data.
 AS_OF = "2026-11-20"
-SECTIONS = ("stages", "e2e", "llm", "demo")
+SECTIONS = ("stages", "e2e", "llm", "demo", "live")
 # The environment a benchmark child starts from: the user's settings for real systems are
 # dropped so every figure is for the embedded defaults (as tests/conftest.py does).
 _DROPPED_PREFIXES = ("LLM_", "OPENAI_", "TRADING_", "IBKR_", "MINIO_", "MLFLOW_",
@@ -261,15 +265,16 @@ def bench_stages(runs: int, keep: bool) -> dict[str, Any]:
         "cold_first_symbol_s": {k: round(cold[k], 4) for k in keys},
         "orders_placed": int(sum(m["orders_placed"] for m in measured)),
         "definitions_import_s": definitions_import(min(runs, 3)),
+        "dagster_import_s": definitions_import(min(runs, 3), "dagster"),
     }
 
 
-def definitions_import(runs: int) -> float | None:
+def definitions_import(runs: int, module: str = "trading_assets.definitions") -> float | None:
     """Median wall time of `python -c "import trading_assets.definitions"` (fresh process)."""
     times = []
     with workspace(False, "import") as work:
         for _ in range(max(1, runs)):
-            child = run_child([sys.executable, "-c", "import trading_assets.definitions"],
+            child = run_child([sys.executable, "-c", f"import {module}"],
                               bench_env(work), work / "import.log", 120)
             if child["exit_code"] == 0:
                 times.append(child["wall_s"])
@@ -472,7 +477,9 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _row(section, "portfolio (positions, account, snapshot)", m["portfolio"], "s"),
             _row(section, "total per symbol (no LLM latency)", m["total"], "s", TARGET_SYMBOL_S),
             _row(section, "load trading_assets.definitions (fresh process)",
-                 stages["definitions_import_s"], "s"),
+                 stages["definitions_import_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
+            _row(section, "  of which `import dagster` alone (fresh process)",
+                 stages.get("dagster_import_s"), "s"),
         ]
     for result in report["e2e"]:
         n = result["symbols"]
@@ -506,6 +513,8 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _row(section, "sequential (calls x delay)", llm["sequential_s"], "s"),
             _row(section, "calls answered", llm["ok"], "", llm["calls"], op=">="),
         ]
+    if "skipped" not in report.get("live", {"skipped": ""}):
+        rows += live_rows(report["live"], _row)
     demo = report["demo"]
     if "wall_s" in demo:
         section = f"demo{_median_of(demo)}"
@@ -612,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
                     "peak_rss_mb": TARGET_PEAK_RSS_MB, "llm_100_calls_s": TARGET_LLM_100_S,
                     "demo_s": TARGET_DEMO_S},
         "reference": REFERENCE,
-        "stages": skipped, "e2e": [], "llm": skipped, "demo": skipped,
+        "stages": skipped, "e2e": [], "llm": skipped, "demo": skipped, "live": skipped,
     }
     if "stages" not in skip:
         print(f"stages: {args.stage_runs} symbol(s), one stage at a time ...", file=sys.stderr)
@@ -630,6 +639,11 @@ def run(args: argparse.Namespace) -> int:
         print("demo: trading-signals demo in a fresh process ...", file=sys.stderr)
         report["demo"] = repeated(lambda: bench_demo(args.keep), args.repeat,
                                   maxima=("peak_rss_mb",))
+    if "live" not in skip:
+        print("live: dagster dev, a GraphQL launch and a symbol added through the sensor ...",
+              file=sys.stderr)
+        with workspace(args.keep, "live") as work:
+            report["live"] = bench_live(bench_env(work), work / "dagster-dev.log")
     report["table"] = table_rows(report)
     sys.stderr.flush()
     print_table(report)
@@ -656,6 +670,8 @@ def broken_benchmarks(report: dict[str, Any]) -> list[str]:
     llm = report["llm"]
     if "wall_s" in llm and llm["ok"] < llm["calls"]:
         problems.append(f"llm: {llm['calls'] - llm['ok']} call(s) failed: {llm['errors'][:1]}")
+    if "error" in report.get("live", {}):
+        problems.append(f"live: {report['live']['error']}")
     demo = report["demo"]
     if "exit_code" in demo and demo["exit_code"] != 0:
         problems.append(f"demo exited with {demo['exit_code']}: {demo['last_line']}")
