@@ -265,3 +265,16 @@ def test_cli_exits_non_zero_and_marks_a_failed_csv_symbol(
     assert "pending_review" in rows["GOOD"]
     assert "Traceback" not in captured.err and "Traceback" not in captured.out
     assert "FAILED: BAD" in captured.err
+
+
+def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    from ui import services as sv
+
+    ctx = sv.UIContext(resources=resources, instance=instance)
+    sv.add_new_symbols(ctx, "ACME")
+    run_id = _active_run(instance, {"dagster/partition": "ACME",
+                                    "trading/launched_by": "sensor"})
+    with pytest.raises(sv.UIError, match=f"already has a Dagster run started .*{run_id[:8]}"):
+        sv.run_now(ctx, "ACME")
+    assert ctx.launcher.recent() == []  # nothing launched a second time

@@ -82,6 +82,7 @@ from trading_assets.partitions import (
     invalid_keys,
     symbols_partitions,
 )
+from trading_assets.runs import analysing_symbols, run_symbols
 from trading_assets.settings import AutomationConfig
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -153,37 +154,6 @@ def batch_request(batch: Sequence[str], run_key: str, assets: Sequence[dg.Assets
     if len(batch) == 1:
         return dg.RunRequest(partition_key=batch[0], tags=tags, **common)
     return dg.RunRequest(tags={**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}, **common)
-
-
-def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:
-    """The symbols a run covered, from its partition tag or its partition range tags."""
-    if tags.get("dagster/partition"):
-        return [tags["dagster/partition"]]
-    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
-    if not start or not end:
-        return []
-    if start in all_keys and end in all_keys:
-        i, j = all_keys.index(start), all_keys.index(end)
-        return list(all_keys[i:j + 1])
-    # A bound deleted since the run: name the bounds rather than guess what lay between them.
-    return list(dict.fromkeys([start, end]))
-
-
-# Runs in these states still cover their symbols: a sensor must not request them again.
-ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-                       dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-
-
-def analysing_symbols(instance: dg.DagsterInstance, all_keys: Sequence[str]) -> set[str]:
-    """Symbols covered (partition tag or range) by a queued or running run that analyses them."""
-    busy: set[str] = set()
-    records = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES))
-    for record in records:
-        run = record.dagster_run
-        if run.asset_selection and llm_signal.key not in run.asset_selection:
-            continue  # an orders-only run: the symbol still needs its analysis
-        busy.update(run_symbols(run.tags, list(all_keys)))
-    return busy
 
 
 def fresh_symbols(symbols: Iterable[str], app_db: AppDatabase, store: ObjectStore) -> set[str]:
@@ -400,7 +370,8 @@ def build_automation(config: AutomationConfig) -> Automation:
         session = decision.session.isoformat()
         requests = analysis_requests(settings, enabled, keys,
                                      f"refresh-{session}",
-                                     {"trading/trigger": "schedule", "trading/session": session})
+                                     {"trading/trigger": "schedule", "trading/session": session,
+                                      "trading/launched_by": "schedule"})
         context.log.info(f"{decision.reason} Refreshing {len(enabled)} symbol(s) in "
                          f"{len(requests)} run(s); {len(keys) - len(enabled)} disabled.")
         return requests
@@ -501,7 +472,8 @@ def build_automation(config: AutomationConfig) -> Automation:
             ids = sorted(row.id for symbol in batch for row in ready.get(symbol, []))
             digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
             run_key = f"signal-{ids[0]}" if len(ids) == 1 else f"signals-{len(ids)}-{digest}"
-            tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(ids))}
+            tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(ids)),
+                    "trading/launched_by": "sensor"}
             if len(ids) == 1:
                 tags["trading/signal_id"] = ids[0]
             requests.append(batch_request(batch, run_key, EXECUTION_ASSETS, [], tags))

@@ -100,8 +100,8 @@ def dagster_dev(env: Mapping[str, str], log: Path) -> Iterator[tuple[int, Any, f
 
 def runs_for(instance: Any, symbol: str) -> list[Any]:
     """Runs whose partition tag or range covers `symbol`."""
-    from trading_assets.automation import run_symbols
     from trading_assets.partitions import SYMBOLS_PARTITION
+    from trading_assets.runs import run_symbols
 
     keys = list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
     return [r.dagster_run for r in instance.get_run_records()

@@ -39,6 +39,9 @@ RANGE_END = "dagster/asset_partition_range_end"
 # Dagster's console logger prints every event, and a failed step's traceback, to the terminal.
 # Runs keep all of it in the event log (Dagster UI) and the CLI prints one line per failure.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Runs in these states still cover their symbols: nobody should request them again.
+ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+ANALYSIS_ASSET = "llm_signal"
 # A daemon whose queue heartbeat is older than this is taken as not running.
 HEARTBEAT_MAX_AGE_S = 60.0
 
@@ -206,10 +209,43 @@ def outcome(instance: Any, run_id: str, mode: str) -> RunOutcome:
 
 
 def _symbols_of(instance: Any, tags: Mapping[str, str]) -> list[str]:
-    from trading_assets.automation import run_symbols
     from trading_assets.partitions import SYMBOLS_PARTITION
 
     return run_symbols(tags, list(instance.get_dynamic_partitions(SYMBOLS_PARTITION)))
+
+
+def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:
+    """The symbols a run covered, from its partition tag or its partition range tags."""
+    if tags.get(PARTITION_TAG):
+        return [tags[PARTITION_TAG]]
+    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
+    if not start or not end:
+        return []
+    if start in all_keys and end in all_keys:
+        i, j = all_keys.index(start), all_keys.index(end)
+        return list(all_keys[i:j + 1])
+    # A bound deleted since the run: name the bounds rather than guess what lay between them.
+    return list(dict.fromkeys([start, end]))
+
+
+def analysis_runs(instance: Any, all_keys: Sequence[str]) -> dict[str, list[Any]]:
+    """Queued or running runs that analyse symbols (not orders-only runs), by symbol."""
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus(s) for s in ACTIVE_STATUSES]
+    by_symbol: dict[str, list[Any]] = {}
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
+        run = record.dagster_run
+        if run.asset_selection and dg.AssetKey(ANALYSIS_ASSET) not in run.asset_selection:
+            continue  # an orders-only run: the symbol still needs its analysis
+        for symbol in run_symbols(run.tags, list(all_keys)):
+            by_symbol.setdefault(symbol, []).append(run)
+    return by_symbol
+
+
+def analysing_symbols(instance: Any, all_keys: Sequence[str]) -> set[str]:
+    """Symbols a queued or running run is analysing already (sensors and Run now skip them)."""
+    return set(analysis_runs(instance, all_keys))
 
 
 def run_failures(instance: Any, run_id: str) -> list[str]:

@@ -521,7 +521,15 @@ def save_settings(ctx: UIContext, raw: str, form: Mapping[str, object]) -> str:
 
 def run_now(ctx: UIContext, raw: str) -> str:
     """Start the symbol's materialization in the background and say where to follow it."""
+    from trading_assets.runs import LAUNCHED_BY_TAG, analysis_runs
+
     symbol = _require_partition(ctx, raw)
+    queued = analysis_runs(ctx.instance, symbol_choices(ctx)).get(symbol)
+    if queued:  # e.g. the new_symbols sensor took it up right after "Add": never run it twice
+        who = queued[0].tags.get(LAUNCHED_BY_TAG) or queued[0].tags.get("trading/trigger", "")
+        raise UIError(f"{symbol} already has a Dagster run {queued[0].status.value.lower()} "
+                      f"({queued[0].run_id[:8]}{', started by ' + who if who else ''}); its "
+                      f"signal appears here when it ends: {ctx.dagster_run_url(queued[0].run_id)}")
     launch = ctx.launcher.start([symbol], ctx.instance, ctx.resources)
     return (f"Started a Dagster run for {symbol} at {_when(launch.started_at)}. Follow it in "
             f"the Dagster UI: {ctx.config.dagster_url}/runs — this page shows its result "
