@@ -265,16 +265,15 @@ def bench_stages(runs: int, keep: bool) -> dict[str, Any]:
         "cold_first_symbol_s": {k: round(cold[k], 4) for k in keys},
         "orders_placed": int(sum(m["orders_placed"] for m in measured)),
         "definitions_import_s": definitions_import(min(runs, 3)),
-        "dagster_import_s": definitions_import(min(runs, 3), "dagster"),
     }
 
 
-def definitions_import(runs: int, module: str = "trading_assets.definitions") -> float | None:
+def definitions_import(runs: int) -> float | None:
     """Median wall time of `python -c "import trading_assets.definitions"` (fresh process)."""
     times = []
     with workspace(False, "import") as work:
         for _ in range(max(1, runs)):
-            child = run_child([sys.executable, "-c", f"import {module}"],
+            child = run_child([sys.executable, "-c", "import trading_assets.definitions"],
                               bench_env(work), work / "import.log", 120)
             if child["exit_code"] == 0:
                 times.append(child["wall_s"])
@@ -478,8 +477,6 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _row(section, "total per symbol (no LLM latency)", m["total"], "s", TARGET_SYMBOL_S),
             _row(section, "load trading_assets.definitions (fresh process)",
                  stages["definitions_import_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
-            _row(section, "  of which `import dagster` alone (fresh process)",
-                 stages.get("dagster_import_s"), "s"),
         ]
     for result in report["e2e"]:
         n = result["symbols"]

@@ -42,6 +42,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def import_cost(module: str, env: Mapping[str, str], runs: int = 3) -> dict[str, float]:
+    """Median wall and CPU seconds (user + system, from os.wait4) of `import module` in a fresh
+    interpreter; CPU time barely moves with machine load, wall time does."""
+    import statistics
+
+    walls, cpus = [], []
+    for _ in range(max(1, runs)):
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", f"import {module}"], env=dict(env),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            walls.append(time.perf_counter() - started)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+    return {"wall_s": round(statistics.median(walls), 3) if walls else None,
+            "cpu_s": round(statistics.median(cpus), 3) if cpus else None}
+
+
 def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) -> Any:
     """Call `predicate` until it returns something truthy (returned) or time runs out (None)."""
     deadline = time.monotonic() + timeout_s
@@ -153,10 +171,13 @@ def add_to_signal(instance: Any, resources: dict[str, Any], symbol: str) -> dict
 
 
 def bench_live(env: Mapping[str, str], log: Path) -> dict[str, Any]:
-    """Both paths against one `dagster dev`; afterwards, how many runs each symbol got."""
+    """Import costs, then the three paths against one `dagster dev`; afterwards, how many runs
+    each symbol got."""
     from trading_assets.settings import build_resources
 
     resources = build_resources(env)
+    imports = {module: import_cost(module, env)
+               for module in ("trading_assets.definitions", "dagster")}
     try:
         with dagster_dev(env, log) as (port, instance, startup_s):
             ui = ui_run(port, instance, "UIRUN")
@@ -168,8 +189,8 @@ def bench_live(env: Mapping[str, str], log: Path) -> dict[str, Any]:
                 result["runs"] = len(runs_for(instance, result["symbol"]))
     except RuntimeError as exc:
         return {"error": str(exc)}
-    return {"startup_s": round(startup_s, 3), "ui_run": ui, "runs_layer": queued,
-            "add_to_signal": added}
+    return {"imports": imports, "startup_s": round(startup_s, 3), "ui_run": ui,
+            "runs_layer": queued, "add_to_signal": added}
 
 
 def live_rows(live: dict[str, Any], row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
@@ -178,7 +199,14 @@ def live_rows(live: dict[str, Any], row: Callable[..., dict[str, Any]]) -> list[
     if "error" in live:
         return [row(section, f"FAILED: {live['error']}", None, "")]
     ui, queued, added = live["ui_run"], live["runs_layer"], live["add_to_signal"]
+    definitions, dagster = live["imports"]["trading_assets.definitions"], \
+        live["imports"]["dagster"]
     return [
+        row(section, "load trading_assets.definitions, wall (fresh process)",
+            definitions["wall_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
+        row(section, "load trading_assets.definitions, CPU (user + system)",
+            definitions["cpu_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
+        row(section, "  of which `import dagster` alone, CPU", dagster["cpu_s"], "s"),
         row(section, "dagster dev start-up (webserver + daemon ready)", live["startup_s"], "s"),
         row(section, "one symbol by GraphQL launchRun, launch to end", ui["launch_to_end_s"],
             "s", TARGET_UI_RUN_S),
