@@ -82,11 +82,9 @@ from trading_assets.partitions import (
     invalid_keys,
     symbols_partitions,
 )
-from trading_assets.runs import analysing_symbols, run_symbols
+from trading_assets.runs import RANGE_END, RANGE_START, analysing_symbols, run_symbols
 from trading_assets.settings import AutomationConfig
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 ANALYSIS_ASSETS = [ohlcv, indicators, charts, llm_signal]
 EXECUTION_ASSETS = [orders, portfolio]
 FRESHNESS_CHECK = "signal_freshness"
@@ -538,8 +536,8 @@ def build_automation(config: AutomationConfig) -> Automation:
 
     symbol_asset_keys = {a.key for a in [*ANALYSIS_ASSETS, *EXECUTION_ASSETS]}
 
-    # monitor_all_code_locations: the CLI and the Gradio app run in-process (dg.materialize),
-    # and those runs carry no code-location origin; the asset filter below keeps it to ours.
+    # monitor_all_code_locations: runs the CLI and the Gradio app execute in-process (no daemon
+    # up) carry no code-location origin; the asset filter below keeps it to ours.
     @dg.run_failure_sensor(
         name="symbol_run_failures",
         monitor_all_code_locations=True,

@@ -12,7 +12,10 @@ API (small on purpose; other executors build on it):
   in-process); each outcome says which mode ran it.
 * ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time.
 * ``run_failures(instance, run_id)``: each failed step with its underlying error.
-* ``run_tags(batch, launched_by)``: the tags every run carries (job, partition or range, who).
+* ``run_tags(batch, launched_by)``: the tags every run carries (job, partition or range, who);
+  ``run_symbols(tags, keys)`` reads them back.
+* ``analysis_runs(instance, keys)``: queued or running analysis runs by symbol, so the
+  ``new_symbols`` sensor and Gradio's Run now never start a second run for a symbol.
 
 A submitted run names the code location ``trading_assets`` (workspace.yaml and the docker
 workspace both use that name); the daemon launches it from its own workspace, where only the
