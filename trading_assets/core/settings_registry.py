@@ -77,6 +77,8 @@ SETTINGS: dict[str, Setting] = _add(
        **_SECONDS),
     _S("IBKR_ALLOW_DELAYED_DATA", "bool", "false", "Accept delayed market data."),
     # --- broker and risk
+    _S("TRADING_EXECUTOR", "choice", "in_process", "How a run executes its steps.",
+       choices=("in_process", "multiprocess")),
     _S("TRADING_BROKER", "choice", "paper", "Who places orders.", choices=("paper", "ibkr")),
     _S("TRADING_LIVE", "bool", "false", "Allow orders on a live IBKR account."),
     _S("TRADING_ALLOW_SHORT", "bool", "false", "Allow selling short."),
