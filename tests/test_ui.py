@@ -361,7 +361,7 @@ def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
 def test_rejecting_and_refusals(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
     assert "**rejected**" in sv.review(ctx, row.id, "reject", "too extended", "bob")
-    with pytest.raises(UIError, match="only pending or approved"):
+    with pytest.raises(UIError, match="rejected is final"):
         sv.review(ctx, row.id, "approve", "", "bob")
     with pytest.raises(UIError, match="Choose a signal"):
         sv.review(ctx, "", "approve", "", "bob")
