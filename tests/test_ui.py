@@ -739,3 +739,23 @@ def test_the_settings_form_round_trips_through_its_field_names() -> None:
     assert values == [False, True, "3", "4.5", "15", "low", "70", "SMART", "NASDAQ", "USD"]
     assert sv.parse_settings("TSLA", dict(zip(FORM_FIELDS, values, strict=True))) == settings
     assert _form_values(None) == [True, False, "", "", "", "medium", "", "", "", ""]
+
+
+def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
+        ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    sv.review(ctx, row.id, "approve", "", "alice")
+    assert ctx.app_db.settle_signal(row.id, SignalStatus.NOT_PLACED,
+                                    "exposure limit reached: holding 200 shares")
+    [queued] = sv.pending_signals(ctx)
+    assert queued.id == row.id
+    table = sv.queue_table([queued])
+    assert table.loc[0, "status"] == "not_placed"
+    assert "exposure limit" in table.loc[0, "reason"]
+    view = sv.signal_view(ctx, row.id)
+    assert "Why not_placed:" in view.markdown and "exposure limit" in view.markdown
+    history = sv.history_table(ctx, symbol="TSLA")
+    assert "exposure limit" in history.loc[0, "reason"]
+    # The same Approve button re-approves it (a new order attempt); Reject ends it.
+    assert "is now **approved**" in sv.review(ctx, row.id, "approve", "limit raised", "alice")
+    assert sv.pending_signals(ctx) == []
