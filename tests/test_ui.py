@@ -431,6 +431,8 @@ def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) 
     ctx.app_db.record_decision("NVDA", "", False, "no approved signal waiting")
     account = sv.account_markdown(ctx)
     assert "PAPER" in account and "| cash | equity |" in account
+    assert "min confidence gates auto-approval only" in account  # the orders step's policy
+    assert "0.5% of cash" in account
     positions = sv.positions_table(ctx)
     assert positions.iloc[0]["symbol"] == "TSLA" and positions.iloc[0]["quantity"] == 10
     assert positions.iloc[0]["unrealized P&L"] > 0

@@ -745,7 +745,19 @@ def account_markdown(ctx: UIContext) -> str:
             "\n|---|---|---|---|---|---|"
             f"\n| {_money(account.cash)} | {_money(account.equity)} | "
             f"{_money(account.buying_power)} | {_money(account.realized_pnl)} | "
-            f"{_money(account.unrealized_pnl)} | {escape(account.currency)} |")
+            f"{_money(account.unrealized_pnl)} | {escape(account.currency)} |"
+            f"\n\n{policy_markdown(ctx)}")
+
+
+def policy_markdown(ctx: UIContext) -> str:
+    """The rules the orders step applies (core/policy.py, the same object it reads)."""
+    policy = ctx.resources["policy"].rules
+    return (f"**Policy:** min confidence gates auto-approval only · approvals expire after "
+            f"{policy.approval_max_age_days} trading day(s) or a "
+            f"{policy.approval_max_move_pct:g}% price move · a BUY reserves slippage, "
+            f"commission and {policy.cash_buffer_pct:g}% of cash · an order the broker never "
+            f"showed is declared not placed after two searches, "
+            f"{policy.reconcile_grace_s:g} s after its claim")
 
 
 POSITION_COLUMNS = ["symbol", "quantity", "avg cost", "market price", "market value",
