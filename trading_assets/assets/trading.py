@@ -16,6 +16,7 @@ from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.keys import portfolio_key
 from trading_assets.core.lifecycle import NOT_PLACED, UNKNOWN, could_still_exist, outcome_of
 from trading_assets.core.orders import (
+    DEFAULT_POLICY,
     AccountSnapshot,
     OrderDecision,
     OrderType,
@@ -154,8 +155,8 @@ def reconcile_unresolved(broker: Broker, app_db: AppDatabase, policy: TradingPol
     return notes
 
 
-def trade_symbol(broker: Broker, app_db: AppDatabase, policy: TradingPolicy,
-                 store: ObjectStore, symbol: str, run_id: str, settings: SymbolSettings
+def trade_symbol(broker: Broker, app_db: AppDatabase, store: ObjectStore, symbol: str,
+                 run_id: str, settings: SymbolSettings, policy: TradingPolicy = DEFAULT_POLICY
                  ) -> tuple[list[tuple[str, OrderDecision]], list[str]]:
     """One symbol's orders step: (signal id, decision) for each signal, and reconcile notes.
 
@@ -204,8 +205,8 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
     rules = policy.rules
     for symbol in loop:
         with loop.attempt(symbol):
-            decided, notes = trade_symbol(broker, app_db, rules, store, symbol,
-                                          context.run.run_id, loop.settings(symbol))
+            decided, notes = trade_symbol(broker, app_db, store, symbol, context.run.run_id,
+                                          loop.settings(symbol), rules)
             loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes))
     loop.finish()
 
