@@ -11,14 +11,13 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from tests.conftest import ALL_ASSETS, metadata_for, run_symbols
+from tests.conftest import metadata_for, run_symbols
 from tests.peers.openai_server import OpenAIServer, Received, Reply, answer, signal_fields
 from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
 from trading_assets.assets.trading import orders, portfolio
@@ -265,20 +264,31 @@ SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN"]
 def model_answer(received: Received) -> Reply:
     """A valid BUY for whichever symbol the prompt is about, slow enough for runs to overlap."""
     symbol = next(s for s in SYMBOLS if s in received.text)
-    return answer(signal_fields(symbol), delay_s=3.0)
+    return answer(signal_fields(symbol), delay_s=5.0)
 
 
-def materialize_in_thread(env: dict[str, str], results: list[Any]) -> threading.Thread:
-    def run() -> None:
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("symbols", SYMBOLS)
-            results.append(dg.materialize(
-                ALL_ASSETS, instance=instance, resources=build_resources(env),
-                raise_on_error=False,
-                tags={"dagster/asset_partition_range_start": SYMBOLS[0],
-                      "dagster/asset_partition_range_end": SYMBOLS[-1]}))
+CONCURRENT_RUN = textwrap.dedent("""
+    import json, sys
+    import dagster as dg
+    from trading_assets.definitions import SYMBOL_ASSETS, SYMBOL_CHECKS
+    from trading_assets.settings import build_resources
 
-    return threading.Thread(target=run)
+    env, symbols, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbols", symbols)
+        result = dg.materialize(
+            [*SYMBOL_ASSETS, *SYMBOL_CHECKS], instance=instance, resources=build_resources(env),
+            raise_on_error=False, tags={"dagster/asset_partition_range_start": symbols[0],
+                                        "dagster/asset_partition_range_end": symbols[-1]})
+        reused = {}
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key.to_user_string() == "llm_signal":
+                value = materialization.metadata["reused_existing_signal"]
+                reused[materialization.partition] = bool(getattr(value, "value", value))
+    with open(out, "w") as handle:
+        json.dump({"success": result.success, "reused": reused}, handle)
+""")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -292,23 +302,22 @@ def test_two_concurrent_runs_call_the_model_once_per_symbol(
             hide_password=False)
     with OpenAIServer() as model:
         model.responder = model_answer
-        results: list[Any] = []
-        threads = [materialize_in_thread({
-            "TRADING_DATA_DIR": str(tmp_path / f"run{i}"), "APP_DATABASE_URL": app_url,
-            "TRADING_SIMULATED_AS_OF": "2026-11-20", "MLFLOW_TRACKING_URI": "off",
-            "LLM_PROVIDER": "openai", "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "sk-test",
-            "LLM_MODEL": "gpt-4o-mini"}, results) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=600)
-    assert len(results) == 2 and all(r.success for r in results)
+        runs = [subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_RUN, json.dumps({
+                "TRADING_DATA_DIR": str(tmp_path / f"run{i}"), "APP_DATABASE_URL": app_url,
+                "TRADING_SIMULATED_AS_OF": "2026-11-20", "MLFLOW_TRACKING_URI": "off",
+                "LLM_PROVIDER": "openai", "LLM_BASE_URL": model.base_url,
+                "LLM_API_KEY": "sk-test", "LLM_MODEL": "gpt-4o-mini"}),
+             json.dumps(SYMBOLS), str(tmp_path / f"run{i}.json")], cwd=ROOT)
+            for i in range(2)]
+        assert [run.wait(timeout=600) for run in runs] == [0, 0]
+    results = [json.loads((tmp_path / f"run{i}.json").read_text()) for i in range(2)]
+    assert all(r["success"] for r in results)
     called = sorted(next(s for s in SYMBOLS if s in r.text) for r in model.requests)
     assert called == sorted(SYMBOLS)  # one model call per symbol over both runs
     app_db = build_resources({"APP_DATABASE_URL": app_url,
                               "TRADING_DATA_DIR": str(tmp_path / "run0")})["app_db"]
     for symbol in SYMBOLS:
         assert len(app_db.list_signals(symbol=symbol)) == 1
-    reused = [metadata_for(r, "llm_signal", s)["reused_existing_signal"]
-              for r in results for s in SYMBOLS]
+    reused = [r["reused"][s] for r in results for s in SYMBOLS]
     assert reused.count(True) == len(SYMBOLS)  # the other run reused each result
