@@ -101,7 +101,8 @@ class OrdersLedger(Database):
                                  f"already in the ledger for this signal ({order.action} "
                                  f"{order.quantity:g}, {order.status}, orderRef "
                                  f"{order.order_ref}); cancel it at the broker if it must not "
-                                 "trade, or let the next orders run reconcile it.")
+                                 "trade. An unresolved one is reconciled by the next orders run "
+                                 f"(trading-signals materialize --symbols {order.symbol}).")
             keep_reason = actor == "system" or decision is not SignalStatus.APPROVED
             row.status, row.updated_at = decision.value, utcnow()
             row.status_reason = note if keep_reason else ""
