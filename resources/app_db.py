@@ -1,240 +1,44 @@
 """Application tables (SQLAlchemy): symbol settings, signals with their reviews, the orders ledger.
 
-A SQLite file by default (APP_DATABASE_URL), PostgreSQL in production.
+A SQLite file by default (APP_DATABASE_URL), PostgreSQL in production. The models live in
+resources/app_tables.py, the orders ledger and analysis claims in resources/ledger.py.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict, fields
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date, datetime
 from typing import Any
 
-import dagster as dg
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Date,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import func, select
 
-from trading_assets.core.env import plain
-from trading_assets.core.orders import BrokerOrder, SymbolSettings
-from trading_assets.core.signal import (
-    EXECUTABLE_STATUSES,
-    AnalysisOutcome,
-    SignalStatus,
-    TradingSignal,
+from resources.app_tables import (
+    AnalysisClaimRow,
+    Base,
+    OrderDecisionRow,
+    OrderRow,
+    ReviewRow,
+    RunFailureRow,
+    SignalRow,
+    SymbolRow,
+    engine_for,
+    utcnow,
 )
+from resources.ledger import NOTE_MAX_CHARS, REVIEWER_MAX_CHARS, OrdersLedger
+from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.signal import AnalysisOutcome, SignalStatus
 from trading_assets.core.symbols import validate_symbol
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    # Named constraints, so later migrations can drop or alter them on SQLite (batch mode) too.
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    })
-
-
-class SymbolRow(Base):
-    __tablename__ = "symbol_settings"
-
-    symbol: Mapped[str] = mapped_column(String(12), primary_key=True)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    priority: Mapped[int] = mapped_column(Integer, default=0)
-    position_size_pct: Mapped[float] = mapped_column(Float, default=5.0)
-    risk_level: Mapped[str] = mapped_column(String(16), default="medium")
-    max_exposure_pct: Mapped[float] = mapped_column(Float, default=20.0)
-    auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
-    min_confidence: Mapped[int] = mapped_column(Integer, default=60)
-    exchange: Mapped[str] = mapped_column(String(16), default="SMART")
-    primary_exchange: Mapped[str] = mapped_column(String(16), default="")
-    currency: Mapped[str] = mapped_column(String(8), default="USD")
-    last_run_status: Mapped[str] = mapped_column(String(32), default="")
-    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class SignalRow(Base):
-    __tablename__ = "signals"
-    __table_args__ = (
-        # One signal per symbol, bar date and analyst: a re-run on the same day reuses it.
-        UniqueConstraint("symbol", "bar_date", "mode", "provider", "model", "prompt_version",
-                         "variant", name="uq_signal_per_bar"),
-    )
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(12), index=True)
-    bar_date: Mapped[date] = mapped_column(Date, index=True)
-    mode: Mapped[str] = mapped_column(String(16), default="live")  # live | replay
-    variant: Mapped[str] = mapped_column(String(32), default="")
-    provider: Mapped[str] = mapped_column(String(32))
-    model: Mapped[str] = mapped_column(String(128))
-    prompt_version: Mapped[str] = mapped_column(String(128), default="")
-    status: Mapped[str] = mapped_column(String(32), index=True)
-    action: Mapped[str | None] = mapped_column(String(8), nullable=True)
-    confidence_level: Mapped[str | None] = mapped_column(String(8), nullable=True)
-    confidence_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    signal_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    error: Mapped[str] = mapped_column(Text, default="")
-    data_source: Mapped[str] = mapped_column(String(32), default="")
-    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
-    last_bars: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
-    indicators: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    chart_keys: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    latency_s: Mapped[float] = mapped_column(Float, default=0.0)
-    dagster_run_id: Mapped[str] = mapped_column(String(64), default="")
-    mlflow_run_id: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-    def trading_signal(self) -> TradingSignal | None:
-        return TradingSignal.model_validate(self.signal_json) if self.signal_json else None
-
-    def reference_close(self) -> float | None:
-        """The price the signal saw: the last close it was shown, else its entry price."""
-        bars = self.last_bars or []
-        if bars and isinstance(bars[-1], dict) and bars[-1].get("close"):
-            return float(bars[-1]["close"])
-        signal = self.trading_signal()
-        return float(signal.entry_price) if signal and signal.entry_price else None
-
-
-class ReviewRow(Base):
-    __tablename__ = "signal_reviews"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    signal_id: Mapped[str] = mapped_column(String(32), index=True)
-    decision: Mapped[str] = mapped_column(String(32))
-    note: Mapped[str] = mapped_column(Text, default="")
-    reviewer: Mapped[str] = mapped_column(String(64), default="")
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class OrderRow(Base):
-    """The orders ledger: at most one order per signal (the signal id is the broker's orderRef)."""
-
-    __tablename__ = "orders"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    signal_id: Mapped[str] = mapped_column(String(32), unique=True)
-    symbol: Mapped[str] = mapped_column(String(12), index=True)
-    broker: Mapped[str] = mapped_column(String(16))
-    broker_order_id: Mapped[str] = mapped_column(String(64), default="")
-    action: Mapped[str] = mapped_column(String(8))
-    quantity: Mapped[float] = mapped_column(Float)
-    order_type: Mapped[str] = mapped_column(String(16))
-    limit_price: Mapped[float | None] = mapped_column(Float, nullable=True)
-    stop_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
-    take_profit: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status: Mapped[str] = mapped_column(String(32))
-    filled: Mapped[float] = mapped_column(Float, default=0.0)
-    avg_fill_price: Mapped[float | None] = mapped_column(Float, nullable=True)
-    commission: Mapped[float] = mapped_column(Float, default=0.0)
-    error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class OrderDecisionRow(Base):
-    """Every decision the orders asset makes, including 'no order' and why."""
-
-    __tablename__ = "order_decisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    symbol: Mapped[str] = mapped_column(String(12), index=True)
-    signal_id: Mapped[str] = mapped_column(String(32), default="")
-    placed: Mapped[bool] = mapped_column(Boolean, default=False)
-    reason: Mapped[str] = mapped_column(Text)
-    dagster_run_id: Mapped[str] = mapped_column(String(64), default="")
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class RunFailureRow(Base):
-    """A symbol that failed in a run: later assets of the same run skip it, the UI shows it."""
-
-    __tablename__ = "run_failures"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dagster_run_id: Mapped[str] = mapped_column(String(64), index=True)
-    symbol: Mapped[str] = mapped_column(String(12), index=True)
-    asset: Mapped[str] = mapped_column(String(64))
-    error: Mapped[str] = mapped_column(Text)
-    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
+# Re-exported: the migrations, the assets and the tests import the models from here.
+__all__ = ["NOTE_MAX_CHARS", "REVIEWER_MAX_CHARS", "AnalysisClaimRow", "AppDatabase", "Base",
+           "OrderDecisionRow", "OrderRow", "ReviewRow", "RunFailureRow", "SignalRow",
+           "SymbolRow", "engine_for", "new_signal_id"]
 _SETTINGS_FIELDS = [f.name for f in fields(SymbolSettings) if f.name != "symbol"]
-# Signals an orders run may act on: live and approved (by a reviewer or the auto-approve rule).
-# Sorted so the statement, and so SQLAlchemy's compiled-statement cache entry, is stable.
-_EXECUTABLE = (SignalRow.mode == "live",
-               SignalRow.status.in_(sorted(s.value for s in EXECUTABLE_STATUSES)))
-# ... and that have no order in the ledger yet.
-_AWAITING_ORDER = (*_EXECUTABLE, SignalRow.id.not_in(select(OrderRow.signal_id)))
-# A review note is free text, but a page or a terminal must be able to show it.
-NOTE_MAX_CHARS = 2000
-REVIEWER_MAX_CHARS = 64  # signal_reviews.reviewer is String(64)
 # A symbol's last run: status, time and error ("", None, "" when it never ran).
 RunStatus = tuple[str, datetime | None, str]
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process, its schema migrated to head on first use.
-
-    The schema comes from the Alembic scripts in resources/migrations (never create_all), so an
-    upgrade adds to the existing signals, reviews and orders ledger instead of losing them.
-    """
-    from resources.migrations import upgrade_to_head
-
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
-        if engine is None:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            kwargs: dict[str, Any] = {"pool_pre_ping": True}
-            if url.startswith("sqlite"):
-                kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-            engine = create_engine(url, **kwargs)
-            # An in-memory database lives in the engine's own connection: migrate through it.
-            upgrade_to_head(engine if _in_memory(url) else url)
-            _ENGINES[url] = engine
-        return engine
-
-
-def _in_memory(url: str) -> bool:
-    return url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
 
 
 def new_signal_id() -> str:
@@ -245,34 +49,9 @@ def _settings_of(row: SymbolRow) -> SymbolSettings:
     return SymbolSettings(symbol=row.symbol, **{f: getattr(row, f) for f in _SETTINGS_FIELDS})
 
 
-def _lock_signal(session: Session, signal_id: str, *conditions: Any) -> bool:
-    """Take the signal's write lock if it exists and meets `conditions`; say whether it did.
-
-    An UPDATE locks the row on PostgreSQL and the database on SQLite, whose driver only begins a
-    transaction at the first write: a SELECT first would leave a check-then-write open to a
-    writer in between. So a review and an order claim on the same signal run one after the other.
-    """
-    result = session.execute(
-        update(SignalRow).where(SignalRow.id == signal_id, *conditions)
-        .values(updated_at=utcnow()).execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
-class AppDatabase(dg.ConfigurableResource):
-    """Symbol settings, signals, reviews and the orders ledger in one SQL database."""
-
-    url: str = "sqlite:///data/app.db"
-
-    @property
-    def engine(self) -> Engine:
-        return engine_for(plain(self.url))  # an EnvVar reference outside a Dagster run
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        factory = sessionmaker(self.engine, expire_on_commit=False)
-        with factory() as session, session.begin():
-            yield session
+class AppDatabase(OrdersLedger):
+    """Symbol settings, signals, reviews and the orders ledger (resources/ledger.py) in one SQL
+    database."""
 
     # --- symbols -------------------------------------------------------------------------
 
@@ -465,139 +244,11 @@ class AppDatabase(dg.ConfigurableResource):
                                    .where(newest.c.rank == 1)).all()
         return {row.symbol: row for row in rows}
 
-    def executable_signals(self, symbol: str) -> list[SignalRow]:
-        """Approved live signals of the symbol that have no order in the ledger, oldest first."""
-        with self.session() as session:
-            return list(session.scalars(
-                select(SignalRow).where(SignalRow.symbol == validate_symbol(symbol),
-                                        *_AWAITING_ORDER)
-                .order_by(SignalRow.created_at)
-            ).all())
-
-    def review_signal(self, signal_id: str, decision: SignalStatus, *, reviewer: str,
-                      note: str = "") -> SignalRow:
-        """Approve, reject or expire a pending signal, keeping who, when and why.
-
-        An approved signal whose order is already in the ledger can no longer be rejected or
-        expired: the order run has claimed it (and may have placed it) first.
-        """
-        allowed = {SignalStatus.APPROVED, SignalStatus.REJECTED, SignalStatus.EXPIRED}
-        if decision not in allowed:
-            raise ValueError(f"A review decides approved, rejected or expired, not {decision}.")
-        if len(note) > NOTE_MAX_CHARS:
-            raise ValueError(f"The note is {len(note)} characters long; keep it under "
-                             f"{NOTE_MAX_CHARS}.")
-        if len(reviewer) > REVIEWER_MAX_CHARS:
-            raise ValueError(f"The reviewer name is {len(reviewer)} characters long; keep it to "
-                             f"{REVIEWER_MAX_CHARS} at most.")
-        with self.session() as session:
-            # Locked before it is read, so claim_order cannot slip in between check and write.
-            row = session.get(SignalRow, signal_id) if _lock_signal(session, signal_id) else None
-            if row is None:
-                raise KeyError(f"No signal with id {signal_id!r}.")
-            if row.mode != "live":
-                raise ValueError(f"Signal {signal_id} is a {row.mode} signal and cannot be "
-                                 "reviewed for execution.")
-            reviewable = {SignalStatus.PENDING_REVIEW.value, SignalStatus.AUTO_APPROVED.value,
-                          SignalStatus.APPROVED.value}
-            if row.status not in reviewable:
-                raise ValueError(f"Signal {signal_id} is {row.status}; only pending or "
-                                 "approved signals can be reviewed.")
-            if decision is SignalStatus.APPROVED and row.status != "pending_review":
-                raise ValueError(f"Signal {signal_id} is already {row.status}.")
-            order = session.scalars(select(OrderRow).where(OrderRow.signal_id == signal_id)
-                                    ).first()
-            if order is not None:
-                raise ValueError(f"Signal {signal_id} cannot be {decision.value}: an order is "
-                                 f"already in the ledger for this signal ({order.action} "
-                                 f"{order.quantity:g}, {order.status}); cancel it at the broker "
-                                 "if it must not trade.")
-            row.status, row.updated_at = decision.value, utcnow()
-            session.add(ReviewRow(signal_id=signal_id, decision=decision.value,
-                                  reviewer=reviewer, note=note))
-        return row
-
     def reviews_for(self, signal_id: str) -> list[ReviewRow]:
         with self.session() as session:
             return list(session.scalars(
                 select(ReviewRow).where(ReviewRow.signal_id == signal_id)
                 .order_by(ReviewRow.decided_at)
-            ).all())
-
-    # --- orders ledger -------------------------------------------------------------------
-
-    def claim_order(self, signal_id: str, symbol: str, broker: str, action: str,
-                    quantity: float, order_type: str, limit_price: float | None,
-                    stop_loss: float | None, take_profit: float | None) -> OrderRow | None:
-        """Write the ledger row *before* the broker is called; None if the signal has one or is
-        no longer approved (rejected or expired since it was listed).
-
-        The unique signal id makes a second claim fail, so two runs cannot both place; the
-        signal's status is checked under its lock in the same transaction, so a review cannot
-        change it between the check and the claim.
-        """
-        try:
-            with self.session() as session:
-                if not _lock_signal(session, signal_id, *_AWAITING_ORDER):
-                    return None
-                row = OrderRow(signal_id=signal_id, symbol=symbol, broker=broker, action=action,
-                               quantity=quantity, order_type=order_type,
-                               limit_price=limit_price, stop_loss=stop_loss,
-                               take_profit=take_profit, status="submitting")
-                session.add(row)
-            return row
-        except IntegrityError:
-            return None
-
-    def update_order(self, signal_id: str, order: BrokerOrder | None, error: str = "") -> None:
-        with self.session() as session:
-            row = session.scalars(select(OrderRow).where(OrderRow.signal_id == signal_id)).one()
-            if order is not None:
-                row.status, row.filled = order.status, order.filled
-                row.avg_fill_price, row.commission = order.avg_fill_price, order.commission
-                row.broker_order_id = order.broker_order_id
-            if error:
-                row.error = error[:4000]
-                row.status = "unknown" if order is None else row.status
-            row.updated_at = utcnow()
-            if order is not None:  # only an approved signal becomes executed, never a rejected one
-                session.execute(
-                    update(SignalRow).where(SignalRow.id == signal_id, *_EXECUTABLE)
-                    .values(status=SignalStatus.EXECUTED.value, updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
-
-    def order_for_signal(self, signal_id: str) -> OrderRow | None:
-        with self.session() as session:
-            return session.scalars(select(OrderRow).where(OrderRow.signal_id == signal_id)).first()
-
-    def unresolved_orders(self, symbol: str) -> list[OrderRow]:
-        """Ledger rows whose placement outcome is unknown (a crash or timeout mid-placement)."""
-        with self.session() as session:
-            return list(session.scalars(select(OrderRow).where(
-                OrderRow.symbol == validate_symbol(symbol),
-                OrderRow.status.in_(["submitting", "unknown"]),
-            )).all())
-
-    def list_orders(self, symbol: str | None = None, limit: int = 200) -> list[OrderRow]:
-        query = select(OrderRow)
-        if symbol:
-            query = query.where(OrderRow.symbol == validate_symbol(symbol))
-        with self.session() as session:
-            return list(session.scalars(query.order_by(OrderRow.created_at.desc())
-                                        .limit(limit)).all())
-
-    def record_decision(self, symbol: str, signal_id: str, placed: bool, reason: str,
-                        dagster_run_id: str = "") -> None:
-        with self.session() as session:
-            session.add(OrderDecisionRow(symbol=symbol, signal_id=signal_id, placed=placed,
-                                         reason=reason, dagster_run_id=dagster_run_id))
-
-    def decisions_for(self, symbol: str, limit: int = 50) -> list[OrderDecisionRow]:
-        with self.session() as session:
-            return list(session.scalars(
-                select(OrderDecisionRow).where(OrderDecisionRow.symbol == validate_symbol(symbol))
-                .order_by(OrderDecisionRow.id.desc()).limit(limit)
             ).all())
 
     # --- per-run failures ----------------------------------------------------------------
@@ -639,13 +290,6 @@ class AppDatabase(dg.ConfigurableResource):
                                    .order_by(ReviewRow.decided_at, ReviewRow.id)).all()
         return {row.signal_id: row for row in rows}
 
-    def recent_decisions(self, limit: int = 50) -> list[OrderDecisionRow]:
-        """The orders asset's latest decisions over all symbols, newest first."""
-        with self.session() as session:
-            return list(session.scalars(
-                select(OrderDecisionRow).order_by(OrderDecisionRow.id.desc()).limit(limit)
-            ).all())
-
     # --- scorecard -----------------------------------------------------------------------
 
     def signals_to_score(self, symbol: str) -> list[SignalRow]:
@@ -659,30 +303,6 @@ class AppDatabase(dg.ConfigurableResource):
 
     # --- automation (trading_assets/automation.py) ---------------------------------------
 
-    def signals_awaiting_execution(self, limit: int = 1000) -> list[SignalRow]:
-        """Approved or auto-approved live signals that no `orders` run has acted on, oldest first.
-
-        "Acted on" means an order in the ledger, or an order decision recorded at or after the
-        signal's last status change (a risk check that declined it). A decision recorded before
-        a human approval (orders saw it while it was still pending) does not count.
-        """
-        with self.session() as session:
-            candidates = list(session.scalars(
-                select(SignalRow).where(*_AWAITING_ORDER)
-                .order_by(SignalRow.created_at).limit(limit)
-            ).all())
-            if not candidates:
-                return []
-            decided: dict[str, datetime] = {}
-            for signal_id, decided_at in session.execute(
-                select(OrderDecisionRow.signal_id, func.max(OrderDecisionRow.decided_at))
-                .where(OrderDecisionRow.signal_id.in_([c.id for c in candidates]))
-                .group_by(OrderDecisionRow.signal_id)
-            ).all():
-                decided[signal_id] = decided_at
-        return [row for row in candidates
-                if row.id not in decided or decided[row.id] < row.updated_at]
-
     def latest_signal_dates(self) -> dict[str, date]:
         """Each symbol's newest bar date with a usable live signal (errors do not count)."""
         with self.session() as session:
@@ -693,9 +313,3 @@ class AppDatabase(dg.ConfigurableResource):
             ).all()
         return {symbol: bar_date for symbol, bar_date in rows}
 
-    def symbols_with_unexecuted_approvals(self) -> set[str]:
-        """Symbols with an approved or auto-approved live signal that has no order yet."""
-        with self.session() as session:
-            return set(session.scalars(
-                select(SignalRow.symbol).where(*_AWAITING_ORDER).distinct()
-            ).all())

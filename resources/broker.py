@@ -1,270 +1,94 @@
-"""Where orders go: the persisted paper broker (default) or IBKR, behind one interface.
+"""Where orders go: one class per broker behind one small interface.
 
-The paper broker is a small simulated brokerage with its own database: an account with cash,
-positions and an order book keyed by orderRef, so it answers "do you already have an order for
-this signal?" exactly as IBKR does.
+`Broker` is the interface the assets, sensors and the Gradio app use; `PaperBroker`
+(resources/paper_broker.py, the default) and `IBKRBroker` implement it, and
+trading_assets/settings.py picks one per environment by TRADING_BROKER. Policy (staleness,
+sizing reserve, approval rules) is not here: it lives in trading_assets/core/policy.py.
 """
 
-
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
-from sqlalchemy import DateTime, Float, Integer, String, create_engine, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from resources.ibkr import IBKRResource
-from trading_assets.core.env import plain
 from trading_assets.core.orders import (
     AccountSnapshot,
     BrokerOrder,
     OrderRequest,
-    OrderType,
     Position,
     SymbolSettings,
 )
-from trading_assets.core.signal import Action
+from trading_assets.core.policy import TradingCosts
 
-PAPER_ACCOUNT = "PAPER-1"
-# TRADING_BROKER values (trading_assets/settings.py validates the variable against these).
+# TRADING_BROKER values (trading_assets/settings.py picks the class by these).
 BROKER_KINDS = ("paper", "ibkr")
 
 
-class PaperBase(DeclarativeBase):
-    pass
-
-
-class PaperAccountRow(PaperBase):
-    __tablename__ = "paper_account"
-
-    account: Mapped[str] = mapped_column(String(16), primary_key=True)
-    cash: Mapped[float] = mapped_column(Float)
-    starting_cash: Mapped[float] = mapped_column(Float)
-    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
-
-
-class PaperPositionRow(PaperBase):
-    __tablename__ = "paper_positions"
-
-    symbol: Mapped[str] = mapped_column(String(12), primary_key=True)
-    quantity: Mapped[float] = mapped_column(Float, default=0.0)
-    avg_cost: Mapped[float] = mapped_column(Float, default=0.0)
-    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
-    last_price: Mapped[float] = mapped_column(Float, default=0.0)
-
-
-class PaperOrderRow(PaperBase):
-    __tablename__ = "paper_orders"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_ref: Mapped[str] = mapped_column(String(64), unique=True)
-    symbol: Mapped[str] = mapped_column(String(12))
-    action: Mapped[str] = mapped_column(String(8))
-    quantity: Mapped[float] = mapped_column(Float)
-    order_type: Mapped[str] = mapped_column(String(16))
-    limit_price: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
-    filled: Mapped[float] = mapped_column(Float, default=0.0)
-    avg_fill_price: Mapped[float | None] = mapped_column(Float, nullable=True)
-    commission: Mapped[float] = mapped_column(Float, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 default=lambda: datetime.now(UTC))
-
-
-_ENGINES: dict[str, Engine] = {}
-_LOCK = threading.Lock()
-
-
-def _paper_engine(url: str) -> Engine:
-    with _LOCK:
-        if url not in _ENGINES:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30} if "sqlite" in url else {})
-            PaperBase.metadata.create_all(engine)
-            _ENGINES[url] = engine
-        return _ENGINES[url]
-
-
-def _order_row(session: Session, order_ref: str) -> PaperOrderRow | None:
-    """The paper order book's order with this orderRef (unique), if any."""
-    return session.scalars(
-        select(PaperOrderRow).where(PaperOrderRow.order_ref == order_ref)
-    ).first()
-
-
-def _to_broker_order(row: PaperOrderRow) -> BrokerOrder:
-    return BrokerOrder(
-        order_ref=row.order_ref, symbol=row.symbol, action=row.action, quantity=row.quantity,
-        order_type=row.order_type, status=row.status, broker_order_id=f"paper-{row.id}",
-        filled=row.filled, avg_fill_price=row.avg_fill_price, commission=row.commission,
-        limit_price=row.limit_price, broker="paper",
-    )
-
-
 class Broker(dg.ConfigurableResource):
-    """Paper trading by default (TRADING_BROKER=paper); IBKR when TRADING_BROKER=ibkr."""
+    """What every broker offers: find and place orders by orderRef, positions and account."""
 
-    kind: str = "paper"
-    paper_database_url: str = "sqlite:///data/paper_broker.db"
-    starting_cash: float = 100_000.0
+    kind: ClassVar[str] = ""
+    allow_short: bool = False
+    order_type: str = "MKT"  # MKT | LMT | BRACKET
+    # The fill costs sizing reserves (the paper broker charges exactly these).
     slippage_bps: float = 5.0
     commission_per_share: float = 0.005
     min_commission: float = 1.0
-    allow_short: bool = False
-    order_type: str = "MKT"  # MKT | LMT | BRACKET
-    # An approval only covers the prices its reviewer saw (same limits as the sensor's).
-    max_signal_age_sessions: int = 1
-    max_price_move_pct: float = 3.0
-    ibkr: dg.ResourceDependency[IBKRResource]
 
     @property
     def label(self) -> str:
-        return "paper (simulated fills)" if self.kind == "paper" else f"IBKR {self.ibkr.port}"
+        raise NotImplementedError
 
-    def _check_kind(self) -> None:
-        if self.kind not in BROKER_KINDS:
-            raise ValueError(f"Unknown TRADING_BROKER {self.kind!r}; choose "
-                             f"{' or '.join(BROKER_KINDS)}.")
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        # An EnvVar reference (it may hold a password) until a Dagster run resolves it.
-        engine = _paper_engine(plain(self.paper_database_url))
-        factory = sessionmaker(engine, expire_on_commit=False)
-        with factory() as session, session.begin():
-            if session.get(PaperAccountRow, PAPER_ACCOUNT) is None:
-                session.add(PaperAccountRow(account=PAPER_ACCOUNT, cash=self.starting_cash,
-                                            starting_cash=self.starting_cash))
-                session.flush()
-            yield session
-
-    # --- the interface every broker offers ------------------------------------------------
+    def costs(self) -> TradingCosts:
+        return TradingCosts(self.slippage_bps, self.commission_per_share, self.min_commission)
 
     def find_order(self, order_ref: str) -> BrokerOrder | None:
         """The broker's own record of an order with this reference, if it has one."""
-        self._check_kind()
-        if self.kind == "ibkr":
-            return self.ibkr.find_order(order_ref)
-        with self._session() as session:
-            row = _order_row(session, order_ref)
-            return _to_broker_order(row) if row else None
+        raise NotImplementedError
 
     def place_order(self, request: OrderRequest, market_price: float,
                     settings: SymbolSettings | None = None) -> BrokerOrder:
         """Place the order; a broker that already knows the orderRef returns that order."""
-        self._check_kind()
-        if self.kind == "ibkr":
-            # IBKR checks its own open/completed orders and executions for the orderRef first.
-            return self.ibkr.place_order(request, settings)
-        with self._session() as session:
-            existing = _order_row(session, request.order_ref)
-            if existing is not None:
-                return _to_broker_order(existing)
-            row = PaperOrderRow(
-                order_ref=request.order_ref, symbol=request.symbol, action=request.action.value,
-                quantity=float(request.quantity), order_type=request.order_type.value,
-                limit_price=request.limit_price, status="Submitted",
-            )
-            session.add(row)
-            session.flush()
-            self._try_fill(session, row, market_price)
-            return _to_broker_order(row)
-
-    def _try_fill(self, session: Session, row: PaperOrderRow, price: float) -> None:
-        """Fill at the latest price plus slippage against us; a limit fills only if it crosses."""
-        buying = row.action == Action.BUY.value
-        fill = price * (1 + self.slippage_bps / 10_000 * (1 if buying else -1))
-        if row.order_type in (OrderType.LIMIT.value, OrderType.BRACKET.value) and row.limit_price:
-            if (buying and fill > row.limit_price) or (not buying and fill < row.limit_price):
-                return  # rests as Submitted until a later price crosses it
-        commission = max(self.min_commission, self.commission_per_share * row.quantity)
-        account = session.get(PaperAccountRow, PAPER_ACCOUNT)
-        position = session.get(PaperPositionRow, row.symbol)
-        if position is None:
-            position = PaperPositionRow(symbol=row.symbol, quantity=0.0, avg_cost=0.0,
-                                        realized_pnl=0.0)
-            session.add(position)
-        signed = row.quantity if buying else -row.quantity
-        cost = signed * fill
-        if buying and account.cash < cost + commission:  # type: ignore[union-attr]
-            row.status = "Cancelled"
-            return
-        old_qty = position.quantity
-        new_qty = old_qty + signed
-        if old_qty == 0 or (old_qty > 0) == (signed > 0):
-            position.avg_cost = (position.avg_cost * abs(old_qty) + fill * abs(signed)) / abs(
-                new_qty)
-        else:
-            closed = min(abs(signed), abs(old_qty))
-            pnl = closed * (fill - position.avg_cost) * (1 if old_qty > 0 else -1)
-            position.realized_pnl += pnl
-            account.realized_pnl += pnl  # type: ignore[union-attr]
-            if abs(signed) > abs(old_qty):
-                position.avg_cost = fill
-        position.quantity = new_qty
-        position.last_price = price
-        account.cash -= cost + commission  # type: ignore[union-attr]
-        row.status, row.filled, row.avg_fill_price = "Filled", row.quantity, round(fill, 4)
-        row.commission = round(commission, 4)
+        raise NotImplementedError
 
     def mark_price(self, symbol: str, price: float) -> None:
-        """Give the paper broker the latest price (IBKR knows its own)."""
-        if self.kind != "paper":
-            return
-        with self._session() as session:
-            position = session.get(PaperPositionRow, symbol)
-            if position is not None:
-                position.last_price = price
-            resting = session.scalars(select(PaperOrderRow).where(
-                PaperOrderRow.symbol == symbol, PaperOrderRow.status == "Submitted")).all()
-            for row in resting:
-                self._try_fill(session, row, price)
+        """Give the broker the latest price (only a simulated broker needs it)."""
 
     def positions(self) -> list[Position]:
-        self._check_kind()
-        if self.kind == "ibkr":
-            return self.ibkr.positions()
-        with self._session() as session:
-            rows = session.scalars(select(PaperPositionRow)).all()
-            return [
-                Position(symbol=r.symbol, quantity=r.quantity, avg_cost=r.avg_cost,
-                         market_price=r.last_price or None,
-                         market_value=r.quantity * r.last_price if r.last_price else None,
-                         unrealized_pnl=(r.last_price - r.avg_cost) * r.quantity
-                         if r.last_price else None,
-                         realized_pnl=r.realized_pnl)
-                for r in rows
-            ]
+        raise NotImplementedError
 
     def position(self, symbol: str) -> Position | None:
         return next((p for p in self.positions() if p.symbol == symbol), None)
 
     def account(self) -> AccountSnapshot:
-        self._check_kind()
-        if self.kind == "ibkr":
-            return self.ibkr.account_snapshot()
-        positions = self.positions()
-        with self._session() as session:
-            account = session.get(PaperAccountRow, PAPER_ACCOUNT)
-            cash, realized = account.cash, account.realized_pnl  # type: ignore[union-attr]
-        market_value = sum(p.market_value or p.quantity * p.avg_cost for p in positions)
-        unrealized = sum(p.unrealized_pnl or 0.0 for p in positions)
-        return AccountSnapshot(account=PAPER_ACCOUNT, cash=round(cash, 2),
-                               equity=round(cash + market_value, 2), buying_power=round(cash, 2),
-                               realized_pnl=round(realized, 2), unrealized_pnl=round(unrealized, 2),
-                               broker="paper")
+        raise NotImplementedError
 
     def orders(self, symbol: str | None = None) -> list[BrokerOrder]:
-        """The paper broker's order book (the orders ledger lives in the app database)."""
-        if self.kind != "paper":
-            return []
-        with self._session() as session:
-            query = select(PaperOrderRow)
-            if symbol:
-                query = query.where(PaperOrderRow.symbol == symbol)
-            return [_to_broker_order(r) for r in session.scalars(query).all()]
+        """The broker's order book where we keep one (the ledger lives in the app database)."""
+        return []
+
+
+class IBKRBroker(Broker):
+    """Orders at IBKR through the shared gateway connection (TRADING_BROKER=ibkr)."""
+
+    kind: ClassVar[str] = "ibkr"
+    ibkr: dg.ResourceDependency[IBKRResource]
+
+    @property
+    def label(self) -> str:
+        return f"IBKR {self.ibkr.port}"
+
+    def find_order(self, order_ref: str) -> BrokerOrder | None:
+        # Open orders, completed orders and executions, matched by orderRef.
+        return self.ibkr.find_order(order_ref)
+
+    def place_order(self, request: OrderRequest, market_price: float,
+                    settings: SymbolSettings | None = None) -> BrokerOrder:
+        # IBKR checks its own open/completed orders and executions for the orderRef first.
+        return self.ibkr.place_order(request, settings)
+
+    def positions(self) -> list[Position]:
+        return self.ibkr.positions()
+
+    def account(self) -> AccountSnapshot:
+        return self.ibkr.account_snapshot()

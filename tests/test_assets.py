@@ -265,13 +265,16 @@ def test_a_stale_approval_is_expired_not_executed(instance: dg.DagsterInstance,
 
 
 def test_stale_reason_rules() -> None:
-    from trading_assets.core.orders import approval_stale_reason
+    from datetime import date
 
-    fresh = dict(bar_date="2026-11-20", age_sessions=1, reference_close=100.0,
-                 latest_close=102.0, max_age_sessions=1, max_move_pct=3.0)
-    assert approval_stale_reason(**fresh) == ""
-    assert "2 trading days old" in approval_stale_reason(**{**fresh, "age_sessions": 2})
-    assert "moved 5.0%" in approval_stale_reason(**{**fresh, "latest_close": 105.0})
+    from trading_assets.core.policy import TradingPolicy
+
+    policy = TradingPolicy(approval_max_age_days=1, approval_max_move_pct=3.0)
+    fresh = dict(bar_date=date(2026, 11, 20), as_of=date(2026, 11, 23), reference_close=100.0,
+                 latest_close=102.0)
+    assert policy.stale_reason(**fresh) == ""
+    assert "2 trading days old" in policy.stale_reason(**{**fresh, "as_of": date(2026, 11, 24)})
+    assert "moved 5.0%" in policy.stale_reason(**{**fresh, "latest_close": 105.0})
 
 
 def test_the_analyst_is_shown_the_stored_bars_as_the_last_bars(
@@ -365,6 +368,11 @@ def approved_signal(app_db: Any, symbol: str = "TSLA") -> Any:
     return app_db.review_signal(row.id, SignalStatus.APPROVED, reviewer="alice")
 
 
+def actor_of(decision: SignalStatus) -> str:
+    """Only the system expires an approval (core/lifecycle.py); a person rejects."""
+    return "system" if decision is SignalStatus.EXPIRED else "person"
+
+
 def claim(app_db: Any, signal_id: str) -> Any:
     return app_db.claim_order(signal_id, "TSLA", "paper", "BUY", 10, "MKT", None, 95.0, 110.0)
 
@@ -374,7 +382,8 @@ def test_a_signal_rejected_after_approval_cannot_be_claimed(resources: dict[str,
                                                             decision: SignalStatus) -> None:
     app_db = resources["app_db"]
     row = approved_signal(app_db)
-    app_db.review_signal(row.id, decision, reviewer="bob", note="changed my mind")
+    app_db.review_signal(row.id, decision, reviewer="bob", note="changed my mind",
+                         actor=actor_of(decision))
     assert claim(app_db, row.id) is None
     assert app_db.order_for_signal(row.id) is None
     assert app_db.get_signal(row.id).status == decision.value
@@ -397,7 +406,7 @@ def test_a_claimed_signal_can_no_longer_be_rejected(resources: dict[str, Any],
     row = approved_signal(app_db)
     assert claim(app_db, row.id) is not None
     with pytest.raises(ValueError, match="an order is already in the ledger for this signal"):
-        app_db.review_signal(row.id, decision, reviewer="bob")
+        app_db.review_signal(row.id, decision, reviewer="bob", actor=actor_of(decision))
     assert app_db.get_signal(row.id).status == SignalStatus.APPROVED.value
     assert [r.decision for r in app_db.reviews_for(row.id)] == ["approved"]
     assert claim(app_db, row.id) is None  # and still one order per signal
@@ -430,12 +439,14 @@ def test_an_orders_run_does_not_place_a_signal_rejected_after_it_was_listed(
     from datetime import date
 
     from trading_assets.assets.trading import execute_signal
+    from trading_assets.core.policy import TradingPolicy
 
     app_db, broker = resources["app_db"], resources["broker"]
     approved_signal(app_db)
     [listed] = app_db.executable_signals("TSLA")
     app_db.review_signal(listed.id, SignalStatus.REJECTED, reviewer="bob")
-    decision = execute_signal(broker, app_db, listed, 100.0, date(2026, 11, 20), "run-1",
+    decision = execute_signal(broker, app_db, TradingPolicy(), listed, 100.0,
+                              date(2026, 11, 20), "run-1",
                               app_db.settings_for("TSLA"))
     assert not decision.place
     assert broker.orders("TSLA") == [] and app_db.list_orders("TSLA") == []

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -339,6 +340,43 @@ def test_approved_signals_run_once_and_stale_ones_expire(instance, resources) ->
     third = sense(auto, "approved_signals", instance, resources, second.cursor)
     assert not third.run_requests
     assert approved not in json.loads(third.cursor)["requested"]
+
+
+def ended_run(instance: dg.DagsterInstance, request: dg.RunRequest) -> None:
+    """The daemon launched the request and the run ended (here: failed before deciding)."""
+    run = dg.DagsterRun(job_name="__ASSET_JOB", run_id=uuid.uuid4().hex,
+                        status=dg.DagsterRunStatus.FAILURE, tags=dict(request.tags))
+    instance.add_run(run)
+
+
+def test_an_approved_signal_is_retried_then_settled_never_kept_forever(instance,
+                                                                       resources) -> None:
+    auto = build_automation(AutomationConfig(running=False))
+    app_db = resources["app_db"]
+    add_symbols(instance, app_db, ["APP"])
+    signal_id = make_signal(resources, "APP", date(2026, 11, 20), 100.0)
+    app_db.review_signal(signal_id, SignalStatus.APPROVED, reviewer="alice")
+    cursor, keys = None, []
+    for _ in range(automation.MAX_ORDER_RUNS):
+        result = sense(auto, "approved_signals", instance, resources, cursor)
+        [request] = result.run_requests
+        keys.append(request.run_key)
+        # Pending or running: not requested again until that run has ended.
+        assert not sense(auto, "approved_signals", instance, resources,
+                         result.cursor).run_requests
+        ended_run(instance, request)
+        cursor = result.cursor
+    assert len(set(keys)) == automation.MAX_ORDER_RUNS  # a fresh run key for each retry
+    last = sense(auto, "approved_signals", instance, resources, cursor)
+    assert not last.run_requests
+    settled = app_db.get_signal(signal_id)
+    assert settled.status == SignalStatus.NOT_PLACED.value
+    assert f"{automation.MAX_ORDER_RUNS} orders runs ended without settling it" in (
+        settled.status_reason)
+    assert signal_id not in json.loads(last.cursor)["requested"]
+    # A person can take it from there.
+    app_db.review_signal(signal_id, SignalStatus.APPROVED, reviewer="alice")
+    assert sense(auto, "approved_signals", instance, resources, last.cursor).run_requests
 
 
 # --- failures ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import socket
 import subprocess
 import sys
@@ -456,3 +457,63 @@ def test_loading_the_definitions_does_not_import_ib_async() -> None:
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "False", "a module imports ib_async at load time"
+
+
+def test_a_lost_order_is_reconciled_then_not_placed_and_reapproved_once(
+    peer: TwsPeer, make_ibkr: MakeIBKR, tmp_path: pathlib.Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from resources.app_db import AppDatabase
+    from resources.broker import IBKRBroker
+    from trading_assets.assets.trading import execute_signal, reconcile_unresolved
+    from trading_assets.core.policy import TradingPolicy
+    from trading_assets.core.signal import (
+        AnalysisOutcome,
+        ConfidenceLevel,
+        SignalStatus,
+        TradingSignal,
+        Trend,
+    )
+
+    app_db = AppDatabase(url=f"sqlite:///{tmp_path / 'app.db'}")
+    day = last_trading_day(datetime.now(UTC).date())
+    price = last_price("AAPL", day)
+    signal = TradingSignal(symbol="AAPL", action=Action.BUY, confidence_level=ConfidenceLevel.HIGH,
+                           confidence_score=85, reasoning="r", trend=Trend.UP, entry_price=price,
+                           stop_loss=round(price * 0.95, 2), take_profit=round(price * 1.1, 2))
+    row = app_db.record_signal(
+        outcome=AnalysisOutcome(symbol="AAPL", signal=signal, provider="rules", model="rules-v1"),
+        bar_date=day, status=SignalStatus.PENDING_REVIEW, data_source="ibkr", simulated=False,
+        last_bars=[{"date": str(day), "close": price}], indicators={}, chart_keys={})
+    app_db.review_signal(row.id, SignalStatus.APPROVED, reviewer="alice")
+    broker = IBKRBroker(ibkr=make_ibkr(order_timeout=0.3))
+    settings = SymbolSettings(symbol="AAPL")
+
+    def execute() -> object:
+        listed = app_db.get_signal(row.id)
+        return execute_signal(broker, app_db, TradingPolicy(reconcile_grace_s=0), listed, price,
+                              day, "run-1", settings)
+
+    peer.swallow_place_order = True  # lost on the way: the gateway never records it
+    with pytest.raises(IBKRError):
+        execute()
+    assert app_db.order_for_signal(row.id).status == "unknown"
+    # Within the grace period the order could still appear: it stays unknown, nothing re-sent.
+    reconcile_unresolved(broker, app_db, TradingPolicy(reconcile_grace_s=3600), "AAPL")
+    assert app_db.order_for_signal(row.id).status == "unknown"
+    assert app_db.get_signal(row.id).status == SignalStatus.APPROVED.value
+    # Open orders, completed orders and executions checked again after the grace period.
+    [note] = reconcile_unresolved(broker, app_db, TradingPolicy(reconcile_grace_s=0), "AAPL")
+    assert "not placed" in note
+    ledger = app_db.order_for_signal(row.id)
+    assert ledger.status == "not_placed" and f"IBKR {peer.port} has no order" in ledger.error
+    assert app_db.get_signal(row.id).status == SignalStatus.NOT_PLACED.value
+
+    peer.swallow_place_order = False
+    app_db.review_signal(row.id, SignalStatus.APPROVED, reviewer="alice")  # re-approve
+    assert execute().place
+    assert app_db.get_signal(row.id).status == SignalStatus.EXECUTED.value
+    assert broker.find_order(f"{row.id}-2").status == "Filled"
+    assert broker.find_order(row.id) is None
+    assert peer.place_order_count == 2  # the lost one and the re-approved attempt, no more

@@ -40,7 +40,7 @@ from trading_assets.core.signal import AnalysisOutcome, SignalStatus, TradingSig
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = {"symbol_settings", "signals", "signal_reviews", "orders", "order_decisions",
-              "run_failures"}
+              "run_failures", "analysis_claims"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -108,20 +108,21 @@ def assert_history_intact(app_db: AppDatabase, signal_id: str) -> None:
 
 
 def scripts_with_extra_revision(tmp_path: Path) -> Path:
-    """The packaged scripts plus a 0002 that rebuilds `signals` and `orders` (SQLite batch copy).
+    """The packaged scripts plus a revision after head that rebuilds `signals` and `orders`
+    (SQLite batch copy).
 
     A table rebuild is where an upgrade could lose rows or the one-order-per-signal constraint.
     """
     scripts = tmp_path / "scripts"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_test_only.py").write_text(textwrap.dedent('''
+    (scripts / "versions" / "9999_test_only.py").write_text(textwrap.dedent('''
         """Test only: a column on signals and orders, with the tables rebuilt on SQLite."""
 
         import sqlalchemy as sa
         from alembic import op
 
-        revision = "0002"
-        down_revision = "0001"
+        revision = "9999"
+        down_revision = "HEAD"
         branch_labels = None
         depends_on = None
 
@@ -139,7 +140,7 @@ def scripts_with_extra_revision(tmp_path: Path) -> Path:
             for table in ("signals", "orders"):
                 with op.batch_alter_table(table) as batch:
                     batch.drop_column("note")
-    '''))
+    ''').replace("HEAD", head_revision()))
     return scripts
 
 
@@ -203,7 +204,7 @@ def test_an_upgrade_keeps_signals_reviews_and_orders(new_database: Callable[[str
     engine_for(url).dispose()
 
     scripts = scripts_with_extra_revision(tmp_path)  # ... then a release that rebuilds tables
-    assert upgrade_to_head(url, scripts) == "0002"
+    assert upgrade_to_head(url, scripts) == "9999"
 
     assert_history_intact(app_db, signal_id)
     engine = sa.create_engine(url)
@@ -216,10 +217,18 @@ def test_an_upgrade_keeps_signals_reviews_and_orders(new_database: Callable[[str
 
 
 def test_a_database_built_before_migrations_is_adopted_with_its_rows(
-        new_database: Callable[[str], str]) -> None:
+        new_database: Callable[[str], str], tmp_path: Path) -> None:
     url = new_database("legacy")
+    # What engine_for's create_all built before migrations existed: the 0001 schema, unstamped.
+    baseline = tmp_path / "baseline"
+    shutil.copytree(MIGRATIONS_DIR, baseline, ignore=shutil.ignore_patterns("__pycache__"))
+    for script in (baseline / "versions").glob("*.py"):
+        if not script.name.startswith(BASELINE_REVISION):
+            script.unlink()
+    upgrade_to_head(url, baseline)
     legacy = sa.create_engine(url)
-    Base.metadata.create_all(legacy)  # what engine_for did before migrations existed
+    with legacy.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
     legacy.dispose()
     signal_id = add_history(AppDatabase(url=url))  # engine_for stamps 0001, upgrades to head
     assert revision_of(url) == head_revision()

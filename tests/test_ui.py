@@ -399,7 +399,7 @@ def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
 def test_rejecting_and_refusals(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
     assert "**rejected**" in sv.review(ctx, row.id, "reject", "too extended", "bob")
-    with pytest.raises(UIError, match="only pending or approved"):
+    with pytest.raises(UIError, match="rejected is final"):
         sv.review(ctx, row.id, "approve", "", "bob")
     with pytest.raises(UIError, match="Choose a signal"):
         sv.review(ctx, "", "approve", "", "bob")
@@ -469,6 +469,8 @@ def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) 
     ctx.app_db.record_decision("NVDA", "", False, "no approved signal waiting")
     account = sv.account_markdown(ctx)
     assert "PAPER" in account and "| cash | equity |" in account
+    assert "min confidence gates auto-approval only" in account  # the orders step's policy
+    assert "0.5% of cash" in account
     positions = sv.positions_table(ctx)
     assert positions.iloc[0]["symbol"] == "TSLA" and positions.iloc[0]["quantity"] == 10
     assert positions.iloc[0]["unrealized P&L"] > 0
@@ -777,3 +779,23 @@ def test_the_settings_form_round_trips_through_its_field_names() -> None:
     assert values == [False, True, "3", "4.5", "15", "low", "70", "SMART", "NASDAQ", "USD"]
     assert sv.parse_settings("TSLA", dict(zip(FORM_FIELDS, values, strict=True))) == settings
     assert _form_values(None) == [True, False, "", "", "", "medium", "", "", "", ""]
+
+
+def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
+        ctx: UIContext) -> None:
+    row = seed_signal(ctx, "TSLA")
+    sv.review(ctx, row.id, "approve", "", "alice")
+    assert ctx.app_db.settle_signal(row.id, SignalStatus.NOT_PLACED,
+                                    "exposure limit reached: holding 200 shares")
+    [queued] = sv.pending_signals(ctx)
+    assert queued.id == row.id
+    table = sv.queue_table([queued])
+    assert table.loc[0, "status"] == "not_placed"
+    assert "exposure limit" in table.loc[0, "reason"]
+    view = sv.signal_view(ctx, row.id)
+    assert "Why not_placed:" in view.markdown and "exposure limit" in view.markdown
+    history = sv.history_table(ctx, symbol="TSLA")
+    assert "exposure limit" in history.loc[0, "reason"]
+    # The same Approve button re-approves it (a new order attempt); Reject ends it.
+    assert "is now **approved**" in sv.review(ctx, row.id, "approve", "limit raised", "alice")
+    assert sv.pending_signals(ctx) == []

@@ -8,10 +8,13 @@ What runs, and why this shape (checked on Dagster 1.13.27):
   checks and ``signal_freshness``). Holidays and weekends skip with the holiday's name; an
   early-close day (13:00) runs at 16:30 as usual.
 * ``approved_signals`` (sensor): every approved signal, and every auto-approved one whose
-  analysis run has finished, gets exactly one ``orders`` + ``portfolio`` run unless it is stale,
-  in which case it is expired (reviewer ``sensor:stale``, with the reason). So orders for
-  auto-approved signals follow the tick within one sensor interval, through the same path and
-  the same staleness rules as a human approval; the tick itself never places orders.
+  analysis run has finished, gets an ``orders`` + ``portfolio`` run unless it is stale, in which
+  case it is expired (reviewer ``sensor:stale``, with the reason). So orders for auto-approved
+  signals follow the tick within one sensor interval, through the same path and the same
+  staleness rules (core/policy.py) as a human approval; the tick itself never places orders. A
+  run that ends without settling its signal is followed by another, up to MAX_ORDER_RUNS, then
+  the signal is settled ``not_placed`` with the reason (the ledger keeps any retry from placing
+  twice).
 * ``new_symbols`` (sensor, every 10 s): a partition that appears from anywhere (Dagster UI,
   Gradio, CLI, ``symbol_sync``) gets the analysis chain once, promptly; never when a run covering
   the symbol is already queued or running (Gradio's "Add + Run now", ``trading-signals
@@ -56,23 +59,25 @@ import json
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
 
 from resources.app_db import AppDatabase, SignalRow
 from resources.object_store import ObjectStore
+from resources.policy import PolicyResource
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
-from trading_assets.core.calendar import tick_session, trading_days_old
+from trading_assets.core.calendar import exchange_date, tick_session, trading_days_old
 from trading_assets.core.errors import root_error
 from trading_assets.core.keys import bars_info_key
-from trading_assets.core.orders import SymbolSettings, approval_stale_reason
+from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.policy import TradingPolicy
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 from trading_assets.partitions import (
@@ -208,24 +213,32 @@ def _dump_cursor(value: Mapping[str, Any]) -> str:
 # --- staleness of approvals and freshness of signals -------------------------------------
 
 
-def stale_reason(row: SignalRow, now: datetime, latest_close: float | None,
-                 config: AutomationConfig) -> str:
-    """Why an approved signal should no longer be executed, or '' when it still may be."""
-    return approval_stale_reason(
-        bar_date=row.bar_date, age_sessions=trading_days_old(row.bar_date, now),
-        reference_close=row.reference_close(), latest_close=latest_close,
-        max_age_sessions=config.approval_max_age_days,
-        max_move_pct=config.approval_max_move_pct,
-    )
+def stale_reason(row: SignalRow, now: datetime, store: ObjectStore,
+                 policy: TradingPolicy) -> str:
+    """Why an approved signal should no longer be executed, or '' when it still may be.
+
+    The rule is the orders asset's (core/policy.py) on the same stored bars; the sensor also
+    counts today's session, so bars that stopped refreshing cannot keep an approval alive.
+    """
+    info = _bars_info(store, row.symbol)
+    stored = date.fromisoformat(str(info["last_date"])) if info.get("last_date") else row.bar_date
+    value = info.get("last_close")
+    return policy.stale_reason(bar_date=row.bar_date, as_of=max(stored, exchange_date(now)),
+                               reference_close=row.reference_close(),
+                               latest_close=float(value) if value else None)
+
+
+def _bars_info(store: ObjectStore, symbol: str) -> dict[str, Any]:
+    try:
+        info = store.read_json(bars_info_key(symbol))
+    except FileNotFoundError:  # ObjectNotFoundError: the symbol's ohlcv never ran
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def latest_close(store: ObjectStore, symbol: str) -> float | None:
     """The last close of the newest stored bars, or None when no bars are stored yet."""
-    try:
-        info = store.read_json(bars_info_key(symbol))
-    except FileNotFoundError:  # ObjectNotFoundError: the symbol's ohlcv never ran
-        return None
-    value = info.get("last_close") if isinstance(info, dict) else None
+    value = _bars_info(store, symbol).get("last_close")
     return float(value) if value else None
 
 
@@ -320,6 +333,56 @@ def build_freshness_check(config: AutomationConfig) -> dg.AssetChecksDefinition:
         )
 
     return signal_freshness
+
+
+# --- orders runs for approved signals ----------------------------------------------------
+
+# Orders runs one approved signal gets before it is settled as not_placed (a person may then
+# re-approve or reject it): a run that ends without settling it (failed before deciding,
+# or a placement still unresolved) is retried, never left in the cursor forever.
+MAX_ORDER_RUNS = 3
+ORDER_REQUEST_TAG = "trading/order_request"
+
+
+def cursor_requests(cursor: Mapping[str, Any] | None, waiting: set[str]
+                    ) -> dict[str, dict[str, Any]]:
+    """The cursor's requests for signals still waiting (an older list cursor counts once)."""
+    raw = (cursor or {}).get("requested", {})
+    if isinstance(raw, list):
+        raw = {signal_id: {"n": 1, "key": ""} for signal_id in raw}
+    return {sid: dict(entry) for sid, entry in raw.items() if sid in waiting}
+
+
+def order_run_due(context: dg.SensorEvaluationContext, app_db: AppDatabase, row: SignalRow,
+                  requested: dict[str, dict[str, Any]]) -> bool:
+    """Whether the signal needs an orders run now: never requested, or its last run ended
+    without settling it (after MAX_ORDER_RUNS it is settled as not_placed instead)."""
+    entry = requested.get(row.id)
+    if entry is None:
+        return True
+    runs = context.instance.get_runs(
+        dg.RunsFilter(tags={ORDER_REQUEST_TAG: entry["key"]}), limit=1) if entry["key"] else []
+    if not runs or not runs[0].is_finished:
+        return False  # queued, starting or running: its outcome is not known yet
+    if entry["n"] < MAX_ORDER_RUNS:
+        return True
+    reason = (f"{entry['n']} orders runs ended without settling it (last run {runs[0].run_id}, "
+              f"{runs[0].status.value}); re-approve or reject it")
+    if app_db.settle_signal(row.id, SignalStatus.NOT_PLACED, reason):
+        context.log.warning(f"Gave up on {row.symbol} {row.id}: {reason}")
+    requested.pop(row.id, None)
+    return False
+
+
+def order_run_key(rows: Sequence[SignalRow], requested: Mapping[str, Mapping[str, Any]]) -> str:
+    """A run key per set of signals and attempt (Dagster launches a run key only once)."""
+    tries = [f"{row.id}:{requested.get(row.id, {}).get('n', 0)}" for row in rows]
+    retry = any(requested.get(row.id) for row in rows)
+    if len(rows) == 1:
+        n = requested.get(rows[0].id, {}).get("n", 0)
+        return f"signal-{rows[0].id}" + (f"-run{n + 1}" if retry else "")
+    digest = hashlib.sha256(",".join(sorted(tries)).encode()).hexdigest()[:16]
+    return f"signals-{len(rows)}-{digest}"
 
 
 def build_automation(config: AutomationConfig) -> Automation:
@@ -433,28 +496,28 @@ def build_automation(config: AutomationConfig) -> Automation:
                     "one orders + portfolio run; stale approvals are expired instead.",
     )
     def approved_signals(context: dg.SensorEvaluationContext, app_db: AppDatabase,
-                         store: ObjectStore) -> dg.SensorResult:
-        now = utc_now()
+                         store: ObjectStore, policy: PolicyResource) -> dg.SensorResult:
+        now, rules = utc_now(), policy.rules
         keys = symbol_keys(context.instance)
         waiting = app_db.signals_awaiting_execution()
-        cursor = _load_cursor(context.cursor) or {}
-        # Signals already given a run stay here until an orders run has acted on them, so a
-        # run that fails before deciding is not repeated (one run per signal, never two).
-        requested = set(cursor.get("requested", [])) & {row.id for row in waiting}
+        # Signal id -> {"n": orders runs requested, "key": the last request's tag}. A signal
+        # waits while its run is pending or running; once that run ended without settling it,
+        # it is requested again, and after MAX_ORDER_RUNS it is settled as not_placed.
+        requested = cursor_requests(_load_cursor(context.cursor), {row.id for row in waiting})
         ready: dict[str, list[SignalRow]] = {}
         expired: list[str] = []
         for row in waiting:
-            if row.id in requested or row.symbol not in keys:
+            if row.symbol not in keys or not order_run_due(context, app_db, row, requested):
                 continue
             if row.status == SignalStatus.AUTO_APPROVED.value and row.dagster_run_id:
                 run = context.instance.get_run_by_id(row.dagster_run_id)
                 if run is not None and not run.is_finished:
                     continue  # its own analysis run is still going; orders follow when it ends
-            why = stale_reason(row, now, latest_close(store, row.symbol), config)
+            why = stale_reason(row, now, store, rules)
             if why:
                 try:
                     app_db.review_signal(row.id, SignalStatus.EXPIRED, reviewer=STALE_REVIEWER,
-                                         note=why)
+                                         note=why, actor="system")
                     expired.append(f"{row.symbol} {row.id}: {why}")
                 except (KeyError, ValueError) as exc:  # reviewed meanwhile: leave it
                     context.log.info(f"Not expiring {row.id}: {exc}")
@@ -467,16 +530,17 @@ def build_automation(config: AutomationConfig) -> Automation:
         requests = []
         for batch in plan_batches(keys, ready, priority, config.max_symbols_per_run,
                                   bridgeable(keys, ready, app_db, store)):
-            ids = sorted(row.id for symbol in batch for row in ready.get(symbol, []))
-            digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
-            run_key = f"signal-{ids[0]}" if len(ids) == 1 else f"signals-{len(ids)}-{digest}"
-            tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(ids)),
-                    "trading/launched_by": "sensor"}
-            if len(ids) == 1:
-                tags["trading/signal_id"] = ids[0]
+            rows = [row for symbol in batch for row in ready.get(symbol, [])]
+            run_key = order_run_key(rows, requested)
+            tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(rows)),
+                    ORDER_REQUEST_TAG: run_key, "trading/launched_by": "sensor"}
+            if len(rows) == 1:
+                tags["trading/signal_id"] = rows[0].id
             requests.append(batch_request(batch, run_key, EXECUTION_ASSETS, [], tags))
-            requested.update(ids)
-        new_cursor = _dump_cursor({"requested": sorted(requested)})
+            for row in rows:
+                requested[row.id] = {"n": requested.get(row.id, {}).get("n", 0) + 1,
+                                     "key": run_key}
+        new_cursor = _dump_cursor({"requested": requested})
         if not requests:
             return dg.SensorResult(skip_reason=(
                 f"Expired {len(expired)} stale approval(s); nothing to execute." if expired

@@ -192,11 +192,12 @@ def cmd_signals(args: argparse.Namespace) -> int:
                  "action": s.action or "-",
                  "conf": "-" if s.confidence_score is None else str(s.confidence_score),
                  "status": s.status, "analyst": f"{s.provider}/{s.model}",
-                 "data": "SIMULATED" if s.simulated else s.data_source}
+                 "data": "SIMULATED" if s.simulated else s.data_source,
+                 "reason": s.status_reason[:100] or "-"}
                 for s in app_db.list_signals(symbol=args.symbol, status=args.status)]
         if rows:
             print_table(rows, ["id", "symbol", "bar date", "action", "conf", "status", "analyst",
-                               "data"])
+                               "data", "reason"])
         else:
             print("No signals match.")
         return 0
@@ -210,7 +211,8 @@ def cmd_signals(args: argparse.Namespace) -> int:
     print(f"{row.id} {row.symbol} {row.action}: {row.status} by {reviewer}")
     if decision is SignalStatus.APPROVED:
         print(f"Place the order: trading-signals materialize --symbols {row.symbol} "
-              "(or let the approved-signals sensor do it)")
+              "(or let the approved-signals sensor do it). A hard risk limit can still refuse "
+              "it: it then shows as not_placed with the reason (signals list).")
     return 0
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from resources.app_db import AppDatabase
-from resources.broker import BROKER_KINDS, Broker
+from resources.broker import BROKER_KINDS, Broker, IBKRBroker
 from resources.ibkr import IBKRResource
 from resources.llm import analyst_from_env
 from resources.market_data import (
@@ -28,13 +28,16 @@ from resources.market_data import (
     check_url_template,
 )
 from resources.object_store import ObjectStore
+from resources.policy import PolicyResource
 from resources.tracking import Tracking
 from trading_assets.core.env import ConfigError, env_bool, env_date, env_number, referable
+from trading_assets.core.policy import TradingPolicy
 
 # ConfigError is defined in core.env (the resources raise it too); the CLI, the Gradio app and
 # the tests import it from here.
 __all__ = ["AutomationConfig", "ConfigError", "app_database_url", "automation_config",
-           "build_ibkr", "build_market_data", "build_resources", "check_start", "data_dir"]
+           "build_broker", "build_ibkr", "build_market_data", "build_resources", "check_start",
+           "data_dir", "trading_policy"]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -125,24 +128,49 @@ def build_resources(env: Mapping[str, str] | None = None,
         "app_db": AppDatabase(
             url=_secret(env, "APP_DATABASE_URL", app_database_url(env)),
         ),
-        "broker": Broker(
-            kind=_choice(env, "TRADING_BROKER", "paper", BROKER_KINDS),
-            # docker-compose puts the PostgreSQL password in this URL.
-            paper_database_url=_secret(env, "PAPER_BROKER_DATABASE_URL",
-                                       f"sqlite:///{data / 'paper_broker.db'}"),
-            starting_cash=env_number(env, "PAPER_STARTING_CASH", 100_000.0),
-            slippage_bps=env_number(env, "PAPER_SLIPPAGE_BPS", 5.0),
-            commission_per_share=env_number(env, "PAPER_COMMISSION_PER_SHARE", 0.005),
-            allow_short=env_bool(env, "TRADING_ALLOW_SHORT", False),
-            order_type=_choice(env, "TRADING_ORDER_TYPE", "mkt", ("mkt", "lmt", "bracket"))
-            .upper(),
-            max_signal_age_sessions=automation.approval_max_age_days,
-            max_price_move_pct=automation.approval_max_move_pct,
-            ibkr=ibkr,
-        ),
+        "broker": build_broker(env, data, ibkr),
+        "policy": PolicyResource(**asdict(trading_policy(env, automation))),
         "analyst": analyst_from_env(env),
         "tracking": Tracking.from_env(env, str(data)),
     }
+
+
+def build_broker(env: Mapping[str, str], data: Path, ibkr: IBKRResource) -> Broker:
+    """The broker class TRADING_BROKER picks: PaperBroker (default) or IBKRBroker."""
+    from resources.paper_broker import PaperBroker
+
+    common: dict[str, Any] = {
+        "allow_short": env_bool(env, "TRADING_ALLOW_SHORT", False),
+        "order_type": _choice(env, "TRADING_ORDER_TYPE", "mkt", ("mkt", "lmt", "bracket")).upper(),
+        # Fill costs the paper broker charges and sizing reserves (estimates for IBKR).
+        "slippage_bps": env_number(env, "PAPER_SLIPPAGE_BPS", 5.0),
+        "commission_per_share": env_number(env, "PAPER_COMMISSION_PER_SHARE", 0.005),
+    }
+    if _choice(env, "TRADING_BROKER", "paper", BROKER_KINDS) == "ibkr":
+        return IBKRBroker(ibkr=ibkr, **common)
+    return PaperBroker(
+        # docker-compose puts the PostgreSQL password in this URL.
+        paper_database_url=_secret(env, "PAPER_BROKER_DATABASE_URL",
+                                   f"sqlite:///{data / 'paper_broker.db'}"),
+        starting_cash=env_number(env, "PAPER_STARTING_CASH", 100_000.0),
+        **common,
+    )
+
+
+def trading_policy(env: Mapping[str, str] | None = None,
+                   config: AutomationConfig | None = None) -> TradingPolicy:
+    """The approval and sizing policy (core/policy.py) the orders asset, the sensor and the app
+    share, from `env` (default: os.environ)."""
+    env = os.environ if env is None else env
+    config = automation_config(env) if config is None else config
+    policy = TradingPolicy(
+        approval_max_age_days=config.approval_max_age_days,
+        approval_max_move_pct=config.approval_max_move_pct,
+        cash_buffer_pct=env_number(env, "TRADING_CASH_BUFFER_PCT", TradingPolicy.cash_buffer_pct),
+        reconcile_grace_s=env_number(env, "TRADING_RECONCILE_GRACE_S",
+                                     TradingPolicy.reconcile_grace_s),
+    )
+    return policy
 
 
 @dataclass(frozen=True)

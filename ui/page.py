@@ -175,7 +175,8 @@ def build_page(ctx: UIContext) -> gr.Blocks:
             # ---------------------------------------------------------------- review
             with gr.Tab("Signal review", id="review") as review_tab:
                 review_status = gr.Markdown(elem_id="review-status")
-                queue_df = gr.Dataframe(label="Pending review (newest first)",
+                queue_df = gr.Dataframe(label="Waiting for a person: pending review, not placed or "
+                                              "order failed (newest first)",
                                         interactive=False, headers=sv.QUEUE_COLUMNS,
                                         elem_id="queue-table", max_height=240)
                 with gr.Row(equal_height=True):

@@ -28,7 +28,7 @@ from trading_assets.core.review import REVIEW_DECISIONS
 from trading_assets.core.review import reviewer_name as reviewer_name  # re-exported for the page
 from trading_assets.core.scorecard import rate_text
 from trading_assets.core.secrets import public_url
-from trading_assets.core.signal import SignalStatus
+from trading_assets.core.signal import RETRYABLE_STATUSES, SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, parse_symbols, validate_symbol
 from trading_assets.partitions import (
     SYMBOLS_PARTITION,
@@ -559,12 +559,18 @@ def launches_markdown(ctx: UIContext) -> str:
 
 
 QUEUE_COLUMNS = ["created", "symbol", "bar date", "action", "confidence", "data", "analyst",
-                 "signal id"]
+                 "signal id", "status", "reason"]
+# What waits for a person: new signals, and approved ones that ended without an order (a risk
+# limit refused them, the broker rejected or cancelled, or reconciliation found nothing): those
+# are re-approved (a new order attempt) or rejected from the same buttons.
+QUEUE_STATUSES = (SignalStatus.PENDING_REVIEW, *sorted(RETRYABLE_STATUSES))
 
 
 def pending_signals(ctx: UIContext) -> list[Any]:
-    """Signals waiting for a human, newest first."""
-    return ctx.app_db.list_signals(status=SignalStatus.PENDING_REVIEW.value)
+    """Signals waiting for a person, newest first."""
+    rows = [row for status in QUEUE_STATUSES
+            for row in ctx.app_db.list_signals(status=status.value)]
+    return sorted(rows, key=lambda row: row.created_at, reverse=True)
 
 
 def _data_label(row: Any) -> str:
@@ -576,6 +582,7 @@ def queue_table(rows: Sequence[Any]) -> pd.DataFrame:
         "created": _when(r.created_at), "symbol": r.symbol, "bar date": str(r.bar_date),
         "action": r.action or "ERROR", "confidence": r.confidence_score,
         "data": _data_label(r), "analyst": f"{r.provider}/{r.model}", "signal id": r.id,
+        "status": r.status, "reason": r.status_reason[:200],
     } for r in rows], columns=QUEUE_COLUMNS)
 
 
@@ -623,6 +630,11 @@ def signal_view(ctx: UIContext, signal_id: str) -> SignalView:
         lines += [f"**⚠ {SIMULATED_BANNER}**", ""]
     if row.error:
         lines += [f"**Analyst error:** {escape(row.error)}", ""]
+    if row.status_reason:
+        lines += [f"**Why {escape(row.status)}:** {escape(row.status_reason)}", ""]
+    if row.status in RETRYABLE_STATUSES:
+        lines += ["_No order was placed. Approve to try again (a new order attempt with its own "
+                  "orderRef), or reject._", ""]
     if signal.get("reasoning"):
         lines += [f"**Reasoning.** {escape(signal['reasoning'])}", ""]
     factors = signal.get("key_factors") or []
@@ -719,16 +731,18 @@ def review(ctx: UIContext, signal_id: str, decision: str, note: str, reviewer: s
                                        note=(note or "").strip())
     except (KeyError, ValueError) as exc:
         raise UIError(error_text(exc)) from exc
-    follow = (" The approved-signals sensor (or Run now) places its order." if
-              chosen is SignalStatus.APPROVED else "")
+    follow = (" The approved-signals sensor (or Run now) sends it to the orders step; a hard "
+              "risk limit can still refuse it, and then it shows as not_placed with the reason "
+              "(min confidence only gates auto-approval)." if chosen is SignalStatus.APPROVED
+              else "")
     return (f"{row.symbol} {row.action} signal {row.id[:8]} is now **{row.status}** by "
             f"{escape(reviewer)} at {_when(datetime.now(UTC))}.{follow}")
 
 
-HISTORY_COLUMNS = ["created", "symbol", "bar date", "action", "confidence", "status",
+HISTORY_COLUMNS = ["created", "symbol", "bar date", "action", "confidence", "status", "reason",
                    "reviewed by", "reviewed at", "note", "data", "analyst", "Dagster run",
                    "MLflow run", "signal id"]
-HISTORY_DATATYPES = ["str"] * 11 + ["markdown", "markdown", "str"]
+HISTORY_DATATYPES = ["str"] * 12 + ["markdown", "markdown", "str"]
 
 
 def parse_day(label: str, raw: object) -> date | None:
@@ -760,8 +774,9 @@ def history_table(ctx: UIContext, symbol: str = "", status: str = "", since: str
         records.append({
             "created": _when(r.created_at), "symbol": r.symbol, "bar date": str(r.bar_date),
             "action": r.action or "ERROR", "confidence": r.confidence_score, "status": r.status,
-            "reviewed by": rv.reviewer if rv else "", "reviewed at": _when(rv.decided_at)
-            if rv else "", "note": rv.note if rv else (r.error[:200] if r.error else ""),
+            "reason": r.status_reason[:200], "reviewed by": rv.reviewer if rv else "",
+            "reviewed at": _when(rv.decided_at) if rv else "",
+            "note": rv.note if rv else (r.error[:200] if r.error else ""),
             "data": _data_label(r), "analyst": f"{r.provider}/{r.model}",
             "Dagster run": _run_link(r.dagster_run_id, ctx.dagster_run_url(r.dagster_run_id)),
             "MLflow run": _mlflow_cell(ctx, r.mlflow_run_id), "signal id": r.id,
@@ -785,7 +800,19 @@ def account_markdown(ctx: UIContext) -> str:
             "\n|---|---|---|---|---|---|"
             f"\n| {_money(account.cash)} | {_money(account.equity)} | "
             f"{_money(account.buying_power)} | {_money(account.realized_pnl)} | "
-            f"{_money(account.unrealized_pnl)} | {escape(account.currency)} |")
+            f"{_money(account.unrealized_pnl)} | {escape(account.currency)} |"
+            f"\n\n{policy_markdown(ctx)}")
+
+
+def policy_markdown(ctx: UIContext) -> str:
+    """The rules the orders step applies (core/policy.py, the same object it reads)."""
+    policy = ctx.resources["policy"].rules
+    return (f"**Policy:** min confidence gates auto-approval only · approvals expire after "
+            f"{policy.approval_max_age_days} trading day(s) or a "
+            f"{policy.approval_max_move_pct:g}% price move · a BUY reserves slippage, "
+            f"commission and {policy.cash_buffer_pct:g}% of cash · an order the broker never "
+            f"showed is declared not placed after two searches, "
+            f"{policy.reconcile_grace_s:g} s after its claim")
 
 
 POSITION_COLUMNS = ["symbol", "quantity", "avg cost", "market price", "market value",
@@ -807,17 +834,18 @@ def positions_table(ctx: UIContext) -> pd.DataFrame:
 
 ORDER_COLUMNS = ["created", "symbol", "action", "quantity", "type", "status", "filled",
                  "avg fill", "commission", "limit", "stop", "target", "broker", "broker id",
-                 "signal id", "error"]
+                 "signal id", "error", "order ref"]
 
 
 def orders_table(ctx: UIContext) -> pd.DataFrame:
-    """The orders ledger (one order per signal at most), newest first."""
+    """The orders ledger (one live attempt per signal, each with its orderRef), newest first."""
     return pd.DataFrame([{
         "created": _when(o.created_at), "symbol": o.symbol, "action": o.action,
         "quantity": o.quantity, "type": o.order_type, "status": o.status, "filled": o.filled,
         "avg fill": o.avg_fill_price, "commission": o.commission, "limit": o.limit_price,
         "stop": o.stop_loss, "target": o.take_profit, "broker": o.broker,
         "broker id": o.broker_order_id, "signal id": o.signal_id, "error": o.error[:200],
+        "order ref": o.order_ref,
     } for o in ctx.app_db.list_orders()], columns=ORDER_COLUMNS)
 
 

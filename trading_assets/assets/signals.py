@@ -1,6 +1,7 @@
 """`llm_signal`: one structured BUY/SELL/HOLD signal per symbol and bar date, stored for review."""
 
 
+import time
 from dataclasses import asdict
 from datetime import date
 from typing import Any
@@ -24,8 +25,14 @@ from trading_assets.core.keys import (
     transcript_key,
 )
 from trading_assets.core.orders import Position, SymbolSettings
+from trading_assets.core.policy import auto_approves
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
 from trading_assets.partitions import symbols_partitions
+
+# An analysis is claimed for this long (longer than any model call with its re-asks); a run
+# that died holding a claim delays another run's analysis of that bar by at most this much.
+ANALYSIS_LEASE_S = 900.0
+CLAIM_POLL_S = 0.5  # how often a run waiting on another run's analysis looks for its result
 
 
 def review_status(outcome: AnalysisOutcome, settings: SymbolSettings) -> SignalStatus:
@@ -33,8 +40,8 @@ def review_status(outcome: AnalysisOutcome, settings: SymbolSettings) -> SignalS
     signal = outcome.signal
     if signal is None or outcome.error:
         return SignalStatus.ERROR
-    if (settings.enabled and settings.auto_approve and signal.is_actionable
-            and signal.confidence_score >= settings.min_confidence):
+    if auto_approves(signal, enabled=settings.enabled, auto_approve=settings.auto_approve,
+                     min_confidence=settings.min_confidence):
         return SignalStatus.AUTO_APPROVED
     return SignalStatus.PENDING_REVIEW
 
@@ -94,35 +101,91 @@ def llm_signal(
     tracking: Tracking,
 ) -> None:
     loop = SymbolLoop(context, app_db)
-    provider, model, prompt_version = analyst.identity()
+    identity = analyst.identity()
     positions = RunPositions(broker)
     requests: list[AnalysisRequest] = []
     for symbol in loop:
         with loop.attempt(symbol):
             info, bar_date = bar_info(store, symbol)
-            existing = app_db.find_signal(symbol=symbol, bar_date=bar_date, provider=provider,
-                                          model=model, prompt_version=prompt_version)
-            if existing is not None and existing.status != SignalStatus.ERROR.value:
+            existing = stored_signal(app_db, identity, symbol, bar_date)
+            if existing is not None:
                 loop.record(symbol, signal_metadata(existing, reused=True))
                 continue
             requests.append(build_request(store, positions.get(symbol), symbol, bar_date, info))
-    outcomes = analyst.analyze_many(requests) if requests else []
-    for request, outcome in zip(requests, outcomes, strict=True):
-        with loop.attempt(request.symbol):
-            row = store_signal(store, app_db, request, outcome, loop.settings(request.symbol),
-                               context.run.run_id)
-            result = tracking.log_signal(
-                signal_id=row.id, status=row.status, outcome=outcome, request=request,
-                data_source=request.data_source, dagster_run_id=context.run.run_id,
-            )
-            if result.run_id:
-                app_db.set_mlflow_run(row.id, result.run_id)
-                row.mlflow_run_id = result.run_id
-            metadata = signal_metadata(row, reused=False) | result.metadata()
-            loop.record(request.symbol, metadata)
-            if row.status == SignalStatus.ERROR.value:
-                loop.fail(request.symbol, f"analysis failed: {row.error}")
+    claims = AnalysisClaims(app_db, "|".join(identity), context.run.run_id)
+    mine, waiting = claims.take(requests)
+    analyze(context, loop, store, app_db, analyst, tracking, claims, mine)
+    # Symbols another run is analysing: reuse its signal, or take over when its claim ends.
+    while waiting:
+        time.sleep(CLAIM_POLL_S)
+        pending = []
+        for request in waiting:
+            existing = stored_signal(app_db, identity, request.symbol, request.bar_date)
+            if existing is None:
+                pending.append(request)
+            else:
+                loop.record(request.symbol, signal_metadata(existing, reused=True))
+        mine, waiting = claims.take(pending)
+        analyze(context, loop, store, app_db, analyst, tracking, claims, mine)
     loop.finish()
+
+
+def stored_signal(app_db: AppDatabase, identity: tuple[str, str, str], symbol: str,
+                  bar_date: date) -> SignalRow | None:
+    """The usable signal already stored for this symbol, bar and analyst (errors are redone)."""
+    provider, model, prompt_version = identity
+    existing = app_db.find_signal(symbol=symbol, bar_date=bar_date, provider=provider,
+                                  model=model, prompt_version=prompt_version)
+    return None if existing is None or existing.status == SignalStatus.ERROR.value else existing
+
+
+class AnalysisClaims:
+    """The run's claims on analyses (one per symbol, bar and analyst, across runs)."""
+
+    def __init__(self, app_db: AppDatabase, analyst: str, holder: str) -> None:
+        self.app_db, self.analyst, self.holder = app_db, analyst, holder
+
+    def take(self, requests: list[AnalysisRequest]
+             ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
+        """Claim each request: (the ones this run now holds, the ones another run holds)."""
+        mine: list[AnalysisRequest] = []
+        held: list[AnalysisRequest] = []
+        for r in requests:
+            taken = self.app_db.claim_analysis(r.symbol, r.bar_date, self.analyst, self.holder,
+                                               ANALYSIS_LEASE_S)
+            (mine if taken else held).append(r)
+        return mine, held
+
+    def release(self, requests: list[AnalysisRequest]) -> None:
+        for request in requests:
+            self.app_db.release_analysis(request.symbol, request.bar_date, self.analyst,
+                                         self.holder)
+
+
+def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectStore,
+            app_db: AppDatabase, analyst: LLMAnalyst, tracking: Tracking,
+            claims: AnalysisClaims, requests: list[AnalysisRequest]) -> None:
+    """Call the analyst for the claimed requests, store and track each outcome, then release."""
+    if not requests:
+        return
+    try:
+        outcomes = analyst.analyze_many(requests)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            with loop.attempt(request.symbol):
+                row = store_signal(store, app_db, request, outcome,
+                                   loop.settings(request.symbol), context.run.run_id)
+                result = tracking.log_signal(
+                    signal_id=row.id, status=row.status, outcome=outcome, request=request,
+                    data_source=request.data_source, dagster_run_id=context.run.run_id,
+                )
+                if result.run_id:
+                    app_db.set_mlflow_run(row.id, result.run_id)
+                    row.mlflow_run_id = result.run_id
+                loop.record(request.symbol, signal_metadata(row, reused=False) | result.metadata())
+                if row.status == SignalStatus.ERROR.value:
+                    loop.fail(request.symbol, f"analysis failed: {row.error}")
+    finally:
+        claims.release(requests)
 
 
 class RunPositions:

@@ -1,62 +1,67 @@
 """`orders` (idempotent, risk-checked broker orders) and `portfolio` (positions, cash, P&L)."""
 
 
-from dataclasses import asdict
-from datetime import date
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
 from resources.app_db import AppDatabase, SignalRow
 from resources.broker import Broker
 from resources.object_store import ObjectStore
+from resources.policy import PolicyResource
 from trading_assets.assets.signals import bar_info, llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
-from trading_assets.core.calendar import sessions_after
 from trading_assets.core.keys import portfolio_key
+from trading_assets.core.lifecycle import NOT_PLACED, UNKNOWN, could_still_exist, outcome_of
 from trading_assets.core.orders import (
+    DEFAULT_POLICY,
     AccountSnapshot,
     OrderDecision,
     OrderType,
     Position,
     SymbolSettings,
-    approval_stale_reason,
     decide_order,
 )
+from trading_assets.core.policy import TradingPolicy
 from trading_assets.core.signal import SignalStatus
 from trading_assets.partitions import symbols_partitions
 
 # A gateway that is down or drops mid-request is retried with backoff; the ledger row written
 # before placement makes the retry reconcile instead of placing a second order.
 BROKER_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+# Who expires an approval the prices have moved away from (the sensor uses the same rule).
+STALE_REVIEWER = "orders:stale"
 
 
-def decisions_table(rows: list[tuple[str, OrderDecision]]) -> dg.TableMetadataValue:
+def decisions_table(rows: list[tuple[str, OrderDecision]],
+                    statuses: dict[str, str]) -> dg.TableMetadataValue:
+    """Each signal's decision and the status it ended in (executed, not_placed, ...)."""
     schema = dg.TableSchema(columns=[
         dg.TableColumn("signal_id", "string"), dg.TableColumn("placed", "bool"),
-        dg.TableColumn("reason", "string"),
+        dg.TableColumn("signal_status", "string"), dg.TableColumn("reason", "string"),
     ])
     return dg.MetadataValue.table(
-        [dg.TableRecord({"signal_id": sid, "placed": d.place, "reason": d.reason})
+        [dg.TableRecord({"signal_id": sid, "placed": d.place,
+                         "signal_status": statuses.get(sid, ""), "reason": d.reason})
          for sid, d in rows],
         schema=schema,
     )
 
 
-def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: float,
-                   last_bar_date: date, run_id: str, settings: SymbolSettings) -> OrderDecision:
-    """Decide, then place at most one order for the signal; every decision is recorded."""
-    signal = row.trading_signal()
-    stale = approval_stale_reason(
-        bar_date=row.bar_date, age_sessions=sessions_after(row.bar_date, last_bar_date),
-        reference_close=row.reference_close(), latest_close=price,
-        max_age_sessions=broker.max_signal_age_sessions,
-        max_move_pct=broker.max_price_move_pct,
-    )
+def execute_signal(broker: Broker, app_db: AppDatabase, policy: TradingPolicy, row: SignalRow,
+                   price: float, last_bar_date: date, run_id: str,
+                   settings: SymbolSettings) -> OrderDecision:
+    """Decide, then place at most one order for the signal; every decision is recorded, and a
+    refusal is stored on the signal (not_placed, with the reason) for a person to act on."""
+    stale = policy.stale_reason(bar_date=row.bar_date, as_of=last_bar_date,
+                                reference_close=row.reference_close(), latest_close=price)
     if stale:
-        app_db.review_signal(row.id, SignalStatus.EXPIRED, reviewer="orders:stale", note=stale)
-        decision = OrderDecision(False, f"approval expired: {stale}")
-        app_db.record_decision(row.symbol, row.id, False, decision.reason, run_id)
-        return decision
+        return _decline(app_db, row, run_id, f"approval expired: {stale}",
+                        lambda: app_db.review_signal(row.id, SignalStatus.EXPIRED, note=stale,
+                                                     reviewer=STALE_REVIEWER, actor="system"))
+    signal = row.trading_signal()
     if signal is None:
         decision = OrderDecision(False, f"signal {row.id} has no content ({row.status})")
     else:
@@ -64,56 +69,94 @@ def execute_signal(broker: Broker, app_db: AppDatabase, row: SignalRow, price: f
             signal_id=row.id, signal=signal, status=SignalStatus(row.status),
             settings=settings, account=broker.account(),
             position=broker.position(row.symbol), price=price, allow_short=broker.allow_short,
-            order_type=OrderType(broker.order_type),
+            order_type=OrderType(broker.order_type), costs=broker.costs(), policy=policy,
         )
-    request = decision.request
-    if request is None:
-        app_db.record_decision(row.symbol, row.id, False, decision.reason, run_id)
-        return decision
-    claimed = app_db.claim_order(row.id, row.symbol, broker.kind, request.action.value,
-                                 request.quantity, request.order_type.value, request.limit_price,
-                                 request.stop_loss, request.take_profit)
+    if decision.request is None:
+        reason = f"not placed: {decision.reason}"
+        return _decline(app_db, row, run_id, reason, lambda: app_db.settle_signal(
+            row.id, SignalStatus.NOT_PLACED, decision.reason))
+    claimed = app_db.claim_order(row.id, row.symbol, broker.kind, decision.request.action.value,
+                                 decision.request.quantity, decision.request.order_type.value,
+                                 decision.request.limit_price, decision.request.stop_loss,
+                                 decision.request.take_profit)
     if claimed is None:  # another run claimed it first, or it stopped being approved meanwhile
-        decision = OrderDecision(False, unclaimed_reason(app_db, row.id))
-        app_db.record_decision(row.symbol, row.id, False, decision.reason, run_id)
-        return decision
+        return _decline(app_db, row, run_id, unclaimed_reason(app_db, row.id), lambda: None)
+    request = replace(decision.request, order_ref=claimed.order_ref)
     # Recorded once the claim holds, so the ledger never shows a "placed" decision for a signal
     # that was rejected between listing and claiming.
     app_db.record_decision(row.symbol, row.id, True, decision.reason, run_id)
     # Every broker's place_order asks for this orderRef first: after a crash between placement
     # and the ledger update the order exists at the broker and is returned, not sent again.
-    order = broker.place_order(request, price, settings)
+    try:
+        order = broker.place_order(request, price, settings)
+    except Exception as exc:
+        # The broker may or may not have it: `unknown` until reconciliation says which.
+        app_db.update_order(row.id, None, error=f"placement failed: {exc}")
+        raise
     app_db.update_order(row.id, order)
+    if outcome_of(order.status) is SignalStatus.ORDER_FAILED:
+        return OrderDecision(False, f"order failed: broker {order.status} {request.order_ref}: "
+                                    f"{order.reason or 'no reason given'}", request)
     return OrderDecision(True, f"{decision.reason}: {order.status}", request)
 
 
+def _decline(app_db: AppDatabase, row: SignalRow, run_id: str, reason: str,
+             settle: Callable[[], object]) -> OrderDecision:
+    """Record a 'no order' decision and settle the signal (a person may have decided first:
+    their decision stands, and the reason says so)."""
+    try:
+        settle()
+    except (KeyError, ValueError):
+        reason = unclaimed_reason(app_db, row.id)
+    app_db.record_decision(row.symbol, row.id, False, reason, run_id)
+    return OrderDecision(False, reason)
+
+
 def unclaimed_reason(app_db: AppDatabase, signal_id: str) -> str:
-    """Why a claim found nothing to take: an order already in the ledger, or a changed status."""
-    if app_db.order_for_signal(signal_id) is not None:
-        return f"not placed: signal {signal_id} already has a ledger entry"
+    """Why a claim found nothing to take: an order that could still exist, or a changed status."""
+    order = app_db.order_for_signal(signal_id)
+    if order is not None and could_still_exist(order.status):
+        return (f"not placed: signal {signal_id} already has a ledger entry ({order.order_ref}, "
+                f"{order.status})")
     current = app_db.get_signal(signal_id)
     status = current.status if current is not None else "deleted"
     return f"not placed: signal {signal_id} is no longer approved (now {status})"
 
 
-def reconcile_unresolved(broker: Broker, app_db: AppDatabase, symbol: str) -> list[str]:
-    """Ledger rows left 'submitting' by a crash: ask the broker, never re-place blindly."""
+def reconcile_unresolved(broker: Broker, app_db: AppDatabase, policy: TradingPolicy,
+                         symbol: str) -> list[str]:
+    """Ledger rows a crash left `submitting` or `unknown`: ask the broker, never re-place.
+
+    An order the broker shows settles the row. One it does not show becomes `unknown`; it is
+    declared `not_placed` (so the signal may be re-approved) only when an earlier look also
+    found nothing and the claim is at least TRADING_RECONCILE_GRACE_S old (README).
+    """
     notes = []
     for row in app_db.unresolved_orders(symbol):
-        order = broker.find_order(row.signal_id)
+        order = broker.find_order(row.order_ref)
         if order is not None:
             app_db.update_order(row.signal_id, order)
-            notes.append(f"{row.signal_id}: reconciled, broker has it as {order.status}")
+            notes.append(f"{row.order_ref}: reconciled, broker has it as {order.status}")
+            continue
+        now = datetime.now(UTC)
+        claimed = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+        age = (now - claimed).total_seconds()
+        evidence = (f"{broker.label} has no order with orderRef {row.order_ref} (open orders, "
+                    f"completed orders, executions) at {now:%Y-%m-%d %H:%M:%S} UTC, "
+                    f"{age:.0f} s after the claim")
+        if row.status == UNKNOWN and age >= policy.reconcile_grace_s:
+            app_db.record_unplaced(row.id, NOT_PLACED, f"{evidence}; also absent at the "
+                                   f"previous check ({row.error[:300]})")
+            notes.append(f"{row.order_ref}: not placed (absent twice); the signal may be "
+                         "re-approved or rejected")
         else:
-            app_db.update_order(row.signal_id, None,
-                                error="placement outcome unknown and the broker has no order "
-                                      "with this reference; not re-sent")
-            notes.append(f"{row.signal_id}: broker has no such order; left unplaced for review")
+            app_db.record_unplaced(row.id, UNKNOWN, f"{evidence}; asked again on the next run")
+            notes.append(f"{row.order_ref}: broker has no such order yet; asked again next run")
     return notes
 
 
 def trade_symbol(broker: Broker, app_db: AppDatabase, store: ObjectStore, symbol: str,
-                 run_id: str, settings: SymbolSettings
+                 run_id: str, settings: SymbolSettings, policy: TradingPolicy = DEFAULT_POLICY
                  ) -> tuple[list[tuple[str, OrderDecision]], list[str]]:
     """One symbol's orders step: (signal id, decision) for each signal, and reconcile notes.
 
@@ -123,9 +166,9 @@ def trade_symbol(broker: Broker, app_db: AppDatabase, store: ObjectStore, symbol
     info, last_bar_date = bar_info(store, symbol)
     price = float(info["last_close"])
     broker.mark_price(symbol, price)
-    notes = reconcile_unresolved(broker, app_db, symbol)
-    decided = [(row.id, execute_signal(broker, app_db, row, price, last_bar_date, run_id,
-                                       settings))
+    notes = reconcile_unresolved(broker, app_db, policy, symbol)
+    decided = [(row.id, execute_signal(broker, app_db, policy, row, price, last_bar_date,
+                                       run_id, settings))
                for row in app_db.executable_signals(symbol)]
     if not decided:
         latest = app_db.latest_signal(symbol)
@@ -157,25 +200,35 @@ def snapshot_portfolio(store: ObjectStore, app_db: AppDatabase, broker_label: st
                 "id); every decision, including 'no order', is recorded.",
 )
 def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase,
-           broker: Broker) -> None:
+           broker: Broker, policy: PolicyResource) -> None:
     loop = SymbolLoop(context, app_db)
+    rules = policy.rules
     for symbol in loop:
         with loop.attempt(symbol):
             decided, notes = trade_symbol(broker, app_db, store, symbol, context.run.run_id,
-                                          loop.settings(symbol))
-            placed = [d for _, d in decided if d.place]
-            loop.record(
-                symbol,
-                {
-                    "status": "ok",
-                    "broker": broker.label,
-                    "orders_placed": len(placed),
-                    "summary": placed[0].reason if placed else decided[-1][1].reason,
-                    "decisions": decisions_table(decided),
-                    "reconciled": "; ".join(notes) or "nothing to reconcile",
-                },
-            )
+                                          loop.settings(symbol), rules)
+            loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes))
     loop.finish()
+
+
+def orders_metadata(app_db: AppDatabase, broker_label: str,
+                    decided: list[tuple[str, OrderDecision]], notes: list[str]
+                    ) -> dict[str, object]:
+    """What the orders materialization shows: placed, refused and failed, each with why."""
+    statuses = {sid: row.status for sid, _ in decided
+                if sid and (row := app_db.get_signal(sid)) is not None}
+    placed = [d for _, d in decided if d.place]
+    ended = list(statuses.values())
+    return {
+        "status": "ok",
+        "broker": broker_label,
+        "orders_placed": len(placed),
+        "not_placed": ended.count(SignalStatus.NOT_PLACED.value),
+        "order_failed": ended.count(SignalStatus.ORDER_FAILED.value),
+        "summary": placed[0].reason if placed else decided[-1][1].reason,
+        "decisions": decisions_table(decided, statuses),
+        "reconciled": "; ".join(notes) or "nothing to reconcile",
+    }
 
 
 @dg.asset(

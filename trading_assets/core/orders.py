@@ -6,7 +6,11 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from trading_assets.core.policy import TradingCosts, TradingPolicy
 from trading_assets.core.signal import EXECUTABLE_STATUSES, Action, SignalStatus, TradingSignal
+
+DEFAULT_COSTS = TradingCosts()
+DEFAULT_POLICY = TradingPolicy()
 
 
 class OrderType(StrEnum):
@@ -45,6 +49,7 @@ class BrokerOrder:
     commission: float = 0.0
     limit_price: float | None = None
     broker: str = "paper"
+    reason: str = ""  # the broker's words when it rejects or cancels
     raw: dict[str, object] = field(default_factory=dict)
 
 
@@ -97,26 +102,6 @@ class OrderDecision:
     request: OrderRequest | None = None
 
 
-def approval_stale_reason(*, bar_date: object, age_sessions: int, reference_close: float | None,
-                          latest_close: float | None, max_age_sessions: int,
-                          max_move_pct: float) -> str:
-    """Why an approval should no longer be executed ('' when it still may be).
-
-    An approval is a judgement on the prices the reviewer saw: too many sessions later, or
-    after too large a move, it no longer covers the order.
-    """
-    if age_sessions > max_age_sessions:
-        return (f"signal of bar {bar_date} is {age_sessions} trading days old (limit "
-                f"{max_age_sessions}, TRADING_APPROVAL_MAX_AGE_DAYS)")
-    if reference_close and latest_close:
-        move = abs(latest_close / reference_close - 1) * 100
-        if move > max_move_pct:
-            return (f"price moved {move:.1f}% since the signal ({reference_close:.2f} -> "
-                    f"{latest_close:.2f}; limit {max_move_pct:g}%, "
-                    "TRADING_APPROVAL_MAX_MOVE_PCT)")
-    return ""
-
-
 def decide_order(
     *,
     signal_id: str,
@@ -128,8 +113,15 @@ def decide_order(
     price: float,
     allow_short: bool = False,
     order_type: OrderType = OrderType.MARKET,
+    costs: TradingCosts = DEFAULT_COSTS,
+    policy: TradingPolicy = DEFAULT_POLICY,
 ) -> OrderDecision:
-    """Apply review state, actionability and risk limits; return an order or the reason for none."""
+    """Apply review state, actionability and risk limits; return an order or the reason for none.
+
+    min_confidence is not checked here: it gates auto-approval only (core/policy.py), and a
+    person's approval stands unless a hard limit refuses it. A BUY reserves slippage,
+    commission and the cash buffer, so an order sized to the cash still fills.
+    """
     if status not in EXECUTABLE_STATUSES:
         return OrderDecision(False, f"signal is {status.value}, not approved")
     if not signal.is_actionable:
@@ -138,12 +130,6 @@ def decide_order(
         )
     if not settings.enabled:
         return OrderDecision(False, f"{settings.symbol} is disabled")
-    if signal.confidence_score < settings.min_confidence:
-        return OrderDecision(
-            False,
-            f"confidence {signal.confidence_score} below the symbol's minimum "
-            f"{settings.min_confidence}",
-        )
     if not (price > 0 and math.isfinite(price)):
         return OrderDecision(False, f"no valid price for {signal.symbol}")
     held = position.quantity if position else 0.0
@@ -154,15 +140,17 @@ def decide_order(
     if signal.action is Action.BUY:
         max_value = equity * settings.max_exposure_pct / 100.0
         room = max_value - held * price
-        value = min(target_value, room, account.cash)
-        quantity = int(value // price)
+        quantity = min(int(min(target_value, room) // price),
+                       policy.affordable_shares(account.cash, price, costs))
         if room <= price:
             return OrderDecision(
                 False, f"exposure limit reached: holding {held:g} shares, max "
                 f"{settings.max_exposure_pct:g}% of equity"
             )
         if quantity < 1:
-            return OrderDecision(False, f"not enough cash for one share at {price:.2f}")
+            return OrderDecision(False, f"not enough cash for one share at {price:.2f} with "
+                                 f"slippage, commission and the {policy.cash_buffer_pct:g}% "
+                                 f"cash buffer reserved (cash {account.cash:.2f})")
     else:
         quantity = int(target_value // price)
         if not allow_short:

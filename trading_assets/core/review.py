@@ -7,7 +7,10 @@ import getpass
 from trading_assets.core.signal import SignalStatus
 
 # The words a reviewer uses (CLI sub-command, app button) and the status each one sets.
-REVIEW_DECISIONS = {"approve": SignalStatus.APPROVED, "reject": SignalStatus.REJECTED}
+# "reapprove" (approve works too) sends a not_placed or order_failed signal back to the orders
+# step as a new order attempt (core/lifecycle.py).
+REVIEW_DECISIONS = {"approve": SignalStatus.APPROVED, "reapprove": SignalStatus.APPROVED,
+                    "reject": SignalStatus.REJECTED}
 
 
 def reviewer_name(username: str | None) -> str:

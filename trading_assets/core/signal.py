@@ -43,12 +43,16 @@ class SignalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXECUTED = "executed"
+    NOT_PLACED = "not_placed"  # approved, but refused by a risk limit or found absent after a crash
+    ORDER_FAILED = "order_failed"  # the broker rejected or cancelled the order
     EXPIRED = "expired"
     ERROR = "error"
     REPLAY = "replay"
 
 
 EXECUTABLE_STATUSES = frozenset({SignalStatus.APPROVED, SignalStatus.AUTO_APPROVED})
+# Ended without an order, with the reason on the signal: a person may re-approve or reject it.
+RETRYABLE_STATUSES = frozenset({SignalStatus.NOT_PLACED, SignalStatus.ORDER_FAILED})
 
 
 class TradingSignal(BaseModel):

@@ -1,0 +1,294 @@
+"""The orders ledger, reviews and analysis claims: every status change goes through here.
+
+The changes follow the one transition table (trading_assets/core/lifecycle.py); each is made
+under the signal's row lock, so a review, an order claim and a broker update on the same
+signal run one after the other.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from resources.app_tables import (
+    AnalysisClaimRow,
+    Database,
+    OrderDecisionRow,
+    OrderRow,
+    ReviewRow,
+    SignalRow,
+    lock_signal,
+    utcnow,
+)
+from trading_assets.core.lifecycle import (
+    FAILED_BROKER_STATUSES,
+    NOT_PLACED,
+    UNKNOWN,
+    UNRESOLVED_LEDGER,
+    TransitionError,
+    check_transition,
+    could_still_exist,
+    order_ref,
+    outcome_of,
+)
+from trading_assets.core.orders import BrokerOrder
+from trading_assets.core.signal import EXECUTABLE_STATUSES, SignalStatus
+from trading_assets.core.symbols import validate_symbol
+
+# Signals an orders run may act on: live and approved (by a reviewer or the auto-approve rule).
+# Sorted so the statement, and so SQLAlchemy's compiled-statement cache entry, is stable.
+_EXECUTABLE = (SignalRow.mode == "live",
+               SignalRow.status.in_(sorted(s.value for s in EXECUTABLE_STATUSES)))
+# A ledger row whose order the broker may hold (core/lifecycle.could_still_exist).
+_LIVE_ORDER = OrderRow.status.not_in(sorted({NOT_PLACED, *FAILED_BROKER_STATUSES}))
+# ... and that have no such order: a new attempt may be claimed.
+_AWAITING_ORDER = (*_EXECUTABLE,
+                   SignalRow.id.not_in(select(OrderRow.signal_id).where(_LIVE_ORDER)))
+# A review note is free text, but a page or a terminal must be able to show it.
+NOTE_MAX_CHARS = 2000
+REVIEWER_MAX_CHARS = 64  # signal_reviews.reviewer is String(64)
+
+
+def _latest_order(session: Session, signal_id: str) -> OrderRow | None:
+    return session.scalars(select(OrderRow).where(OrderRow.signal_id == signal_id)
+                           .order_by(OrderRow.attempt.desc())).first()
+
+
+def _check_review(decision: SignalStatus, note: str, reviewer: str) -> None:
+    allowed = {SignalStatus.APPROVED, SignalStatus.REJECTED, SignalStatus.EXPIRED}
+    if decision not in allowed:
+        raise ValueError(f"A review decides approved, rejected or expired, not {decision}.")
+    if len(note) > NOTE_MAX_CHARS:
+        raise ValueError(f"The note is {len(note)} characters long; keep it under "
+                         f"{NOTE_MAX_CHARS}.")
+    if len(reviewer) > REVIEWER_MAX_CHARS:
+        raise ValueError(f"The reviewer name is {len(reviewer)} characters long; keep it to "
+                         f"{REVIEWER_MAX_CHARS} at most.")
+
+
+class OrdersLedger(Database):
+    """Reviews, the orders ledger (one live attempt per signal) and analysis claims."""
+
+    # --- reviews and system decisions --------------------------------------------------
+
+    def review_signal(self, signal_id: str, decision: SignalStatus, *, reviewer: str,
+                      note: str = "", actor: str = "person") -> SignalRow:
+        """Approve, re-approve, reject or expire a signal, keeping who, when and why.
+
+        `actor` is "person" (Gradio, CLI) or "system" (a stale approval). The change must be
+        in the lifecycle table, and no decision may drop a signal whose order could still exist
+        at the broker: the order run has claimed it (and may have placed it) first.
+        """
+        _check_review(decision, note, reviewer)
+        with self.session() as session:
+            # Locked before it is read, so claim_order cannot slip in between check and write.
+            row = session.get(SignalRow, signal_id) if lock_signal(session, signal_id) else None
+            if row is None:
+                raise KeyError(f"No signal with id {signal_id!r}.")
+            if row.mode != "live":
+                raise ValueError(f"Signal {signal_id} is a {row.mode} signal and cannot be "
+                                 "reviewed for execution.")
+            try:
+                check_transition(row.status, decision, actor)
+            except TransitionError as exc:
+                raise ValueError(f"Signal {signal_id} is already {row.status}: {exc}.") from exc
+            order = _latest_order(session, signal_id)
+            if order is not None and could_still_exist(order.status):
+                raise ValueError(f"Signal {signal_id} cannot be {decision.value}: an order is "
+                                 f"already in the ledger for this signal ({order.action} "
+                                 f"{order.quantity:g}, {order.status}, orderRef "
+                                 f"{order.order_ref}); cancel it at the broker if it must not "
+                                 "trade. An unresolved one is reconciled by the next orders run "
+                                 f"(trading-signals materialize --symbols {order.symbol}).")
+            keep_reason = actor == "system" or decision is not SignalStatus.APPROVED
+            row.status, row.updated_at = decision.value, utcnow()
+            row.status_reason = note if keep_reason else ""
+            session.add(ReviewRow(signal_id=signal_id, decision=decision.value,
+                                  reviewer=reviewer, note=note))
+        return row
+
+    def settle_signal(self, signal_id: str, status: SignalStatus, reason: str) -> bool:
+        """Move an approved signal to executed, not_placed or order_failed with the reason;
+        False when it is no longer approved (a person decided first)."""
+        with self.session() as session:
+            return self._settle(session, signal_id, status, reason)
+
+    @staticmethod
+    def _settle(session: Session, signal_id: str, status: SignalStatus, reason: str) -> bool:
+        current = session.scalar(select(SignalRow.status).where(SignalRow.id == signal_id))
+        if current is None or current not in {s.value for s in EXECUTABLE_STATUSES}:
+            return False
+        check_transition(current, status, "system")
+        session.execute(update(SignalRow).where(SignalRow.id == signal_id, *_EXECUTABLE)
+                        .values(status=status.value, status_reason=reason[:4000],
+                                updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+        return True
+
+    # --- orders ledger -------------------------------------------------------------------
+
+    def executable_signals(self, symbol: str) -> list[SignalRow]:
+        """Approved live signals of the symbol with no order that could still exist, oldest
+        first."""
+        with self.session() as session:
+            return list(session.scalars(
+                select(SignalRow).where(SignalRow.symbol == validate_symbol(symbol),
+                                        *_AWAITING_ORDER)
+                .order_by(SignalRow.created_at)
+            ).all())
+
+    def claim_order(self, signal_id: str, symbol: str, broker: str, action: str,
+                    quantity: float, order_type: str, limit_price: float | None,
+                    stop_loss: float | None, take_profit: float | None) -> OrderRow | None:
+        """Write the next attempt's ledger row *before* the broker is called; None if an order
+        of the signal could still exist or the signal is no longer approved.
+
+        The unique (signal id, attempt) makes a second claim fail, so two runs cannot both
+        place; the signal's status is checked under its lock in the same transaction, so a
+        review cannot change it between the check and the claim.
+        """
+        try:
+            with self.session() as session:
+                if not lock_signal(session, signal_id, *_AWAITING_ORDER):
+                    return None
+                attempt = 1 + (session.scalar(select(func.max(OrderRow.attempt))
+                                              .where(OrderRow.signal_id == signal_id)) or 0)
+                row = OrderRow(signal_id=signal_id, attempt=attempt,
+                               order_ref=order_ref(signal_id, attempt), symbol=symbol,
+                               broker=broker, action=action, quantity=quantity,
+                               order_type=order_type, limit_price=limit_price,
+                               stop_loss=stop_loss, take_profit=take_profit, status="submitting")
+                session.add(row)
+            return row
+        except IntegrityError:
+            return None
+
+    def update_order(self, signal_id: str, order: BrokerOrder | None, error: str = "") -> None:
+        """Record what the broker said about the signal's latest attempt; settle the signal:
+        executed, or order_failed with the broker's reason when it rejected or cancelled."""
+        with self.session() as session:
+            row = _latest_order(session, signal_id)
+            if row is None:
+                raise KeyError(f"No order in the ledger for signal {signal_id!r}.")
+            if order is not None:
+                row.status, row.filled = order.status, order.filled
+                row.avg_fill_price, row.commission = order.avg_fill_price, order.commission
+                row.broker_order_id = order.broker_order_id
+                if order.reason:
+                    row.error = order.reason[:4000]
+            if error:
+                row.error = error[:4000]
+                row.status = UNKNOWN if order is None else row.status
+            row.updated_at = utcnow()
+            if order is not None:  # only an approved signal is settled, never a rejected one
+                outcome = outcome_of(order.status)
+                reason = ("" if outcome is SignalStatus.EXECUTED else
+                          f"broker {order.status} order {row.order_ref}: "
+                          f"{order.reason or 'no reason given'}")
+                self._settle(session, signal_id, outcome, reason)
+
+    def record_unplaced(self, order_id: int, status: str, evidence: str) -> None:
+        """A crashed placement the broker does not show: `unknown` (ask again next run) or
+        `not_placed` (the rule in the README held); not_placed also settles the signal."""
+        with self.session() as session:
+            row = session.get(OrderRow, order_id)
+            if row is None:
+                raise KeyError(f"No ledger row {order_id}.")
+            row.status, row.error, row.updated_at = status, evidence[:4000], utcnow()
+            if status == NOT_PLACED:
+                self._settle(session, row.signal_id, SignalStatus.NOT_PLACED,
+                             f"order {row.order_ref} not placed: {evidence}")
+
+    def order_for_signal(self, signal_id: str) -> OrderRow | None:
+        """The signal's latest order attempt, if any."""
+        with self.session() as session:
+            return _latest_order(session, signal_id)
+
+    def unresolved_orders(self, symbol: str) -> list[OrderRow]:
+        """Ledger rows whose placement outcome is unknown (a crash or timeout mid-placement)."""
+        with self.session() as session:
+            return list(session.scalars(select(OrderRow).where(
+                OrderRow.symbol == validate_symbol(symbol),
+                OrderRow.status.in_(sorted(UNRESOLVED_LEDGER)),
+            )).all())
+
+    def list_orders(self, symbol: str | None = None, limit: int = 200) -> list[OrderRow]:
+        query = select(OrderRow)
+        if symbol:
+            query = query.where(OrderRow.symbol == validate_symbol(symbol))
+        with self.session() as session:
+            return list(session.scalars(query.order_by(OrderRow.created_at.desc(),
+                                                       OrderRow.id.desc()).limit(limit)).all())
+
+    def record_decision(self, symbol: str, signal_id: str, placed: bool, reason: str,
+                        dagster_run_id: str = "") -> None:
+        with self.session() as session:
+            session.add(OrderDecisionRow(symbol=symbol, signal_id=signal_id, placed=placed,
+                                         reason=reason, dagster_run_id=dagster_run_id))
+
+    def decisions_for(self, symbol: str, limit: int = 50) -> list[OrderDecisionRow]:
+        with self.session() as session:
+            return list(session.scalars(
+                select(OrderDecisionRow).where(OrderDecisionRow.symbol == validate_symbol(symbol))
+                .order_by(OrderDecisionRow.id.desc()).limit(limit)
+            ).all())
+
+    def recent_decisions(self, limit: int = 50) -> list[OrderDecisionRow]:
+        """The orders asset's latest decisions over all symbols, newest first."""
+        with self.session() as session:
+            return list(session.scalars(
+                select(OrderDecisionRow).order_by(OrderDecisionRow.id.desc()).limit(limit)
+            ).all())
+
+    # --- automation (trading_assets/automation.py) ---------------------------------------
+
+    def signals_awaiting_execution(self, limit: int = 1000) -> list[SignalRow]:
+        """Approved or auto-approved live signals, oldest first: each still needs an orders run
+        (to place, refuse with a reason, or reconcile an unresolved placement)."""
+        with self.session() as session:
+            return list(session.scalars(
+                select(SignalRow).where(*_EXECUTABLE).order_by(SignalRow.created_at).limit(limit)
+            ).all())
+
+    def symbols_with_unexecuted_approvals(self) -> set[str]:
+        """Symbols with an approved or auto-approved live signal that is not settled yet."""
+        with self.session() as session:
+            return set(session.scalars(
+                select(SignalRow.symbol).where(*_EXECUTABLE).distinct()
+            ).all())
+
+    # --- analysis claims ---------------------------------------------------------------
+
+    def claim_analysis(self, symbol: str, bar_date: date, analyst: str, holder: str,
+                       lease_s: float) -> bool:
+        """Take (or renew, or take over an expired) claim on one analysis; False while another
+        holder's lease runs."""
+        now = utcnow()
+        expires = now + timedelta(seconds=lease_s)
+        key = (AnalysisClaimRow.symbol == symbol, AnalysisClaimRow.bar_date == bar_date,
+               AnalysisClaimRow.analyst == analyst)
+        with self.session() as session:
+            taken = session.execute(
+                update(AnalysisClaimRow).where(*key, (AnalysisClaimRow.expires_at < now)
+                                               | (AnalysisClaimRow.holder == holder))
+                .values(holder=holder, expires_at=expires)
+                .execution_options(synchronize_session=False))
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                return True
+        try:
+            with self.session() as session:
+                session.add(AnalysisClaimRow(symbol=symbol, bar_date=bar_date, analyst=analyst,
+                                             holder=holder, expires_at=expires))
+            return True
+        except IntegrityError:  # another run holds it (or took it just now)
+            return False
+
+    def release_analysis(self, symbol: str, bar_date: date, analyst: str, holder: str) -> None:
+        """Give the claim back once the signal (or its error) is stored."""
+        with self.session() as session:
+            session.execute(delete(AnalysisClaimRow).where(
+                AnalysisClaimRow.symbol == symbol, AnalysisClaimRow.bar_date == bar_date,
+                AnalysisClaimRow.analyst == analyst, AnalysisClaimRow.holder == holder))
