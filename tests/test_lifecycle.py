@@ -37,8 +37,8 @@ def crash_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def auto_approved(instance: dg.DagsterInstance, resources: dict[str, Any]) -> Any:
-    """MSFT's simulated bars give an actionable BUY; auto-approval sends it to orders."""
-    resources["app_db"].upsert_settings(SymbolSettings(symbol="MSFT", auto_approve=True,
+    """ORCL's simulated bars give an actionable BUY; auto-approval sends it to orders."""
+    resources["app_db"].upsert_settings(SymbolSettings(symbol="ORCL", auto_approve=True,
                                                        min_confidence=50))
     return resources
 
@@ -55,17 +55,17 @@ def cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int
 def test_a_person_approval_below_min_confidence_is_placed(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
     app_db = resources["app_db"]
-    assert run_symbols(instance, resources, ["MSFT"]).success
-    [pending] = app_db.list_signals(symbol="MSFT")
+    assert run_symbols(instance, resources, ["ORCL"]).success
+    [pending] = app_db.list_signals(symbol="ORCL")
     assert pending.status == SignalStatus.PENDING_REVIEW.value
     # min_confidence above the signal's score: it gates auto-approval, not a person.
-    app_db.upsert_settings(SymbolSettings(symbol="MSFT",
+    app_db.upsert_settings(SymbolSettings(symbol="ORCL",
                                           min_confidence=pending.confidence_score + 1))
     app_db.review_signal(pending.id, SignalStatus.APPROVED, reviewer="alice")
-    result = run_symbols(instance, resources, ["MSFT"], assets=EXECUTION)
+    result = run_symbols(instance, resources, ["ORCL"], assets=EXECUTION)
     assert app_db.get_signal(pending.id).status == SignalStatus.EXECUTED.value
-    assert metadata_for(result, "orders", "MSFT")["orders_placed"] == 1
-    assert len(resources["broker"].orders("MSFT")) == 1
+    assert metadata_for(result, "orders", "ORCL")["orders_placed"] == 1
+    assert len(resources["broker"].orders("ORCL")) == 1
 
 
 def test_a_refusal_after_approval_is_not_placed_with_its_reason_and_can_be_reapproved(
@@ -73,31 +73,31 @@ def test_a_refusal_after_approval_is_not_placed_with_its_reason_and_can_be_reapp
         capsys: pytest.CaptureFixture[str]) -> None:
     resources = build_resources(env)
     app_db = resources["app_db"]
-    assert run_symbols(instance, resources, ["MSFT"]).success
-    [signal] = app_db.list_signals(symbol="MSFT")
+    assert run_symbols(instance, resources, ["ORCL"]).success
+    [signal] = app_db.list_signals(symbol="ORCL")
     app_db.review_signal(signal.id, SignalStatus.APPROVED, reviewer="alice")
-    app_db.upsert_settings(SymbolSettings(symbol="MSFT", enabled=False))  # a hard limit
-    result = run_symbols(instance, resources, ["MSFT"], assets=EXECUTION)
+    app_db.upsert_settings(SymbolSettings(symbol="ORCL", enabled=False))  # a hard limit
+    result = run_symbols(instance, resources, ["ORCL"], assets=EXECUTION)
 
     refused = app_db.get_signal(signal.id)
     assert refused.status == SignalStatus.NOT_PLACED.value
-    assert "MSFT is disabled" in refused.status_reason
-    meta = metadata_for(result, "orders", "MSFT")
+    assert "ORCL is disabled" in refused.status_reason
+    meta = metadata_for(result, "orders", "ORCL")
     assert (meta["orders_placed"], meta["not_placed"]) == (0, 1)
     [record] = meta["decisions"].records
     assert record.data["signal_status"] == "not_placed"
-    assert "MSFT is disabled" in record.data["reason"]
-    assert cli(monkeypatch, env, "signals", "list", "--symbol", "MSFT") == 0
+    assert "ORCL is disabled" in record.data["reason"]
+    assert cli(monkeypatch, env, "signals", "list", "--symbol", "ORCL") == 0
     listed = capsys.readouterr().out
-    assert "not_placed" in listed and "MSFT is disabled" in listed
+    assert "not_placed" in listed and "ORCL is disabled" in listed
 
     # A person re-approves once the limit no longer applies: the order is placed.
-    app_db.upsert_settings(SymbolSettings(symbol="MSFT", enabled=True))
+    app_db.upsert_settings(SymbolSettings(symbol="ORCL", enabled=True))
     assert cli(monkeypatch, env, "signals", "reapprove", signal.id, "--reviewer", "alice") == 0
     assert app_db.get_signal(signal.id).status == SignalStatus.APPROVED.value
-    run_symbols(instance, resources, ["MSFT"], assets=EXECUTION)
+    run_symbols(instance, resources, ["ORCL"], assets=EXECUTION)
     assert app_db.get_signal(signal.id).status == SignalStatus.EXECUTED.value
-    assert [o.order_ref for o in resources["broker"].orders("MSFT")] == [signal.id]
+    assert [o.order_ref for o in resources["broker"].orders("ORCL")] == [signal.id]
 
 
 # --- crashes between the ledger claim and the broker ---------------------------------------
@@ -116,26 +116,26 @@ def test_a_crash_inside_the_broker_call_is_reconciled_to_not_placed_then_reappro
 
     with monkeypatch.context() as patched:
         patched.setattr(PaperBroker, "place_order", gateway_dropped)
-        assert not run_symbols(instance, resources, ["MSFT"], raise_on_error=False).success
-    [signal] = app_db.list_signals(symbol="MSFT")
+        assert not run_symbols(instance, resources, ["ORCL"], raise_on_error=False).success
+    [signal] = app_db.list_signals(symbol="ORCL")
     assert app_db.order_for_signal(signal.id).status in ("unknown", "not_placed")
 
     # The step's retry or the next run asks the broker again: nothing there, so the attempt is
     # not placed (the failed call itself was the first look).
-    assert run_symbols(instance, resources, ["MSFT"], assets=EXECUTION).success
+    assert run_symbols(instance, resources, ["ORCL"], assets=EXECUTION).success
     ledger = app_db.order_for_signal(signal.id)
     assert ledger.status == "not_placed"
     assert f"no order with orderRef {signal.id}" in ledger.error
     refused = app_db.get_signal(signal.id)
     assert refused.status == SignalStatus.NOT_PLACED.value
-    assert "not placed" in refused.status_reason and broker.orders("MSFT") == []
+    assert "not placed" in refused.status_reason and broker.orders("ORCL") == []
 
     # Re-approved: a new claim with a new orderRef, placed exactly once.
     app_db.review_signal(signal.id, SignalStatus.APPROVED, reviewer="alice")
-    assert run_symbols(instance, resources, ["MSFT"], assets=EXECUTION).success
+    assert run_symbols(instance, resources, ["ORCL"], assets=EXECUTION).success
     assert app_db.get_signal(signal.id).status == SignalStatus.EXECUTED.value
-    assert [o.order_ref for o in broker.orders("MSFT")] == [f"{signal.id}-2"]
-    assert sorted(o.attempt for o in app_db.list_orders("MSFT")) == [1, 2]
+    assert [o.order_ref for o in broker.orders("ORCL")] == [f"{signal.id}-2"]
+    assert sorted(o.attempt for o in app_db.list_orders("ORCL")) == [1, 2]
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -151,9 +151,9 @@ KILLED_RUN = textwrap.dedent("""
     PaperBroker.place_order = killed
     env = json.loads(sys.argv[1])
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("symbols", ["MSFT"])
+        instance.add_dynamic_partitions("symbols", ["ORCL"])
         dg.materialize(SYMBOL_ASSETS, instance=instance, resources=build_resources(env),
-                       partition_key="MSFT")
+                       partition_key="ORCL")
 """)
 
 
@@ -165,22 +165,22 @@ def test_a_killed_process_between_claim_and_placement_is_recovered(
     done = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(crash_env)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr[-2000:]
-    [signal] = app_db.list_signals(symbol="MSFT")
+    [signal] = app_db.list_signals(symbol="ORCL")
     assert app_db.order_for_signal(signal.id).status == "submitting"
     # The order could still exist: no one may drop the signal yet.
     with pytest.raises(ValueError, match="an order is already in the ledger"):
         app_db.review_signal(signal.id, SignalStatus.REJECTED, reviewer="bob")
 
-    run_symbols(instance, resources, ["MSFT"], assets=EXECUTION)  # first look: unknown
+    run_symbols(instance, resources, ["ORCL"], assets=EXECUTION)  # first look: unknown
     assert app_db.order_for_signal(signal.id).status == "unknown"
     assert app_db.get_signal(signal.id).status == SignalStatus.AUTO_APPROVED.value
-    run_symbols(instance, resources, ["MSFT"], assets=EXECUTION)  # second look: not placed
+    run_symbols(instance, resources, ["ORCL"], assets=EXECUTION)  # second look: not placed
     assert app_db.order_for_signal(signal.id).status == "not_placed"
     assert app_db.get_signal(signal.id).status == SignalStatus.NOT_PLACED.value
 
     assert cli(monkeypatch, crash_env, "signals", "reject", signal.id, "--reviewer", "bob") == 0
     assert app_db.get_signal(signal.id).status == SignalStatus.REJECTED.value
-    assert broker.orders("MSFT") == []
+    assert broker.orders("ORCL") == []
 
 
 def test_an_unknown_order_is_not_given_up_within_the_grace_period(
@@ -192,13 +192,13 @@ def test_an_unknown_order_is_not_given_up_within_the_grace_period(
     app_db = resources["app_db"]
     with monkeypatch.context() as patched:
         patched.setattr(PaperBroker, "place_order", lambda *a, **k: 1 / 0)
-        run_symbols(instance, resources, ["MSFT"], raise_on_error=False)
+        run_symbols(instance, resources, ["ORCL"], raise_on_error=False)
     for _ in range(2):
-        run_symbols(instance, resources, ["MSFT"], assets=EXECUTION)
-    [signal] = app_db.list_signals(symbol="MSFT")
+        run_symbols(instance, resources, ["ORCL"], assets=EXECUTION)
+    [signal] = app_db.list_signals(symbol="ORCL")
     assert app_db.order_for_signal(signal.id).status == "unknown"
     assert app_db.get_signal(signal.id).status == SignalStatus.AUTO_APPROVED.value
-    assert app_db.claim_order(signal.id, "MSFT", "paper", "BUY", 1, "MKT", None, None,
+    assert app_db.claim_order(signal.id, "ORCL", "paper", "BUY", 1, "MKT", None, None,
                               None) is None
 
 
@@ -258,7 +258,7 @@ def test_a_cancelled_order_is_order_failed_with_the_brokers_reason(
 # --- one analysis per symbol, bar and analyst ------------------------------------------
 
 
-SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN"]
+SYMBOLS = ["AAPL", "ORCL", "NVDA", "AMZN"]
 
 
 def model_answer(received: Received) -> Reply:
