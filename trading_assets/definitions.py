@@ -12,6 +12,7 @@ from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
+from trading_assets.executors import pipeline_executor
 from trading_assets.settings import automation_config, build_resources
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
@@ -23,6 +24,8 @@ symbol_pipeline_job = dg.define_asset_job(
     name="symbol_pipeline",
     selection=dg.AssetSelection.assets(*SYMBOL_ASSETS),
     description="ohlcv -> indicators -> charts -> llm_signal -> orders -> portfolio per symbol.",
+    # In process unless TRADING_EXECUTOR=celery (trading_assets/executors.py, README "Scale out").
+    executor_def=pipeline_executor(),
 )
 
 # Schedule, sensors and the signal_freshness check (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
