@@ -132,9 +132,6 @@ def test_batches_are_contiguous_capped_and_shared_with_the_cli() -> None:
     assert contiguous_batches(keys, ["A", "B", "D", "E", "F", "G"], 3) == [
         ["A", "B"], ["D", "E", "F"], ["G"]]
     assert contiguous_ranges(keys, ["B", "C", "F"]) == [("B", "C"), ("F", "F")]
-    from trading_assets.cli import contiguous_ranges as cli_ranges
-
-    assert cli_ranges(keys, ["B", "C", "F"]) == [("B", "C"), ("F", "F")]
     batches = plan_batches(keys, ["A", "B", "D", "E", "F", "G"], {"G": 9, "E": 5}, 3)
     assert batches == [["G"], ["D", "E", "F"], ["A", "B"]]
     bridged = plan_batches(keys, ["A", "D", "G"], {}, 10, bridgeable=["B", "C", "E"])
@@ -481,14 +478,14 @@ def test_a_tick_for_50_symbols_takes_a_handful_of_runs(instance, resources, monk
 
 def test_cli_failures_name_the_underlying_error_not_dagsters_wrapper(
         instance: dg.DagsterInstance) -> None:
-    from trading_assets.cli import failures_of
+    from trading_assets.runs import run_failures
 
     @dg.asset
     def broken() -> None:
         raise ValueError("bad bars for ACME")
 
     result = dg.materialize([broken], instance=instance, raise_on_error=False)
-    [line] = failures_of([result])
+    [line] = run_failures(instance, result.run_id)
     assert line == "broken: ValueError: bad bars for ACME"
 
 

@@ -25,7 +25,7 @@ def test_bench_with_small_sizes_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, "-m", "trading_assets.cli", "bench", "--symbols", "3",
-         "--stage-runs", "1", "--llm-calls", "5", "--json", str(out)],
+         "--stage-runs", "1", "--llm-calls", "5", "--skip", "live", "--json", str(out)],
         capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())

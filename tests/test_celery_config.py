@@ -25,7 +25,8 @@ def test_the_symbol_pipeline_runs_in_process_unless_celery_is_asked_for() -> Non
 
 
 def test_an_unknown_executor_is_a_config_error_naming_the_choices() -> None:
-    with pytest.raises(ConfigError, match=r"TRADING_EXECUTOR='k8s'.*in_process, celery"):
+    with pytest.raises(ConfigError,
+                       match=r"TRADING_EXECUTOR='k8s'.*in_process, multiprocess, celery"):
         executor_kind({"TRADING_EXECUTOR": "k8s"})
 
 

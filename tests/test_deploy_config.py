@@ -292,7 +292,7 @@ def test_the_pools_the_assets_declare_are_the_ones_dagster_yaml_describes() -> N
 
 def test_the_embedded_default_never_reads_the_production_dagster_yaml(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trading_assets.cli import ensure_dagster_home
+    from trading_assets.runs import ensure_dagster_home
 
     (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     monkeypatch.chdir(tmp_path)  # a checkout with the production file at its root

@@ -288,7 +288,7 @@ def test_run_now_materializes_the_graph_into_a_reviewable_signal(
         resources: dict[str, Any], instance: dg.DagsterInstance) -> None:
     ctx = UIContext(resources=resources, instance=instance)
     sv.add_new_symbols(ctx, "TSLA")
-    sv.run_now(ctx, "TSLA")  # the real materialize_symbols, against the test instance
+    sv.run_now(ctx, "TSLA")  # the real runs layer (in-process here), against the test instance
     assert ctx.launcher.join(120)
     [launch] = ctx.launcher.recent()
     assert launch.success, launch.error

@@ -12,9 +12,13 @@ What runs, and why this shape (checked on Dagster 1.13.27):
   in which case it is expired (reviewer ``sensor:stale``, with the reason). So orders for
   auto-approved signals follow the tick within one sensor interval, through the same path and
   the same staleness rules as a human approval; the tick itself never places orders.
-* ``new_symbols`` (sensor): a partition that appears from anywhere (Dagster UI, Gradio, CLI,
-  ``symbol_sync``) gets the analysis chain once, promptly.
-* ``symbol_sync`` (sensor): keeps the symbol_settings table and the ``symbols`` partitions equal.
+* ``new_symbols`` (sensor, every 10 s): a partition that appears from anywhere (Dagster UI,
+  Gradio, CLI, ``symbol_sync``) gets the analysis chain once, promptly; never when a run covering
+  the symbol is already queued or running (Gradio's "Add + Run now", ``trading-signals
+  materialize``: re-checked next tick) or its signal is for its latest stored bar.
+* ``symbol_sync`` (sensor): keeps the symbol_settings table and the ``symbols`` partitions equal,
+  and repairs partition keys added in the Dagster UI that are not symbols (``nvda`` becomes
+  NVDA, ``../etc`` is removed), saying so in the tick log.
 * ``symbol_run_failures`` (run-failure sensor): records a failed run against its symbols in the
   application database and posts an optional, secret-free JSON alert to ALERT_WEBHOOK_URL.
 * ``signal_freshness`` (asset check on ``llm_signal`` plus a sensor reporting it): flags symbols
@@ -71,11 +75,16 @@ from trading_assets.core.keys import bars_info_key
 from trading_assets.core.orders import SymbolSettings, approval_stale_reason
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
-from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches, symbols_partitions
+from trading_assets.partitions import (
+    SYMBOLS_PARTITION,
+    contiguous_batches,
+    invalid_key_notice,
+    invalid_keys,
+    symbols_partitions,
+)
+from trading_assets.runs import RANGE_END, RANGE_START, analysing_symbols, run_symbols
 from trading_assets.settings import AutomationConfig
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 ANALYSIS_ASSETS = [ohlcv, indicators, charts, llm_signal]
 EXECUTION_ASSETS = [orders, portfolio]
 FRESHNESS_CHECK = "signal_freshness"
@@ -145,18 +154,18 @@ def batch_request(batch: Sequence[str], run_key: str, assets: Sequence[dg.Assets
     return dg.RunRequest(tags={**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}, **common)
 
 
-def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:
-    """The symbols a run covered, from its partition tag or its partition range tags."""
-    if tags.get("dagster/partition"):
-        return [tags["dagster/partition"]]
-    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
-    if not start or not end:
-        return []
-    if start in all_keys and end in all_keys:
-        i, j = all_keys.index(start), all_keys.index(end)
-        return list(all_keys[i:j + 1])
-    # A bound deleted since the run: name the bounds rather than guess what lay between them.
-    return list(dict.fromkeys([start, end]))
+def fresh_symbols(symbols: Iterable[str], app_db: AppDatabase, store: ObjectStore) -> set[str]:
+    """Symbols whose newest usable signal is for their latest stored bar (nothing to redo)."""
+    dates = app_db.latest_signal_dates()
+    fresh = set()
+    for symbol in symbols:
+        try:
+            last = store.read_json(bars_info_key(symbol)).get("last_date")
+        except FileNotFoundError:
+            continue
+        if symbol in dates and last and str(dates[symbol]) >= str(last):
+            fresh.add(symbol)
+    return fresh
 
 
 def bridgeable(keys: Sequence[str], ready: Iterable[str], app_db: AppDatabase,
@@ -359,7 +368,8 @@ def build_automation(config: AutomationConfig) -> Automation:
         session = decision.session.isoformat()
         requests = analysis_requests(settings, enabled, keys,
                                      f"refresh-{session}",
-                                     {"trading/trigger": "schedule", "trading/session": session})
+                                     {"trading/trigger": "schedule", "trading/session": session,
+                                      "trading/launched_by": "schedule"})
         context.log.info(f"{decision.reason} Refreshing {len(enabled)} symbol(s) in "
                          f"{len(requests)} run(s); {len(keys) - len(enabled)} disabled.")
         return requests
@@ -367,12 +377,15 @@ def build_automation(config: AutomationConfig) -> Automation:
     @dg.sensor(
         name="new_symbols",
         target=analysis_target,
-        minimum_interval_seconds=30,
+        # A symbol added in the app or the CLI has its signal within ~30 s: at most 10 s to the
+        # tick, then one in-process run.
+        minimum_interval_seconds=10,
         default_status=sensor_status,
-        description="A symbol added anywhere (Dagster UI, app, CLI) is analysed once, promptly.",
+        description="A symbol added anywhere (Dagster UI, app, CLI) is analysed once, promptly, "
+                    "unless a run for it is already queued or running or its signal is fresh.",
     )
-    def new_symbols(context: dg.SensorEvaluationContext,
-                    app_db: AppDatabase) -> dg.SensorResult:
+    def new_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase,
+                    store: ObjectStore) -> dg.SensorResult:
         keys = symbol_keys(context.instance, context.log)
         cursor = _load_cursor(context.cursor)
         if cursor is None:
@@ -385,21 +398,31 @@ def build_automation(config: AutomationConfig) -> Automation:
             generation = int(cursor.get("generation", 0))
         new = [s for s in keys if s not in seen]
         settings = app_db.settings_by_symbol(new)
-        todo = [s for s in new if settings[s].enabled]
-        disabled = [s for s in new if s not in todo]
+        enabled = [s for s in new if settings[s].enabled]
+        disabled = [s for s in new if s not in enabled]
+        # Another run has it (left unseen: checked again once that run ends) or its signal is
+        # already for its latest bar (seen: nothing to redo).
+        busy = analysing_symbols(context.instance, keys) & set(enabled) if enabled else set()
+        fresh = fresh_symbols([s for s in enabled if s not in busy], app_db, store)
+        todo = [s for s in enabled if s not in busy and s not in fresh]
+        seen |= set(new) - busy
+        notes = [f"{label}: {_names(sorted(items))}" for label, items in (
+            ("already queued or running", busy), ("signal already fresh", fresh),
+            ("disabled, not analysed", disabled)) if items]
         if not todo:
-            reason = "No new symbols." if not new else (
-                f"New but disabled, not analysed: {_names(disabled)}.")
+            reason = ("No new symbols." if not new
+                      else f"New symbols, none to run: {'; '.join(notes)}.")
             return dg.SensorResult(skip_reason=reason, cursor=_dump_cursor(
-                {"seen": sorted(seen | set(new)), "generation": generation}))
+                {"seen": sorted(seen), "generation": generation}))
         generation += 1  # re-adding a removed symbol later must not reuse an old run key
         requests = analysis_requests(settings, todo, keys,
                                      f"new-symbols-{generation}",
-                                     {"trading/trigger": "new_symbols"})
+                                     {"trading/trigger": "new_symbols",
+                                      "trading/launched_by": "sensor"})
         context.log.info(f"New symbols {_names(todo)} in {len(requests)} run(s)"
-                         + (f"; disabled, skipped: {_names(disabled)}" if disabled else ""))
+                         + (f"; {'; '.join(notes)}" if notes else ""))
         return dg.SensorResult(run_requests=requests, cursor=_dump_cursor(
-            {"seen": sorted(seen | set(new)), "generation": generation}))
+            {"seen": sorted(seen), "generation": generation}))
 
     @dg.sensor(
         name="approved_signals",
@@ -447,7 +470,8 @@ def build_automation(config: AutomationConfig) -> Automation:
             ids = sorted(row.id for symbol in batch for row in ready.get(symbol, []))
             digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
             run_key = f"signal-{ids[0]}" if len(ids) == 1 else f"signals-{len(ids)}-{digest}"
-            tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(ids))}
+            tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(ids)),
+                    "trading/launched_by": "sensor"}
             if len(ids) == 1:
                 tags["trading/signal_id"] = ids[0]
             requests.append(batch_request(batch, run_key, EXECUTION_ASSETS, [], tags))
@@ -466,13 +490,24 @@ def build_automation(config: AutomationConfig) -> Automation:
         description="Keeps the app's symbol settings and the Dagster symbols partitions equal.",
     )
     def symbol_sync(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
-        partitions = set(symbol_keys(context.instance, context.log))
+        partitions = set(symbol_keys(context.instance))
         configured = {s.symbol for s in app_db.list_settings()}
         cursor = _load_cursor(context.cursor)
         was_synced = set(cursor.get("synced", [])) if cursor is not None else set()
         add, delete, ensured, removed = [], [], [], []
+        # Keys typed in the Dagster UI that are no symbol as written: rename or remove them.
+        for key, symbol in invalid_keys(context.instance.get_dynamic_partitions(
+                SYMBOLS_PARTITION)).items():
+            context.log.warning(invalid_key_notice(key, symbol))
+            delete.append(key)
+            if symbol is not None and symbol not in partitions:
+                partitions.add(symbol)
+                add.append(symbol)
         for symbol in sorted(partitions - configured):
-            if symbol in was_synced:  # removed in the app: remove the partition too
+            if symbol in add:  # renamed from an invalid key: a new symbol with default settings
+                app_db.ensure_symbol(symbol)
+                ensured.append(symbol)
+            elif symbol in was_synced:  # removed in the app: remove the partition too
                 delete.append(symbol)
             else:  # added in the Dagster UI: give it default settings
                 app_db.ensure_symbol(symbol)
@@ -481,7 +516,7 @@ def build_automation(config: AutomationConfig) -> Automation:
             if symbol in was_synced:  # partition deleted in the Dagster UI: forget the settings
                 app_db.remove_symbol(symbol)
                 removed.append(symbol)
-            else:  # added in the app only: add the partition
+            elif symbol not in add:  # added in the app only: add the partition
                 add.append(symbol)
         synced = ((partitions & configured) | set(ensured) | set(add))
         requests = []
@@ -501,8 +536,8 @@ def build_automation(config: AutomationConfig) -> Automation:
 
     symbol_asset_keys = {a.key for a in [*ANALYSIS_ASSETS, *EXECUTION_ASSETS]}
 
-    # monitor_all_code_locations: the CLI and the Gradio app run in-process (dg.materialize),
-    # and those runs carry no code-location origin; the asset filter below keeps it to ours.
+    # monitor_all_code_locations: runs the CLI and the Gradio app execute in-process (no daemon
+    # up) carry no code-location origin; the asset filter below keeps it to ours.
     @dg.run_failure_sensor(
         name="symbol_run_failures",
         monitor_all_code_locations=True,

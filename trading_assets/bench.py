@@ -6,14 +6,17 @@ except in the demo, which runs exactly as `make demo` does:
 
 1. stages   one symbol's work per stage, in this process, through the same per-symbol functions
             and resources the assets call (median over --stage-runs symbols, after one warm-up).
-2. e2e      N simulated symbols end to end through Dagster (trading_assets.cli.
-            materialize_symbols, in-process, one child process per N): wall time, symbols per
+2. e2e      N simulated symbols end to end through Dagster (trading_assets.runs.
+            launch_symbols, in-process, one child process per N): wall time, symbols per
             minute, Dagster runs, peak resident memory (ru_maxrss of the child from os.wait4,
             i.e. what getrusage(RUSAGE_CHILDREN) reports for it), event-log size.
 3. llm      --llm-calls model calls against the loopback OpenAI-compatible server of
             tests/peers (answers after --llm-delay seconds) through LLMAnalyst.analyze_many,
             beside the sequential time (calls x delay).
 4. demo     `trading-signals demo` (two symbols) in a fresh process, as after `make install`.
+5. live     a live `dagster dev` on a free port: one symbol launched by GraphQL `launchRun` (as
+            the UI does), launch to end; a symbol added as the CLI adds it, until its signal is
+            in the review list through the new_symbols sensor (trading_assets/bench_dagster.py).
 
 The numbers are measurements, not assertions: CI runs the command with tiny sizes to prove it
 works (tests/test_bench.py) and never judges the timings.
@@ -37,7 +40,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trading_assets.cli import positive_int
+from trading_assets.bench_dagster import TARGET_DEFINITIONS_IMPORT_S, bench_live, live_rows
+from trading_assets.console import positive_int
 
 if TYPE_CHECKING:
     from resources.app_db import SignalRow
@@ -48,7 +52,7 @@ DEFAULT_LLM_CALLS = 100
 DEFAULT_LLM_DELAY_S = 1.0
 # Simulated bars are pinned to one as-of date so every run of the benchmark sees the same data.
 AS_OF = "2026-11-20"
-SECTIONS = ("stages", "e2e", "llm", "demo")
+SECTIONS = ("stages", "e2e", "llm", "demo", "live")
 # The environment a benchmark child starts from: the user's settings for real systems are
 # dropped so every figure is for the embedded defaults (as tests/conftest.py does).
 _DROPPED_PREFIXES = ("LLM_", "OPENAI_", "TRADING_", "IBKR_", "MINIO_", "MLFLOW_",
@@ -286,13 +290,14 @@ def e2e_worker(n: int, out: Path) -> int:
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     from trading_assets.assets.trading import portfolio
-    from trading_assets.cli import failures_of, get_instance, materialize_symbols
     from trading_assets.core.charts import chart_workers
+    from trading_assets.runs import get_instance, launch_symbols
 
     instance = get_instance()
     setup_s = time.perf_counter() - started
     symbols = [f"E{i:04d}" for i in range(n)]
-    wall, results = timed(lambda: materialize_symbols(symbols, instance=instance))
+    wall, results = timed(lambda: launch_symbols(symbols, instance=instance, launched_by="bench",
+                                                 mode="in-process"))
     home = Path(os.environ["DAGSTER_HOME"])
     runs = instance.get_run_records()
     events = sum(len(instance.all_logs(r.dagster_run.run_id)) for r in runs)
@@ -301,7 +306,8 @@ def e2e_worker(n: int, out: Path) -> int:
         "symbols": n, "wall_s": round(wall, 3), "setup_s": round(setup_s, 3),
         "dagster_runs": len(results), "runs_succeeded": sum(r.success for r in results),
         "chart_workers": chart_workers(n),
-        "symbols_completed": materialized, "failures": failures_of(results)[:20],
+        "symbols_completed": materialized,
+        "failures": [f for r in results for f in r.failures][:20],
         "events": events, "event_log_bytes": folder_bytes(home),
         "data_bytes": folder_bytes(Path(os.environ["TRADING_DATA_DIR"])),
     }))
@@ -470,7 +476,7 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _row(section, "portfolio (positions, account, snapshot)", m["portfolio"], "s"),
             _row(section, "total per symbol (no LLM latency)", m["total"], "s", TARGET_SYMBOL_S),
             _row(section, "load trading_assets.definitions (fresh process)",
-                 stages["definitions_import_s"], "s"),
+                 stages["definitions_import_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
         ]
     for result in report["e2e"]:
         n = result["symbols"]
@@ -504,6 +510,8 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _row(section, "sequential (calls x delay)", llm["sequential_s"], "s"),
             _row(section, "calls answered", llm["ok"], "", llm["calls"], op=">="),
         ]
+    if "skipped" not in report.get("live", {"skipped": ""}):
+        rows += live_rows(report["live"], _row)
     demo = report["demo"]
     if "wall_s" in demo:
         section = f"demo{_median_of(demo)}"
@@ -610,7 +618,7 @@ def run(args: argparse.Namespace) -> int:
                     "peak_rss_mb": TARGET_PEAK_RSS_MB, "llm_100_calls_s": TARGET_LLM_100_S,
                     "demo_s": TARGET_DEMO_S},
         "reference": REFERENCE,
-        "stages": skipped, "e2e": [], "llm": skipped, "demo": skipped,
+        "stages": skipped, "e2e": [], "llm": skipped, "demo": skipped, "live": skipped,
     }
     if "stages" not in skip:
         print(f"stages: {args.stage_runs} symbol(s), one stage at a time ...", file=sys.stderr)
@@ -628,6 +636,11 @@ def run(args: argparse.Namespace) -> int:
         print("demo: trading-signals demo in a fresh process ...", file=sys.stderr)
         report["demo"] = repeated(lambda: bench_demo(args.keep), args.repeat,
                                   maxima=("peak_rss_mb",))
+    if "live" not in skip:
+        print("live: dagster dev, a GraphQL launch and a symbol added through the sensor ...",
+              file=sys.stderr)
+        with workspace(args.keep, "live") as work:
+            report["live"] = bench_live(bench_env(work), work / "dagster-dev.log")
     report["table"] = table_rows(report)
     sys.stderr.flush()
     print_table(report)
@@ -654,6 +667,8 @@ def broken_benchmarks(report: dict[str, Any]) -> list[str]:
     llm = report["llm"]
     if "wall_s" in llm and llm["ok"] < llm["calls"]:
         problems.append(f"llm: {llm['calls'] - llm['ok']} call(s) failed: {llm['errors'][:1]}")
+    if "error" in report.get("live", {}):
+        problems.append(f"live: {report['live']['error']}")
     demo = report["demo"]
     if "exit_code" in demo and demo["exit_code"] != 0:
         problems.append(f"demo exited with {demo['exit_code']}: {demo['last_line']}")

@@ -1,171 +1,104 @@
 """`trading-signals`: the demo, materializations, symbols and signal review from a terminal.
 
-Runs materialize in-process against the project's Dagster instance (DAGSTER_HOME, default
-./.dagster_home), so no process is started per run and every run shows in the Dagster UI.
+Argument parsing and printing only; runs go through trading_assets.runs: to the Dagster daemon's
+queue when one is running on the project's instance (DAGSTER_HOME, default ./.dagster_home),
+else in this process (`--in-process` forces that). Either way every run shows in the Dagster UI.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trading_assets.console import print_table
+from trading_assets.runs import RunOutcome, ensure_dagster_home, get_instance
+
+log = logging.getLogger("trading_assets.cli")
+
 DEMO_SYMBOLS = "TSLA,NVDA"
-# Dagster's console logger prints every event at DEBUG; the CLI prints its own summary.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+IN_PROCESS_HELP = ("run here even when a Dagster daemon is up (default: submit to its queue "
+                   "when one is running, else run here)")
+
+def symbol_failures(outcomes: Sequence[RunOutcome], app_db: Any) -> dict[str, str]:
+    """Why each symbol failed in these runs: its own recorded failure, else its run's."""
+    failed: dict[str, str] = {}
+    for run in outcomes:
+        own = app_db.failed_symbols(run.run_id)
+        for symbol in run.symbols:
+            if symbol in own:
+                failed[symbol] = own[symbol]
+            elif not run.success:
+                failed[symbol] = "; ".join(run.failures) or f"run {run.status or 'failed'}"
+    return failed
 
 
-def ensure_dagster_home() -> Path:
-    """Use DAGSTER_HOME, or a project-local .dagster_home, creating it if needed."""
-    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        # SQLite storage under this folder (Dagster's default) with telemetry off.
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
+def summary_rows(symbols: list[str], resources: dict[str, Any],
+                 outcomes: Sequence[RunOutcome]) -> list[dict[str, str]]:
+    """One row per symbol for the demo table: this run's signal and order, or FAILED and why.
 
-
-def get_instance() -> Any:
-    import dagster as dg
-
-    ensure_dagster_home()
-    return dg.DagsterInstance.get()
-
-
-def positive_int(raw: str) -> int:
-    """An argparse type for counts: a whole number of 1 or more, else a clear usage error."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw} must be 1 or more")
-    return value
-
-
-def materialize_symbols(symbols: list[str], instance: Any | None = None,
-                        resources: dict[str, Any] | None = None,
-                        assets: Sequence[Any] | None = None) -> Any:
-    """Add the symbols as partitions and materialize the graph for them in as few runs as possible.
-
-    Dagster ranges over dynamic partitions follow insertion order, so the symbols are grouped
-    into contiguous ranges of the partition list: usually one run.
+    A symbol that failed in these runs shows FAILED and why, never an earlier run's signal as
+    if it were fresh; others show the signal this run wrote or the one for their latest bar.
     """
-    from trading_assets.definitions import SYMBOL_ASSETS, SYMBOL_CHECKS
-    from trading_assets.partitions import register_symbols
-    from trading_assets.settings import build_resources
+    from datetime import date
 
-    instance = instance or get_instance()
-    resources = resources or build_resources()
-    register_symbols(instance, resources["app_db"], symbols)
-    return materialize_ranges(instance, symbols, list(assets or [*SYMBOL_ASSETS, *SYMBOL_CHECKS]),
-                              resources)
-
-
-def materialize_ranges(instance: Any, symbols: list[str], assets: Sequence[Any],
-                       resources: dict[str, Any]) -> list[Any]:
-    """Materialize `assets` for symbols that are already partitions, a run per contiguous range."""
-    import dagster as dg
-
-    from trading_assets.partitions import SYMBOLS_PARTITION
-
-    return [
-        dg.materialize(
-            assets, instance=instance, resources=resources, raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-            tags={"dagster/asset_partition_range_start": start,
-                  "dagster/asset_partition_range_end": end},
-        )
-        for start, end in contiguous_ranges(instance.get_dynamic_partitions(SYMBOLS_PARTITION),
-                                            symbols)
-    ]
-
-
-def contiguous_ranges(all_keys: Sequence[str], wanted: Sequence[str]) -> list[tuple[str, str]]:
-    """(start, end) ranges of `all_keys` covering exactly the `wanted` keys.
-
-    The logic lives in trading_assets.partitions (shared with the schedule and sensors); this
-    wrapper keeps `import trading_assets.cli` free of Dagster imports.
-    """
-    from trading_assets.partitions import contiguous_ranges as ranges
-
-    return ranges(all_keys, wanted)
-
-
-def summary_rows(symbols: list[str], resources: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per symbol for the demo table, read back from the store and the database."""
     from trading_assets.core.keys import TIMEFRAMES, bars_info_key, chart_key
 
     store, app_db = resources["store"], resources["app_db"]
+    run_of = {s: run.run_id for run in outcomes for s in run.symbols}
+    failed = symbol_failures(outcomes, app_db)
     rows = []
     for symbol in symbols:
-        row = {"symbol": symbol}
+        row = {"symbol": symbol, "source": "-"}
+        signal = app_db.latest_signal(symbol)
         try:
             info = store.read_json(bars_info_key(symbol))
         except FileNotFoundError:
-            rows.append({**row, "source": "-", "order": "no bars: see the run's errors"})
+            info = None
+        if signal is not None and info is not None and signal.dagster_run_id != run_of.get(
+                symbol) and str(signal.bar_date) != info["last_date"]:
+            signal = None  # an earlier run's signal for an older bar: not this run's result
+        if symbol in failed or signal is None or info is None:
+            why = failed.get(symbol) or ("no bars stored" if info is None
+                                         else "no signal for the latest bar")
+            rows.append({**row, "status": "FAILED", "order": why.splitlines()[0][:120]})
             continue
-        signal = app_db.latest_signal(symbol)
         row["source"] = "SIMULATED" if info["simulated"] else info["source"]
         row["last bar"] = f"{info['last_date']} {info['last_close']:.2f}"
-        if signal is not None:
-            row["action"] = signal.action or "-"
-            row["conf"] = str(signal.confidence_score) if signal.confidence_score is not None \
-                else "-"
-            row["status"] = signal.status
-            row["analyst"] = signal.provider
-            order = app_db.order_for_signal(signal.id)
-            decisions = app_db.decisions_for(symbol, limit=1)
-            row["order"] = (f"{order.action} {order.quantity:g} {order.status}" if order
-                            else f"none: {decisions[0].reason}" if decisions else "none")
-            if signal.status == "error":
-                row["order"] = f"none: {signal.error[:80]}"
-        from datetime import date as _date
-
-        last = _date.fromisoformat(info["last_date"])
+        row["action"] = signal.action or "-"
+        row["conf"] = "-" if signal.confidence_score is None else str(signal.confidence_score)
+        row["status"] = signal.status
+        row["analyst"] = signal.provider
+        order = app_db.order_for_signal(signal.id)
+        decisions = app_db.decisions_for(symbol, limit=1)
+        row["order"] = (f"{order.action} {order.quantity:g} {order.status}" if order
+                        else f"none: {decisions[0].reason}" if decisions else "none")
+        if signal.status == "error":
+            row["order"] = f"none: {signal.error[:80]}"
+        last = date.fromisoformat(info["last_date"])
         row["charts"] = "  ".join(store.location(chart_key(symbol, t, last)) for t in TIMEFRAMES)
         rows.append(row)
     return rows
 
 
-def print_table(rows: list[dict[str, str]], columns: Sequence[str]) -> None:
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    print("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
-
-
-def failures_of(results: list[Any]) -> list[str]:
-    """The runs' failed steps, each with its underlying error (not Dagster's wrapper)."""
-    from trading_assets.core.errors import root_error
-
-    lines = []
-    for result in results:
-        for event in result.all_events:
-            if event.event_type_value == "STEP_FAILURE":
-                error = root_error(event.event_specific_data.error)
-                lines.append(f"{event.step_key}: {error.message.strip()}")
-    return lines
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_and_report(args.symbols or os.environ.get("SYMBOLS") or DEMO_SYMBOLS, demo=True)
+    return run_and_report(args.symbols or os.environ.get("SYMBOLS") or DEMO_SYMBOLS, demo=True,
+                          in_process=args.in_process)
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    return run_and_report(args.symbols, demo=False)
+    return run_and_report(args.symbols, demo=False, in_process=args.in_process)
 
 
-def run_and_report(raw_symbols: str, demo: bool) -> int:
+def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> int:
+    """Run the pipeline for the symbols and print one row each; 1 when any symbol failed."""
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
+    from trading_assets.runs import launch_symbols, resolve_mode
     from trading_assets.settings import build_resources
 
     try:
@@ -176,19 +109,23 @@ def run_and_report(raw_symbols: str, demo: bool) -> int:
     started = time.perf_counter()
     home = ensure_dagster_home()
     resources = build_resources()
+    instance = get_instance()
+    mode = resolve_mode(instance, "in-process" if in_process else "auto")
     market, analyst, broker = resources["market_data"], resources["analyst"], resources["broker"]
     print(f"Dagster instance : {home}")
+    print("Runs             : " + ("submitted to the Dagster daemon's queue" if mode == "daemon"
+                                    else "in this process" + ("" if in_process else
+                                                              " (no Dagster daemon running)")))
     print(f"Market data      : {market.describe()}")
     print(f"Analyst          : {analyst.label}")
     print(f"Broker           : {broker.label}")
     print(f"Tracking         : {resources['tracking'].label}")
-    print(f"Symbols          : {', '.join(symbols)}\n")
-    results = materialize_symbols(symbols, resources=resources)
-    rows = summary_rows(symbols, resources)
+    print(f"Symbols          : {', '.join(symbols)}\n", flush=True)
+    outcomes = launch_symbols(symbols, instance=instance, resources=resources,
+                              launched_by="cli", mode=mode)
+    rows = summary_rows(symbols, resources, outcomes)
     print_table(rows, ["symbol", "source", "last bar", "action", "conf", "status", "analyst",
                        "order", "charts"])
-    failed_lines = failures_of(results)
-    failed_rows = [r for r in rows if r.get("status") in (None, "error")]
     if any(r.get("source") == "SIMULATED" for r in rows):
         print("\nSIMULATED DATA: bars are generated, not market prices. Set TRADING_DATA_SOURCE "
               "to csv or ibkr for real data.")
@@ -196,11 +133,18 @@ def run_and_report(raw_symbols: str, demo: bool) -> int:
         print("Signals come from the deterministic rules analyst (no language model). Set "
               "LLM_BASE_URL/LLM_API_KEY for a model.")
     print(resources["tracking"].ui_hint)
-    for line in failed_lines:
-        print(f"FAILED {line}", file=sys.stderr)
-    print(f"\n{len(results)} Dagster run(s) in {time.perf_counter() - started:.1f} s. "
+    failed = [r["symbol"] for r in rows if r.get("status") in ("FAILED", "error")]
+    for run in outcomes:
+        for line in run.failures:  # one line each; the tracebacks are in the run's event log
+            log.debug("run %s: %s", run.run_id, line)
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)} (details: the Dagster run "
+              f"{', '.join(r.run_id[:8] for r in outcomes if not r.success) or 'log'})",
+              file=sys.stderr)
+    how = "via the daemon" if mode == "daemon" else "in-process"
+    print(f"\n{len(outcomes)} Dagster run(s) {how} in {time.perf_counter() - started:.1f} s. "
           + ("Review signals: trading-signals signals list; UI: make dev" if demo else ""))
-    return 1 if failed_lines or failed_rows else 0
+    return 1 if failed else 0
 
 
 def cmd_symbols(args: argparse.Namespace) -> int:
@@ -299,10 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="materialize the demo symbols on embedded defaults")
     demo.add_argument("--symbols", default="", help=f"comma-separated (default {DEMO_SYMBOLS} "
                                                     "or $SYMBOLS)")
+    demo.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     demo.set_defaults(func=cmd_demo)
 
     mat = sub.add_parser("materialize", help="materialize the graph for symbols")
     mat.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
+    mat.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     mat.set_defaults(func=cmd_materialize)
 
     symbols = sub.add_parser("symbols", help="add, remove or list symbols (dynamic partitions)")
@@ -339,10 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Dagster marks backfill policies and partitioned checks beta/preview; they are pinned by
-    # our tests, so the warnings are noise for a CLI user.
-    warnings.filterwarnings("ignore", message=".*(currently in beta|currently in preview).*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="dagster")
     if args.command == "symbols" and args.action != "list" and not args.symbols:
         parser.error(f"symbols {args.action} needs at least one symbol")
     if args.command == "signals" and args.action != "list" and not args.signal_id:

@@ -20,12 +20,15 @@ SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
 # How good the signals were: per-symbol outcomes, then the cross-symbol scorecard.
 EVALUATION_ASSETS = [signal_outcomes, signal_scorecard]
 
+# TRADING_EXECUTOR picks how a run executes its steps (trading_assets/executors.py): in process
+# by default (one import of this module per run instead of one per step, which is most of a
+# run's time), multiprocess, or celery (steps on dagster-celery workers; README "Scale out").
+executor = pipeline_executor()
 symbol_pipeline_job = dg.define_asset_job(
     name="symbol_pipeline",
     selection=dg.AssetSelection.assets(*SYMBOL_ASSETS),
     description="ohlcv -> indicators -> charts -> llm_signal -> orders -> portfolio per symbol.",
-    # In process unless TRADING_EXECUTOR=celery (trading_assets/executors.py, README "Scale out").
-    executor_def=pipeline_executor(),
+    executor_def=executor,
 )
 
 # Schedule, sensors and the signal_freshness check (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
@@ -39,4 +42,5 @@ defs = dg.Definitions(
     schedules=automation.schedules,
     sensors=automation.sensors,
     resources=build_resources(automation=automation_settings),
+    executor=executor,  # also the UI's "Materialize" (the implicit asset job)
 )

@@ -24,12 +24,12 @@ import dagster as dg
 
 from trading_assets.core.env import ConfigError
 
-EXECUTORS = ("in_process", "celery")
+EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_QUEUE = "dagster"
 
 
 def executor_kind(env: Mapping[str, str] | None = None) -> str:
-    """TRADING_EXECUTOR: in_process (default) or celery."""
+    """TRADING_EXECUTOR: in_process (default), multiprocess or celery."""
     env = os.environ if env is None else env
     kind = env.get("TRADING_EXECUTOR", "").strip().lower().replace("-", "_") or "in_process"
     if kind not in EXECUTORS:
@@ -80,9 +80,12 @@ def celery_config(env: Mapping[str, str] | None = None, *, for_worker: bool = Fa
 
 
 def pipeline_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
-    """in_process_executor unless TRADING_EXECUTOR=celery; then celery_executor, configured."""
-    if executor_kind(env) == "in_process":
+    """in_process_executor unless TRADING_EXECUTOR says multiprocess or celery (configured)."""
+    kind = executor_kind(env)
+    if kind == "in_process":
         return dg.in_process_executor
+    if kind == "multiprocess":
+        return dg.multiprocess_executor
     try:
         from dagster_celery import celery_executor
     except ImportError:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from trading_assets.core.symbols import validate_symbol
+from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 
 if TYPE_CHECKING:
     from resources.app_db import AppDatabase
@@ -57,7 +57,33 @@ def unregister_symbols(instance: dg.DagsterInstance, app_db: AppDatabase,
 
 
 def list_symbols(instance: dg.DagsterInstance) -> list[str]:
-    return list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+    """The partition keys that are valid symbols, in insertion order (see invalid_keys)."""
+    keys = list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+    bad = invalid_keys(keys)
+    return [key for key in keys if key not in bad]
+
+
+def invalid_keys(keys: Iterable[str]) -> dict[str, str | None]:
+    """Partition keys that are not valid symbols (Dagster's UI accepts any key), each with the
+    symbol it normalises to (`nvda` -> NVDA) or None when it is no symbol at all (`../etc`)."""
+    bad: dict[str, str | None] = {}
+    for key in keys:
+        try:
+            symbol = validate_symbol(key)
+        except InvalidSymbolError:
+            bad[key] = None
+            continue
+        if symbol != key:
+            bad[key] = symbol
+    return bad
+
+
+def invalid_key_notice(key: str, symbol: str | None) -> str:
+    """What the sync sensor does with an invalid partition key, for its log and the app."""
+    if symbol is not None:
+        return f"Partition key {key!r} is not a symbol as written: renamed to {symbol}."
+    return (f"Partition key {key!r} is not a valid symbol (a ticker such as AAPL or BRK.B): "
+            "removed.")
 
 
 def contiguous_batches(all_keys: Sequence[str], wanted: Iterable[str],

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from trading_assets.cli import positive_int
+from trading_assets.console import positive_int
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 if TYPE_CHECKING:  # pandas loads when a replay runs, not with every CLI command
@@ -294,16 +294,17 @@ def score(symbols: list[str], resources: dict[str, Any]) -> list[Any]:
     import dagster as dg
 
     from trading_assets.assets.scorecard import signal_outcomes, signal_scorecard
-    from trading_assets.cli import QUIET_RUN_CONFIG, get_instance, materialize_ranges
     from trading_assets.partitions import add_symbols
+    from trading_assets.runs import QUIET_RUN_CONFIG, get_instance, materialize_ranges, outcome
 
     instance = get_instance()
     # Partitions only: replayed symbols are not added to the user's symbol settings.
     add_symbols(instance, symbols)
-    results = materialize_ranges(instance, symbols, [signal_outcomes], resources)
-    results.append(dg.materialize([signal_scorecard], instance=instance, resources=resources,
-                                  raise_on_error=False, run_config=QUIET_RUN_CONFIG))
-    return results
+    results = materialize_ranges(instance, symbols, [signal_outcomes], resources, "replay")
+    scorecard = dg.materialize([signal_scorecard], instance=instance, resources=resources,
+                               raise_on_error=False, run_config=QUIET_RUN_CONFIG,
+                               tags={"trading/launched_by": "replay"})
+    return [*results, outcome(instance, scorecard.run_id, "in-process")]
 
 
 def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
@@ -311,7 +312,7 @@ def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
     import pandas as pd
 
     from trading_assets.assets.scorecard import read_outcomes
-    from trading_assets.cli import print_table
+    from trading_assets.console import print_table
     from trading_assets.core.scorecard import scorecard_tables
 
     tables = scorecard_tables(read_outcomes(resources["store"], symbols))
@@ -338,10 +339,10 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from trading_assets.assets.scorecard import scorecard_experiment
-    from trading_assets.cli import ensure_dagster_home, failures_of
     from trading_assets.core.bars import BarDataError
     from trading_assets.core.replay import ReplayError, replay_dates
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
+    from trading_assets.runs import ensure_dagster_home
     from trading_assets.settings import build_resources
 
     try:
@@ -401,7 +402,7 @@ def main(args: argparse.Namespace) -> int:
     scored = [h.symbol for h in histories]
     run_failures: list[str] = []
     if scored and not args.no_scorecard:
-        run_failures = failures_of(score(scored, resources))
+        run_failures = [line for run in score(scored, resources) for line in run.failures]
         print_scorecard(resources, scored)
         print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
               f"'{scorecard_experiment(resources['tracking'])}'. How to read it: "

@@ -47,7 +47,7 @@ def launch(app: Any, config: UIConfig, *, prevent_thread_lock: bool = False
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build resources and the Dagster instance from the environment and serve until stopped."""
-    from trading_assets.cli import get_instance
+    from trading_assets.runs import get_instance
     from trading_assets.settings import ConfigError, build_resources
 
     logging.basicConfig(level=logging.WARNING,

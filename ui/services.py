@@ -30,7 +30,14 @@ from trading_assets.core.review import reviewer_name as reviewer_name  # re-expo
 from trading_assets.core.scorecard import rate_text
 from trading_assets.core.signal import SignalStatus
 from trading_assets.core.symbols import InvalidSymbolError, parse_symbols, validate_symbol
-from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols
+from trading_assets.partitions import (
+    SYMBOLS_PARTITION,
+    invalid_key_notice,
+    invalid_keys,
+    list_symbols,
+    register_symbols,
+    unregister_symbols,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +150,11 @@ class Launch:
 
 
 def _default_materialize(symbols: list[str], instance: Any, resources: dict[str, Any]) -> Any:
-    from trading_assets.cli import materialize_symbols
+    """The symbol pipeline through the runs layer: the daemon's queue (pools, limits) when a
+    daemon runs, else in this process; either way a `symbol_pipeline` run tagged gradio."""
+    from trading_assets.runs import launch_symbols
 
-    return materialize_symbols(symbols, instance=instance, resources=resources)
+    return launch_symbols(symbols, instance=instance, resources=resources, launched_by="gradio")
 
 
 class RunLauncher:
@@ -181,7 +190,9 @@ class RunLauncher:
             results = self._materialize(launch.symbols, instance, resources) or []
             run_ids = [r.run_id for r in results]
             success = all(r.success for r in results)
-            error = "" if success else "a step failed; see the run in Dagster"
+            failures = [f for r in results for f in getattr(r, "failures", [])]
+            error = "" if success else (failures[0].splitlines()[0][:200] if failures
+                                        else "a step failed; see the run in Dagster")
         except Exception as exc:  # the thread has no caller: the error goes to the page
             log.exception("Run now failed for %s", launch.symbols)
             run_ids, success, error = [], False, f"{type(exc).__name__}: {exc}"
@@ -342,7 +353,16 @@ def symbols_table(ctx: UIContext) -> pd.DataFrame:
             "min confidence": s.min_confidence, "last signal": last_signal, "last run": last_run,
         })
     rows.sort(key=lambda r: (-int(r["priority"]), str(r["symbol"])))
-    return pd.DataFrame(rows, columns=SYMBOL_COLUMNS)
+    return pd.DataFrame(rows + invalid_key_rows(ctx), columns=SYMBOL_COLUMNS)
+
+
+def invalid_key_rows(ctx: UIContext) -> list[dict[str, object]]:
+    """Notice rows for partition keys typed in the Dagster UI that are not symbols: never an
+    enabled symbol, just what the symbol_sync sensor does with them on its next tick."""
+    bad = invalid_keys(ctx.instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+    return [{"symbol": key, "enabled": "-", "priority": 0, "last signal": "",
+             "last run": f"{invalid_key_notice(key, symbol)} (symbol_sync sensor, next tick)"}
+            for key, symbol in bad.items()]
 
 
 def add_new_symbols(ctx: UIContext, raw: str) -> str:
@@ -501,7 +521,15 @@ def save_settings(ctx: UIContext, raw: str, form: Mapping[str, object]) -> str:
 
 def run_now(ctx: UIContext, raw: str) -> str:
     """Start the symbol's materialization in the background and say where to follow it."""
+    from trading_assets.runs import LAUNCHED_BY_TAG, analysis_runs
+
     symbol = _require_partition(ctx, raw)
+    queued = analysis_runs(ctx.instance, symbol_choices(ctx)).get(symbol)
+    if queued:  # e.g. the new_symbols sensor took it up right after "Add": never run it twice
+        who = queued[0].tags.get(LAUNCHED_BY_TAG) or queued[0].tags.get("trading/trigger", "")
+        raise UIError(f"{symbol} already has a Dagster run {queued[0].status.value.lower()} "
+                      f"({queued[0].run_id[:8]}{', started by ' + who if who else ''}); its "
+                      f"signal appears here when it ends: {ctx.dagster_run_url(queued[0].run_id)}")
     launch = ctx.launcher.start([symbol], ctx.instance, ctx.resources)
     return (f"Started a Dagster run for {symbol} at {_when(launch.started_at)}. Follow it in "
             f"the Dagster UI: {ctx.config.dagster_url}/runs — this page shows its result "

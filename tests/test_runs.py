@@ -1,0 +1,280 @@
+"""The runs layer, the sensors' dedupe, partition-key repair, import hygiene and CLI failures."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from trading_assets import runs
+from trading_assets.automation import AutomationConfig, build_automation
+from trading_assets.core.bars import simulate_bars
+from trading_assets.core.keys import bars_info_key
+from trading_assets.partitions import SYMBOLS_PARTITION, list_symbols
+
+ROOT = Path(__file__).resolve().parents[1]
+AS_OF = date(2026, 11, 20)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real DAGSTER_HOME (SQLite storage, queued run coordinator) like the CLI's own."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return runs.ensure_dagster_home()
+
+
+def _sense(name: str, instance: dg.DagsterInstance, resources: dict[str, Any],
+           cursor: str | None = None) -> dg.SensorResult:
+    auto = build_automation(AutomationConfig(running=False))
+    sensor = next(s for s in auto.sensors if s.name == name)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
+        return sensor(ctx)
+
+
+def _active_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> str:
+    """A run record as the queue holds it while the daemon has not finished it."""
+    run_id = str(uuid.uuid4())
+    instance.add_run(dg.DagsterRun(job_name=runs.JOB_NAME, run_id=run_id, tags=tags,
+                                   status=dg.DagsterRunStatus.STARTED))
+    return run_id
+
+
+# --- the runs layer on a real instance ----------------------------------------------------
+
+
+def test_in_process_runs_are_symbol_pipeline_runs_tagged_with_who_and_what(
+        home: Path, resources: dict[str, Any]) -> None:
+    instance = runs.get_instance()
+    assert not runs.daemon_running(instance)
+    assert runs.resolve_mode(instance, "auto") == "in-process"
+    [one] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
+                                launched_by="gradio")
+    assert one.success and one.mode == "in-process" and one.symbols == ["ACME"]
+    run = instance.get_run_by_id(one.run_id)
+    assert run.job_name == "symbol_pipeline"
+    assert run.tags["dagster/partition"] == "ACME"
+    assert run.tags["trading/launched_by"] == "gradio"
+    [two] = runs.launch_symbols(["BETA", "GAMA"], instance=instance, resources=resources,
+                                launched_by="cli")
+    tags = instance.get_run_by_id(two.run_id).tags
+    assert (tags[runs.RANGE_START], tags[runs.RANGE_END]) == ("BETA", "GAMA")
+    assert two.symbols == ["BETA", "GAMA"] and two.success
+    assert resources["app_db"].latest_signal("GAMA").dagster_run_id == two.run_id
+    with pytest.raises(ValueError, match="launched_by"):
+        runs.run_tags(["ACME"], "someone")
+
+
+def test_with_a_daemon_heartbeat_runs_are_queued_for_the_daemon(home: Path) -> None:
+    from dagster._daemon.types import DaemonHeartbeat
+
+    instance = runs.get_instance()
+    instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "QUEUED_RUN_COORDINATOR",
+                                                  "test", None))
+    assert runs.daemon_running(instance)
+    assert runs.resolve_mode(instance, "auto") == "daemon"
+    assert runs.resolve_mode(instance, "in-process") == "in-process"
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA"])
+    run_id = runs.submit_batch(instance, ["ACME", "BETA"], "cli")
+    run = instance.get_run_by_id(run_id)
+    assert run.status == dg.DagsterRunStatus.QUEUED  # waiting for the daemon, not run here
+    assert run.job_name == "symbol_pipeline"
+    assert run.remote_job_origin.location_name == "trading_assets"
+    assert run.tags[runs.RANGE_START] == "ACME" and run.tags["trading/launched_by"] == "cli"
+    # Nobody drains the queue here: the wait gives up and says so instead of hanging.
+    [outcome] = runs.wait_for_runs(instance, [run_id], timeout_s=0.2, poll_s=0.05)
+    assert not outcome.success and outcome.status == "QUEUED"
+    assert "still QUEUED" in outcome.failures[0]
+
+
+# --- new_symbols never redoes fresh work ----------------------------------------------------
+
+
+def test_new_symbols_skips_symbols_with_a_queued_or_running_run(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA", "GAMA", "DELT"])
+    busy = _active_run(instance, {"dagster/partition": "ACME", "trading/launched_by": "gradio"})
+    _active_run(instance, {runs.RANGE_START: "BETA", runs.RANGE_END: "GAMA"})
+    first = _sense("new_symbols", instance, resources)
+    assert [r.partition_key for r in first.run_requests] == ["DELT"]
+    again = _sense("new_symbols", instance, resources, first.cursor)
+    assert not again.run_requests  # a repeated tick is a no-op
+    assert "already queued or running: ACME, BETA, GAMA" in again.skip_reason.skip_message
+    # ACME's run ends without a signal (it failed): the next tick analyses it.
+    instance.report_run_failed(instance.get_run_by_id(busy))
+    third = _sense("new_symbols", instance, resources, again.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["ACME"]
+
+
+def test_new_symbols_skips_a_symbol_whose_signal_is_for_its_latest_bar(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    [done] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
+                                 launched_by="gradio", mode="in-process")
+    assert done.success
+    # The sensor's first look at a deployment would skip it as materialized anyway; a cursor
+    # that has never seen ACME is what a quick "Add + Run now" between two ticks looks like.
+    cursor = json.dumps({"seen": [], "generation": 4})
+    result = _sense("new_symbols", instance, resources, cursor)
+    assert not result.run_requests
+    assert "signal already fresh: ACME" in result.skip_reason.skip_message
+    # A newer bar stored later (next session) makes the signal stale again.
+    store = resources["store"]
+    info = store.read_json(bars_info_key("ACME"))
+    store.write_json(bars_info_key("ACME"), {**info, "last_date": "2026-11-23"})
+    later = _sense("new_symbols", instance, resources, cursor)
+    assert [r.partition_key for r in later.run_requests] == ["ACME"]
+
+
+# --- partition keys typed in the Dagster UI --------------------------------------------------
+
+
+def test_symbol_sync_renames_lower_case_keys_and_removes_non_symbols(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    from ui import services as sv
+
+    app_db = resources["app_db"]
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["AAPL", "nvda", "../etc", "aapl"])
+    assert list_symbols(instance) == ["AAPL"]  # never offered as a symbol meanwhile
+    table = sv.symbols_table(sv.UIContext(resources=resources, instance=instance))
+    notices = table[table["symbol"].isin(["nvda", "../etc"])]
+    assert set(notices["enabled"]) == {"-"}  # a notice row, never an enabled symbol
+    assert "renamed to NVDA" in notices.set_index("symbol").loc["nvda", "last run"]
+
+    result = _sense("symbol_sync", instance, resources)
+    requests = {type(r).__name__: list(r.partition_keys)
+                for r in result.dynamic_partitions_requests}
+    assert requests["AddDynamicPartitionsRequest"] == ["NVDA"]
+    assert sorted(requests["DeleteDynamicPartitionsRequest"]) == ["../etc", "aapl", "nvda"]
+    assert {s.symbol for s in app_db.list_settings()} == {"AAPL", "NVDA"}
+    for request in result.dynamic_partitions_requests:  # what the sensor daemon does
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(SYMBOLS_PARTITION, request.partition_keys)
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(SYMBOLS_PARTITION, key)
+    assert sorted(instance.get_dynamic_partitions(SYMBOLS_PARTITION)) == ["AAPL", "NVDA"]
+    assert _sense("symbol_sync", instance, resources, result.cursor).skip_reason
+
+
+# --- imports --------------------------------------------------------------------------------
+
+
+def _imports(path: Path, package_roots: set[str], top_level: bool) -> set[str]:
+    """Modules of ours that `path` imports: when it loads (`top_level`), or anywhere."""
+    tree = ast.parse(path.read_text())
+    if top_level:  # what runs at import time; `if TYPE_CHECKING:` blocks never do
+        nodes = [n for stmt in tree.body if not (isinstance(stmt, ast.If) and "TYPE_CHECKING"
+                                                 in ast.unparse(stmt.test))
+                 for n in ast.walk(stmt) if not isinstance(stmt, ast.FunctionDef | ast.ClassDef)]
+    else:
+        nodes = list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] in package_roots)
+    return found
+
+
+def test_no_import_cycles_and_the_ui_never_imports_the_cli() -> None:
+    roots = {"trading_assets", "resources", "ui"}
+    modules = {}
+    for root in roots:
+        for path in (ROOT / root).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
+                ".__init__")
+            modules[name] = path
+    def graph_of(top_level: bool) -> dict[str, set[str]]:
+        return {name: {m for m in _imports(path, roots, top_level) if m in modules and m != name}
+                for name, path in modules.items()}
+
+    anywhere = graph_of(top_level=False)
+    assert [n for n in anywhere if "trading_assets.cli" in anywhere[n]] == []  # nor the UI
+    ui_imports = {m for n in anywhere if n.startswith("ui") for m in anywhere[n]}
+    assert "trading_assets.runs" in ui_imports  # Run now goes through the runs layer
+    graph = graph_of(top_level=True)
+
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_loading_the_definitions_imports_no_heavy_library_and_prints_no_warning() -> None:
+    heavy = ["pandas", "matplotlib", "mlflow", "gradio", "ib_async", "openai", "minio"]
+    code = ("import json, sys, warnings\n"
+            "warnings.simplefilter('default')\n"
+            "import trading_assets.definitions\n"
+            f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))\n")
+    child = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == []
+    assert "Warning" not in child.stderr, child.stderr
+
+
+# --- the CLI says which symbols failed -------------------------------------------------------
+
+
+def test_cli_exits_non_zero_and_marks_a_failed_csv_symbol(
+        home: Path, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from trading_assets import cli
+
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    for symbol in ("GOOD", "BAD"):
+        bars = simulate_bars(symbol, AS_OF)
+        bars.rename(columns=str.title).to_csv(csv_dir / f"{symbol}.csv", index=False)
+    for name, value in {**env, "TRADING_DATA_SOURCE": "csv",
+                        "TRADING_CSV_DIR": str(csv_dir)}.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["materialize", "--symbols", "GOOD,BAD"]) == 0
+    assert "in this process (no Dagster daemon running)" in capsys.readouterr().out
+
+    (csv_dir / "BAD.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,x,1,5\n")
+    assert cli.main(["materialize", "--symbols", "GOOD,BAD"]) == 1
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()
+            if line.startswith(("GOOD ", "BAD "))}
+    assert "FAILED" in rows["BAD"] and "BAD.csv row 2" in rows["BAD"]
+    assert "pending_review" not in rows["BAD"]  # the earlier run's signal is not shown as new
+    assert "pending_review" in rows["GOOD"]
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    assert "FAILED: BAD" in captured.err
+
+
+def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    from ui import services as sv
+
+    ctx = sv.UIContext(resources=resources, instance=instance)
+    sv.add_new_symbols(ctx, "ACME")
+    run_id = _active_run(instance, {"dagster/partition": "ACME",
+                                    "trading/launched_by": "sensor"})
+    with pytest.raises(sv.UIError, match=f"already has a Dagster run started .*{run_id[:8]}"):
+        sv.run_now(ctx, "ACME")
+    assert ctx.launcher.recent() == []  # nothing launched a second time

@@ -1,0 +1,223 @@
+"""Bench: the paths a user takes through a live `dagster dev` (webserver + daemon).
+
+Started by `trading-signals bench` (section "live") on a free loopback port with its own
+temporary Dagster home and data folder:
+
+* UI run: one symbol's `symbol_pipeline` launched by GraphQL `launchRun` (what the Dagster UI's
+  "Materialize" and "Launch run" send), from the launch call to the run's SUCCESS.
+* runs layer: one symbol launched as the CLI and Gradio do with a daemon up
+  (`runs.launch_symbols`, submitted to the queue), launch to end.
+* add to signal: a symbol added as the CLI and the Gradio app add it (partition + settings),
+  until its signal is in the review list, through the `new_symbols` sensor and the daemon.
+
+Each also counts the runs that covered its symbol: the sensor must not start a second one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TARGET_DEFINITIONS_IMPORT_S = 1.0
+TARGET_UI_RUN_S = 15.0
+TARGET_ADD_TO_SIGNAL_S = 30.0
+STARTUP_TIMEOUT_S = 300.0
+RUN_TIMEOUT_S = 300.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def import_cost(module: str, env: Mapping[str, str], runs: int = 3) -> dict[str, float]:
+    """Median wall and CPU seconds (user + system, from os.wait4) of `import module` in a fresh
+    interpreter; CPU time barely moves with machine load, wall time does."""
+    import statistics
+
+    walls, cpus = [], []
+    for _ in range(max(1, runs)):
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", f"import {module}"], env=dict(env),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            walls.append(time.perf_counter() - started)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+    return {"wall_s": round(statistics.median(walls), 3) if walls else None,
+            "cpu_s": round(statistics.median(cpus), 3) if cpus else None}
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) -> Any:
+    """Call `predicate` until it returns something truthy (returned) or time runs out (None)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    return None
+
+
+def _webserver_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def _daemons_up(instance: Any) -> bool:
+    beats = instance.get_daemon_heartbeats()
+    return all(name in beats for name in ("SENSOR", "QUEUED_RUN_COORDINATOR"))
+
+
+@contextmanager
+def dagster_dev(env: Mapping[str, str], log: Path) -> Iterator[tuple[int, Any, float]]:
+    """`dagster dev` on a free port: (port, the instance, seconds until webserver + daemon)."""
+    import dagster as dg
+
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = free_port()
+    dagster = Path(sys.executable).with_name("dagster")
+    started = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(dagster), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+             "-p", str(port)], cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group: stopped with all its children
+    try:
+        instance = dg.DagsterInstance.from_config(str(home))
+        ready = wait_for(lambda: _webserver_up(port) and _daemons_up(instance),
+                         STARTUP_TIMEOUT_S, poll_s=1.0)
+        if not ready:
+            raise RuntimeError(f"dagster dev not ready after {STARTUP_TIMEOUT_S:g} s; see {log}")
+        yield port, instance, time.perf_counter() - started
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def runs_for(instance: Any, symbol: str) -> list[Any]:
+    """Runs whose partition tag or range covers `symbol`."""
+    from trading_assets.partitions import SYMBOLS_PARTITION
+    from trading_assets.runs import run_symbols
+
+    keys = list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+    return [r.dagster_run for r in instance.get_run_records()
+            if symbol in run_symbols(r.dagster_run.tags, keys)]
+
+
+def ui_run(port: int, instance: Any, symbol: str) -> dict[str, Any]:
+    """Launch one symbol by GraphQL as the UI does; seconds from launch to SUCCESS."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from trading_assets.partitions import SYMBOLS_PARTITION
+    from trading_assets.runs import JOB_NAME, LOCATION_NAME
+
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, [symbol])
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+    started = time.perf_counter()
+    run_id = client.submit_job_execution(
+        JOB_NAME, repository_location_name=LOCATION_NAME, repository_name="__repository__",
+        tags={"dagster/partition": symbol, "trading/launched_by": "bench"})
+    run = wait_for(lambda: (r := instance.get_run_by_id(run_id)) is not None and r.is_finished
+                   and r, RUN_TIMEOUT_S)
+    wall = time.perf_counter() - started
+    return {"symbol": symbol, "launch_to_end_s": round(wall, 3),
+            "status": run.status.value if run else "timed out"}
+
+
+def runs_layer_run(instance: Any, resources: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """One symbol as the CLI and Gradio launch it with a daemon up (runs.launch_symbols)."""
+    from trading_assets.runs import launch_symbols
+
+    started = time.perf_counter()
+    [outcome] = launch_symbols([symbol], instance=instance, resources=resources,
+                               launched_by="bench", mode="daemon", timeout_s=RUN_TIMEOUT_S)
+    return {"symbol": symbol, "launch_to_end_s": round(time.perf_counter() - started, 3),
+            "status": outcome.status, "mode": outcome.mode}
+
+
+def add_to_signal(instance: Any, resources: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """Add a symbol as the CLI does; seconds until its signal is in the review list."""
+    from trading_assets.partitions import register_symbols
+
+    app_db = resources["app_db"]
+    started = time.perf_counter()
+    register_symbols(instance, app_db, [symbol])
+    found = wait_for(lambda: app_db.latest_signal(symbol), RUN_TIMEOUT_S)
+    wall = time.perf_counter() - started
+    return {"symbol": symbol, "add_to_signal_s": round(wall, 3) if found else None,
+            "status": found.status if found else "no signal"}
+
+
+def bench_live(env: Mapping[str, str], log: Path) -> dict[str, Any]:
+    """Import costs, then the three paths against one `dagster dev`; afterwards, how many runs
+    each symbol got."""
+    from trading_assets.settings import build_resources
+
+    resources = build_resources(env)
+    imports = {module: import_cost(module, env)
+               for module in ("trading_assets.definitions", "dagster")}
+    try:
+        with dagster_dev(env, log) as (port, instance, startup_s):
+            ui = ui_run(port, instance, "UIRUN")
+            queued = runs_layer_run(instance, resources, "VIARUNS")
+            added = add_to_signal(instance, resources, "ADDED")
+            # One more sensor interval: a duplicate run would be queued by now.
+            time.sleep(12)
+            for result in (ui, queued, added):
+                result["runs"] = len(runs_for(instance, result["symbol"]))
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+    return {"imports": imports, "startup_s": round(startup_s, 3), "ui_run": ui,
+            "runs_layer": queued, "add_to_signal": added}
+
+
+def live_rows(live: dict[str, Any], row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bench table's rows for the live section (`row` is bench._row)."""
+    section = "live `dagster dev` (webserver + daemon)"
+    if "error" in live:
+        return [row(section, f"FAILED: {live['error']}", None, "")]
+    ui, queued, added = live["ui_run"], live["runs_layer"], live["add_to_signal"]
+    definitions, dagster = live["imports"]["trading_assets.definitions"], \
+        live["imports"]["dagster"]
+    return [
+        row(section, "load trading_assets.definitions, wall (fresh process)",
+            definitions["wall_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
+        row(section, "load trading_assets.definitions, CPU (user + system)",
+            definitions["cpu_s"], "s", TARGET_DEFINITIONS_IMPORT_S),
+        row(section, "  of which `import dagster` alone, CPU", dagster["cpu_s"], "s"),
+        row(section, "dagster dev start-up (webserver + daemon ready)", live["startup_s"], "s"),
+        row(section, "one symbol by GraphQL launchRun, launch to end", ui["launch_to_end_s"],
+            "s", TARGET_UI_RUN_S),
+        row(section, f"  run status ({ui['status']}), runs for the symbol", ui["runs"], "runs",
+            1, op="=="),
+        row(section, "one symbol via runs.launch_symbols (CLI/Gradio), daemon queue",
+            queued["launch_to_end_s"], "s", TARGET_UI_RUN_S),
+        row(section, f"  run status ({queued['status']}), runs for the symbol", queued["runs"],
+            "runs", 1, op="=="),
+        row(section, "add a symbol -> signal in review (new_symbols sensor)",
+            added["add_to_signal_s"], "s", TARGET_ADD_TO_SIGNAL_S),
+        row(section, f"  signal {added['status']}, runs for the symbol", added["runs"], "runs",
+            1, op="=="),
+    ]

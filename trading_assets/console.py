@@ -1,0 +1,26 @@
+"""Terminal helpers shared by the CLI, replay and bench: argument types and plain tables."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+
+def positive_int(raw: str) -> int:
+    """An argparse type for counts: a whole number of 1 or more, else a clear usage error."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} must be 1 or more")
+    return value
+
+
+def print_table(rows: list[dict[str, str]], columns: Sequence[str]) -> None:
+    """Rows as left-aligned columns under a header line."""
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))

@@ -1,0 +1,309 @@
+"""The one way to launch and wait for runs: the CLI, the Gradio app, bench and replay use it.
+
+API (small on purpose; other executors build on it):
+
+* ``get_instance()`` / ``ensure_dagster_home()``: the project's Dagster instance.
+* ``launch_symbols(symbols, instance=..., launched_by="cli", mode="auto")`` -> ``list[RunOutcome]``:
+  registers the symbols as partitions, splits them into contiguous ranges of the partition list
+  (at most TRADING_MAX_SYMBOLS_PER_RUN each) and runs the ``symbol_pipeline`` job once per range,
+  waiting for every run. ``mode`` is ``"daemon"`` (submit to the instance's run queue, so
+  ``max_concurrent_runs``, the ``ibkr``/``llm`` pools and run tags apply), ``"in-process"``
+  (execute here, for scripts and tests) or ``"auto"`` (daemon when one is heartbeating, else
+  in-process); each outcome says which mode ran it.
+* ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time.
+* ``run_failures(instance, run_id)``: each failed step with its underlying error.
+* ``run_tags(batch, launched_by)``: the tags every run carries (job, partition or range, who);
+  ``run_symbols(tags, keys)`` reads them back.
+* ``analysis_runs(instance, keys)``: queued or running analysis runs by symbol, so the
+  ``new_symbols`` sensor and Gradio's Run now never start a second run for a symbol.
+
+A submitted run names the code location ``trading_assets`` (workspace.yaml and the docker
+workspace both use that name); the daemon launches it from its own workspace, where only the
+location name and job name matter.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JOB_NAME = "symbol_pipeline"
+LOCATION_NAME = "trading_assets"
+DEFINITIONS_MODULE = "trading_assets.definitions"
+LAUNCHED_BY_TAG = "trading/launched_by"
+LAUNCHERS = ("cli", "gradio", "sensor", "schedule", "bench", "replay")
+PARTITION_TAG = "dagster/partition"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+# Dagster's console logger prints every event, and a failed step's traceback, to the terminal.
+# Runs keep all of it in the event log (Dagster UI) and the CLI prints one line per failure.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Runs in these states still cover their symbols: nobody should request them again.
+ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+ANALYSIS_ASSET = "llm_signal"
+# A daemon whose queue heartbeat is older than this is taken as not running.
+HEARTBEAT_MAX_AGE_S = 60.0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One finished run: which symbols, how it ran and, when it failed, why."""
+
+    run_id: str
+    symbols: list[str]
+    success: bool
+    mode: str  # "daemon" | "in-process"
+    failures: list[str] = field(default_factory=list)
+    status: str = ""
+
+
+def ensure_dagster_home() -> Path:
+    """Use DAGSTER_HOME, or a project-local .dagster_home, creating it if needed."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        # SQLite storage under this folder (Dagster's default) with telemetry off.
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def get_instance() -> Any:
+    """The project's Dagster instance (DAGSTER_HOME, default ./.dagster_home)."""
+    import dagster as dg
+
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def chunk_size() -> int:
+    """Symbols per run: TRADING_MAX_SYMBOLS_PER_RUN (default 200), shared with the sensors."""
+    from trading_assets.settings import automation_config
+
+    return automation_config().max_symbols_per_run
+
+
+def daemon_running(instance: Any) -> bool:
+    """True when the instance queues runs and a daemon drains the queue (fresh heartbeat)."""
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        return False
+    beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
+    return beat is not None and time.time() - beat.timestamp < HEARTBEAT_MAX_AGE_S
+
+
+def run_tags(batch: Sequence[str], launched_by: str) -> dict[str, str]:
+    """Tags of a run over `batch`: the partition for one symbol, the range for several."""
+    if launched_by not in LAUNCHERS:
+        raise ValueError(f"launched_by={launched_by!r}: use one of {', '.join(LAUNCHERS)}.")
+    tags = {LAUNCHED_BY_TAG: launched_by, "trading/symbol_count": str(len(batch))}
+    if len(batch) == 1:
+        return {**tags, PARTITION_TAG: batch[0]}
+    return {**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}
+
+
+def symbol_batches(instance: Any, symbols: Sequence[str], size: int | None = None
+                   ) -> list[list[str]]:
+    """Contiguous stretches of the partition list covering `symbols`, `size` at most each."""
+    from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches
+
+    keys = instance.get_dynamic_partitions(SYMBOLS_PARTITION)
+    return contiguous_batches(keys, symbols, size or chunk_size())
+
+
+def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
+                   resources: dict[str, Any] | None = None, launched_by: str = "cli",
+                   mode: str = "auto", timeout_s: float | None = None) -> list[RunOutcome]:
+    """Register `symbols` and run the symbol pipeline for them, a run per range; waits."""
+    from trading_assets.partitions import register_symbols
+    from trading_assets.settings import build_resources
+
+    instance = instance or get_instance()
+    resources = resources or build_resources()
+    mode = resolve_mode(instance, mode)
+    if mode == "daemon":
+        # Load the job before the partitions appear, so the new_symbols sensor sees this
+        # run queued (and leaves the symbols alone) as soon as it can see the symbols.
+        from trading_assets.definitions import defs  # noqa: F401
+    register_symbols(instance, resources["app_db"], list(symbols))
+    batches = symbol_batches(instance, symbols)
+    if mode == "daemon":
+        run_ids = [submit_batch(instance, batch, launched_by) for batch in batches]
+        return wait_for_runs(instance, run_ids, timeout_s=timeout_s)
+    return [execute_batch(instance, batch, resources, launched_by) for batch in batches]
+
+
+def resolve_mode(instance: Any, mode: str) -> str:
+    """"daemon" or "in-process" for a requested mode ("auto" asks the instance)."""
+    if mode not in ("auto", "daemon", "in-process"):
+        raise ValueError(f"mode={mode!r}: use auto, daemon or in-process.")
+    if mode == "auto":
+        return "daemon" if daemon_running(instance) else "in-process"
+    return mode
+
+
+def _job_origins() -> tuple[Any, Any]:
+    """The remote and Python origins a queued run needs (the daemon resolves them by name)."""
+    import sys
+
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    cwd = os.getcwd()
+    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE,
+                                  working_directory=cwd)
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION_NAME)
+    remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), JOB_NAME)
+    pointer = ModuleCodePointer(DEFINITIONS_MODULE, "defs", cwd)
+    python = JobPythonOrigin(JOB_NAME, RepositoryPythonOrigin(sys.executable, pointer))
+    return remote, python
+
+
+def submit_batch(instance: Any, batch: Sequence[str], launched_by: str) -> str:
+    """Queue one symbol_pipeline run over `batch` on the instance; returns its run id.
+
+    The run is created from the code location's own job (so the Dagster UI shows its plan) and
+    handed to the run coordinator: the daemon starts it within the queue and pool limits.
+    """
+    from trading_assets.definitions import defs
+
+    job = defs.resolve_job_def(JOB_NAME)
+    remote, python = _job_origins()
+    run = instance.create_run_for_job(job_def=job, run_config=QUIET_RUN_CONFIG,
+                                      tags=run_tags(batch, launched_by),
+                                      remote_job_origin=remote, job_code_origin=python)
+    instance.submit_run(run.run_id, workspace=None)  # QueuedRunCoordinator needs none
+    return run.run_id
+
+
+def wait_for_runs(instance: Any, run_ids: Sequence[str], timeout_s: float | None = None,
+                  poll_s: float = 0.5) -> list[RunOutcome]:
+    """Poll until every run has finished (or `timeout_s` passed); one outcome per run."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pending = list(run_ids)
+    while pending and (deadline is None or time.monotonic() < deadline):
+        pending = [i for i in pending if not instance.get_run_by_id(i).is_finished]
+        if pending:
+            time.sleep(poll_s)
+    return [outcome(instance, run_id, "daemon") for run_id in run_ids]
+
+
+def outcome(instance: Any, run_id: str, mode: str) -> RunOutcome:
+    """What became of a run: its symbols, status and failures, read from the instance."""
+    run = instance.get_run_by_id(run_id)
+    symbols = _symbols_of(instance, run.tags)
+    failures = run_failures(instance, run_id)
+    if not run.is_finished:
+        failures.append(f"run {run_id[:8]} still {run.status.value} when the wait ended")
+    return RunOutcome(run_id=run_id, symbols=symbols, success=run.is_success, mode=mode,
+                      failures=failures, status=run.status.value)
+
+
+def _symbols_of(instance: Any, tags: Mapping[str, str]) -> list[str]:
+    from trading_assets.partitions import SYMBOLS_PARTITION
+
+    return run_symbols(tags, list(instance.get_dynamic_partitions(SYMBOLS_PARTITION)))
+
+
+def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:
+    """The symbols a run covered, from its partition tag or its partition range tags."""
+    if tags.get(PARTITION_TAG):
+        return [tags[PARTITION_TAG]]
+    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
+    if not start or not end:
+        return []
+    if start in all_keys and end in all_keys:
+        i, j = all_keys.index(start), all_keys.index(end)
+        return list(all_keys[i:j + 1])
+    # A bound deleted since the run: name the bounds rather than guess what lay between them.
+    return list(dict.fromkeys([start, end]))
+
+
+def analysis_runs(instance: Any, all_keys: Sequence[str]) -> dict[str, list[Any]]:
+    """Queued or running runs that analyse symbols (not orders-only runs), by symbol."""
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus(s) for s in ACTIVE_STATUSES]
+    by_symbol: dict[str, list[Any]] = {}
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
+        run = record.dagster_run
+        if run.asset_selection and dg.AssetKey(ANALYSIS_ASSET) not in run.asset_selection:
+            continue  # an orders-only run: the symbol still needs its analysis
+        for symbol in run_symbols(run.tags, list(all_keys)):
+            by_symbol.setdefault(symbol, []).append(run)
+    return by_symbol
+
+
+def analysing_symbols(instance: Any, all_keys: Sequence[str]) -> set[str]:
+    """Symbols a queued or running run is analysing already (sensors and Run now skip them)."""
+    return set(analysis_runs(instance, all_keys))
+
+
+def run_failures(instance: Any, run_id: str) -> list[str]:
+    """The run's failed steps, each with its underlying error (not Dagster's wrapper)."""
+    import dagster as dg
+
+    from trading_assets.core.errors import root_error
+
+    lines = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        error = root_error(event.event_specific_data.error)
+        lines.append(f"{event.step_key}: {error.message.strip()}" if error
+                     else f"{event.step_key}: failed")
+    run = instance.get_run_by_id(run_id)
+    if not lines and run is not None and run.status.value == "FAILURE":
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+            lines.append(f"run: {record.dagster_event.message or 'failed'}")
+    return lines
+
+
+def _pipeline_job(resources: Mapping[str, Any]) -> Any:
+    """The symbol_pipeline job bound to `resources` (tests and scripts pass their own)."""
+    import dagster as dg
+
+    from trading_assets.definitions import (
+        SYMBOL_ASSETS,
+        SYMBOL_CHECKS,
+        automation,
+        symbol_pipeline_job,
+    )
+
+    defs = dg.Definitions(assets=SYMBOL_ASSETS, asset_checks=[*SYMBOL_CHECKS, *automation.checks],
+                          jobs=[symbol_pipeline_job], resources=dict(resources))
+    return defs.resolve_job_def(JOB_NAME)
+
+
+def execute_batch(instance: Any, batch: Sequence[str], resources: Mapping[str, Any],
+                  launched_by: str) -> RunOutcome:
+    """Run symbol_pipeline over `batch` in this process (same job, tags and event log)."""
+    result = _pipeline_job(resources).execute_in_process(
+        instance=instance, run_config=QUIET_RUN_CONFIG, tags=run_tags(batch, launched_by),
+        raise_on_error=False)
+    return outcome(instance, result.run_id, "in-process")
+
+
+def materialize_ranges(instance: Any, symbols: Sequence[str], assets: Sequence[Any],
+                       resources: Mapping[str, Any], launched_by: str) -> list[RunOutcome]:
+    """Materialize other `assets` (replay's outcomes) in-process, a run per symbol range."""
+    import dagster as dg
+
+    outcomes = []
+    for batch in symbol_batches(instance, symbols):
+        result = dg.materialize(list(assets), instance=instance, resources=dict(resources),
+                                raise_on_error=False, run_config=QUIET_RUN_CONFIG,
+                                tags=run_tags(batch, launched_by))
+        outcomes.append(outcome(instance, result.run_id, "in-process"))
+    return outcomes
