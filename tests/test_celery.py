@@ -29,6 +29,7 @@ from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
 from tests.peers.tws_peer import Listing, TwsPeer
 from trading_assets.core.keys import bars_info_key
 from trading_assets.partitions import register_symbols
+from trading_assets.runs import symbol_batches
 from trading_assets.settings import build_resources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,20 +54,22 @@ class Cluster:
             app_db.upsert_settings(replace(app_db.settings_for(symbol), auto_approve=True,
                                            min_confidence=0))
 
-    def launch(self, start: str, end: str, workers: CeleryWorkers | None = None
+    def launch(self, batch: list[str], workers: CeleryWorkers | None = None
                ) -> subprocess.Popen[str]:
-        """One range run in its own launching process (started, not waited for), sent to the
-        queue of `workers` (default: this cluster's)."""
+        """One run over `batch` in its own launching process (started, not waited for), sent
+        to the queue of `workers` (default: this cluster's)."""
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.peers.celery_launch", start, end], cwd=ROOT,
+            [sys.executable, "-m", "tests.peers.celery_launch", *batch], cwd=ROOT,
             env={**(workers or self.workers).process_env(), "PYTHONWARNINGS": "ignore"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def run(self, ranges: list[tuple[str, str]], parallel: int = 2,
+    def run(self, symbols: list[str], chunk: int, parallel: int = 2,
             workers: CeleryWorkers | None = None) -> list[dict[str, Any]]:
-        """Run the ranges, `parallel` runs at a time; one outcome per range, in order."""
+        """Chunk runs of the runs layer over `symbols`, `parallel` at a time; outcomes in
+        order."""
+        batches = symbol_batches(self.instance, symbols, chunk)
         with ThreadPoolExecutor(parallel) as pool:
-            return list(pool.map(lambda r: outcome(self.launch(*r, workers=workers)), ranges))
+            return list(pool.map(lambda b: outcome(self.launch(b, workers=workers)), batches))
 
     def run_id_of(self, start: str, timeout_s: float = 120) -> str:
         """The id of the newest run whose range starts at `start`, once it exists."""
@@ -90,12 +93,6 @@ def outcome(launcher: subprocess.Popen[str], timeout_s: float = 300) -> dict[str
         raise AssertionError(f"run still going after {timeout_s} s: {err[-3000:]}") from None
     assert launcher.returncode == 0, err[-4000:]
     return json.loads(out.strip().splitlines()[-1])
-
-
-def chunks(symbols: list[str], size: int) -> list[tuple[str, str]]:
-    """(first, last) of consecutive chunks: the symbols were added in this order."""
-    return [(symbols[i], symbols[min(i + size, len(symbols)) - 1])
-            for i in range(0, len(symbols), size)]
 
 
 def step_workers(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
@@ -144,7 +141,7 @@ def test_chunk_runs_spread_their_steps_over_both_workers(cluster: Cluster) -> No
     symbols = [f"CEL{i:02d}" for i in range(24)]
     cluster.add_symbols(symbols)
 
-    outcomes = cluster.run(chunks(symbols, 6))
+    outcomes = cluster.run(symbols, chunk=6)
 
     assert [o["success"] for o in outcomes] == [True] * 4, outcomes
     hosts = {host for o in outcomes for _, host in step_workers(cluster.instance, o["run_id"])}
@@ -172,7 +169,7 @@ def test_the_ibkr_pool_keeps_one_gateway_session_across_workers(
             started = [workers.start("i1"), workers.start("i2")]
             workers.wait_ready(2)
             cluster.add_symbols(symbols)
-            outcomes = cluster.run(chunks(symbols, 2), workers=workers)
+            outcomes = cluster.run(symbols, chunk=2, workers=workers)
             hosts = {host for o in outcomes
                      for step, host in step_workers(cluster.instance, o["run_id"])}
         finally:
@@ -191,7 +188,7 @@ def test_a_worker_killed_mid_step_costs_a_redelivery_not_the_run(cluster: Cluste
     one signal and at most one order; no message is left in the queue."""
     symbols = [f"KIL{i:02d}" for i in range(10)]
     cluster.add_symbols(symbols)
-    launcher = cluster.launch(symbols[0], symbols[-1])
+    launcher = cluster.launch(symbols)
     run_id = cluster.run_id_of(symbols[0])
     by_host = {w.hostname: w for w in cluster.started}
     deadline = time.monotonic() + 240
@@ -204,7 +201,7 @@ def test_a_worker_killed_mid_step_costs_a_redelivery_not_the_run(cluster: Cluste
     cluster.workers.kill(by_host[victim])
 
     first = outcome(launcher)
-    rerun = outcome(cluster.launch(symbols[0], symbols[-1]))
+    rerun = outcome(cluster.launch(symbols))
 
     assert first["success"] and rerun["success"], (first, rerun)
     [survivor] = set(by_host) - {victim}
