@@ -127,8 +127,9 @@ def bench_workers(workers: int, symbols: int, chunk: int, parallel: int, server:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             register_symbols(instance, build_resources(env)["app_db"], names)
             batches = symbol_batches(instance, names, chunk)  # the runs layer's chunks
-        procs = start_workers(workers, env, logs)
+        procs: list[subprocess.Popen] = []
         try:
+            procs = start_workers(workers, env, logs)
             started = time.perf_counter()
             with ThreadPoolExecutor(parallel) as pool:
                 ok = list(pool.map(lambda batch: launch(batch, env), batches))
