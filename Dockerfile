@@ -19,7 +19,7 @@ COPY pyproject.toml README.md ./
 COPY trading_assets ./trading_assets
 COPY resources ./resources
 COPY ui ./ui
-RUN --mount=type=cache,target=/root/.cache/pip pip install .
+RUN --mount=type=cache,target=/root/.cache/pip pip install ".[celery]"
 
 COPY workspace.yaml ./
 COPY deploy ./deploy

@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # Reinstalls only when pyproject.toml changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev,celery]"
 	touch $(STAMP)
 
 install: $(STAMP)

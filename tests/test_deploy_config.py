@@ -24,7 +24,11 @@ DAGSTER_HOME = "/opt/dagster/dagster_home"
 # Services that open the Dagster instance, so they need the production dagster.yaml.
 INSTANCE_SERVICES = ["migrate", "code-location", "dagster-webserver", "dagster-daemon", "ui"]
 EXPECTED_SERVICES = {"postgres", "minio", "minio-init", "mlflow", "migrate", "code-location",
-                     "dagster-webserver", "dagster-daemon", "ui", "ib-gateway"}
+                     "dagster-webserver", "dagster-daemon", "ui", "ib-gateway",
+                     "rabbitmq", "celery-worker-1", "celery-worker-2"}
+# Optional services and the profile that starts them; everything else starts by default.
+PROFILES = {"ib-gateway": ["ibkr"], "rabbitmq": ["celery"], "celery-worker-1": ["celery"],
+            "celery-worker-2": ["celery"]}
 # Set by the operating system or by a tool for itself, not configuration of this project.
 NOT_PROJECT_SETTINGS = {"USER", "HOME", "PATH"}
 # `env.get("X"`, `os.environ["X"]`, `os.getenv("X"`, `_int(env, "X"` ...: how code reads settings.
@@ -68,10 +72,42 @@ def command_words(service: str) -> list[str]:
 
 def test_compose_has_the_stack_and_ib_gateway_only_under_its_profile() -> None:
     assert set(SERVICES) == EXPECTED_SERVICES
-    assert SERVICES["ib-gateway"]["profiles"] == ["ibkr"]
     assert SERVICES["ib-gateway"]["image"].startswith("ghcr.io/gnzsnz/ib-gateway")
     assert environment("ib-gateway")["TRADING_MODE"].endswith(":-paper}")
-    assert [s for s, spec in SERVICES.items() if spec.get("profiles") and s != "ib-gateway"] == []
+    assert {s: spec["profiles"] for s, spec in SERVICES.items() if spec.get("profiles")} \
+        == PROFILES
+
+
+def test_the_celery_profile_is_rabbitmq_and_two_workers_of_the_app_image() -> None:
+    from trading_assets.executors import worker_command
+
+    assert SERVICES["rabbitmq"]["image"].startswith("rabbitmq:")
+    workers = [s for s in SERVICES if s.startswith("celery-worker-")]
+    assert len(workers) == 2
+    names = []
+    for service in workers:
+        spec = SERVICES[service]
+        assert spec["image"] == SERVICES["code-location"]["image"]  # the same image
+        words = command_words(service)
+        assert words[:4] == ["python", "-m", "trading_assets.executors", "worker"]
+        names.append(words[words.index("--name") + 1])
+        assert spec["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        # The healthcheck pings exactly this worker, on the broker the workers use.
+        assert f"-d {names[-1]}@$$HOSTNAME" in spec["healthcheck"]["test"][1]
+        assert "$$TRADING_CELERY_BROKER_URL" in spec["healthcheck"]["test"][1]
+    assert len(set(names)) == 2
+    # Launcher (code location) and workers read one broker URL, pointing at this broker.
+    for service in ["code-location", *workers]:
+        env = environment(service)
+        assert "@rabbitmq:5672" in env["TRADING_CELERY_BROKER_URL"]
+        assert env["TRADING_EXECUTOR"] == "${TRADING_EXECUTOR:-in_process}"
+    rabbit = environment("rabbitmq")
+    assert env["TRADING_CELERY_BROKER_URL"] == (
+        f"pyamqp://{rabbit['RABBITMQ_DEFAULT_USER']}:{rabbit['RABBITMQ_DEFAULT_PASS']}"
+        "@rabbitmq:5672//")
+    # The command the services run exists and is what the tests start.
+    assert worker_command("worker-1", Path("c.yaml"))[:4] == [
+        "dagster-celery", "worker", "start", "-A"]
 
 
 @pytest.mark.parametrize("service", sorted(EXPECTED_SERVICES))
@@ -92,7 +128,9 @@ def test_dependencies_exist_and_wait_for_the_right_condition() -> None:
                 assert "healthcheck" in target, f"{service} waits for {dependency}'s health"
             elif condition["condition"] == "service_completed_successfully":
                 assert target.get("restart") == "no", f"{dependency} is not a one-shot job"
-            assert not target.get("profiles"), f"{service} needs optional {dependency}"
+            optional = target.get("profiles")
+            assert not optional or optional == spec.get("profiles"), \
+                f"{service} needs optional {dependency}"
 
 
 def test_volumes_networks_and_mounted_files_exist() -> None:
@@ -187,7 +225,8 @@ def test_mlflow_keeps_runs_in_postgres_and_artifacts_in_minio() -> None:
 def test_the_dockerfile_installs_the_project_like_the_readme() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     installs = re.findall(r"^RUN .*pip install ([^\n]+)", dockerfile, re.M)
-    assert installs == ["."], "the image installs the project with `pip install .`"
+    # The project with the celery extra, so the same image serves the celery workers.
+    assert installs == ['".[celery]"'], "the image installs the project with `pip install .`"
     readme = ROOT / "README.md"
     assert readme.exists(), "pyproject's readme and the Dockerfile both need README.md"
     assert re.search(r"pip install \.(\s|$|`)", readme.read_text()), \

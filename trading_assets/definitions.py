@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import dagster as dg
 
 from trading_assets.assets.charts import charts
@@ -15,7 +12,7 @@ from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
-from trading_assets.core.env import ConfigError
+from trading_assets.executors import pipeline_executor
 from trading_assets.settings import automation_config, build_resources
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
@@ -23,24 +20,10 @@ SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
 # How good the signals were: per-symbol outcomes, then the cross-symbol scorecard.
 EVALUATION_ASSETS = [signal_outcomes, signal_scorecard]
 
-# TRADING_EXECUTOR picks how a run executes its steps. In-process (the default) pays for one
-# import of this module per run instead of one per step, which is most of a run's time.
-EXECUTORS: dict[str, dg.ExecutorDefinition] = {
-    "in_process": dg.in_process_executor,
-    "multiprocess": dg.multiprocess_executor,
-}
-
-
-def run_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
-    """The executor named by TRADING_EXECUTOR (default in_process); other values are refused."""
-    env = os.environ if env is None else env
-    name = env.get("TRADING_EXECUTOR", "").strip().lower() or "in_process"
-    if name not in EXECUTORS:
-        raise ConfigError(f"TRADING_EXECUTOR={name!r}: choose one of {', '.join(EXECUTORS)}.")
-    return EXECUTORS[name]
-
-
-executor = run_executor()
+# TRADING_EXECUTOR picks how a run executes its steps (trading_assets/executors.py): in process
+# by default (one import of this module per run instead of one per step, which is most of a
+# run's time), multiprocess, or celery (steps on dagster-celery workers; README "Scale out").
+executor = pipeline_executor()
 symbol_pipeline_job = dg.define_asset_job(
     name="symbol_pipeline",
     selection=dg.AssetSelection.assets(*SYMBOL_ASSETS),

@@ -221,6 +221,7 @@ class TwsPeer:
         self.executions: list[PeerExecution] = []
         self.holdings: dict[str, Holding] = {}
         self.unhandled: list[list[str]] = []
+        self.max_connections = 0  # most client sockets open at the same time
 
         self._next_order_id = 1
         self._next_perm_id = 1_000_001
@@ -339,6 +340,7 @@ class TwsPeer:
         if task is not None:
             self._tasks.add(task)
         self._clients.add(client)
+        self.max_connections = max(self.max_connections, len(self._clients))
         try:
             if await reader.readexactly(4) != b"API\0":
                 return
