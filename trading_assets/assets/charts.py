@@ -26,7 +26,7 @@ def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMet
     """Inline previews so the charts are visible on the materialization itself."""
     parts = []
     for timeframe, image in images.items():
-        encoded = base64.b64encode(preview_png(image.png)).decode()
+        encoded = base64.b64encode(image.preview or preview_png(image.png)).decode()
         parts.append(f"**{symbol} {timeframe}**\n\n![{timeframe}](data:image/png;base64,{encoded})")
     return dg.MetadataValue.md("\n\n".join(parts))
 
