@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from resources.sqlite_sync import install as relax_dagster_sqlite_sync
+from trading_assets.asset_kinds import with_configured_kinds
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
@@ -13,6 +15,10 @@ from trading_assets.assets.trading import orders, portfolio
 from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.settings import automation_config, build_resources
+
+# Every process that runs these assets loads this module: Dagster's WAL SQLite storage there
+# commits without an fsync per event (see sqlite_sync.py; PostgreSQL storage is untouched).
+relax_dagster_sqlite_sync()
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
 SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
@@ -29,11 +35,14 @@ symbol_pipeline_job = dg.define_asset_job(
 automation_settings = automation_config()
 automation = build_automation(automation_settings)
 
+configured_resources = build_resources(automation=automation_settings)
 defs = dg.Definitions(
-    assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+    # Kind tags for the configured model, broker, tracking and store (no "openai" for rules).
+    assets=with_configured_kinds([*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+                                 configured_resources),
     asset_checks=[*SYMBOL_CHECKS, *automation.checks],
     jobs=[symbol_pipeline_job],
     schedules=automation.schedules,
     sensors=automation.sensors,
-    resources=build_resources(automation=automation_settings),
+    resources=configured_resources,
 )

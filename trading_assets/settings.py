@@ -7,6 +7,7 @@ build their resources here, so they always agree.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from trading_assets.core.env import ConfigError, env_bool, env_number, referable
 # ConfigError is defined in core.env (the resources raise it too); the CLI, the Gradio app and
 # the tests import it from here.
 __all__ = ["AutomationConfig", "ConfigError", "app_database_url", "automation_config",
-           "build_ibkr", "build_resources", "data_dir"]
+           "build_ibkr", "build_resources", "data_dir", "review_app_url"]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -55,6 +56,17 @@ def app_database_url(env: Mapping[str, str] | None = None) -> str:
     """APP_DATABASE_URL (PostgreSQL in production), else a SQLite file in the data directory."""
     env = os.environ if env is None else env
     return env.get("APP_DATABASE_URL", "") or f"sqlite:///{data_dir(env) / 'app.db'}"
+
+
+def review_app_url(env: Mapping[str, str] | None = None) -> str:
+    """GRADIO_PUBLIC_URL: where people open the Gradio review app, for links in the Dagster UI;
+    "" when unset. Only an http(s) address without a user:password is accepted."""
+    env = os.environ if env is None else env
+    value = env.get("GRADIO_PUBLIC_URL", "").strip().rstrip("/")
+    if value and (not re.match(r"^https?://[^\s\"'<>@]+$", value)):
+        raise ConfigError(f"GRADIO_PUBLIC_URL={value!r} is not an http(s) URL without "
+                          "credentials, e.g. https://review.example.com.")
+    return value
 
 
 def build_ibkr(env: Mapping[str, str]) -> IBKRResource:

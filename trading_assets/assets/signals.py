@@ -26,6 +26,7 @@ from trading_assets.core.keys import (
 from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
 from trading_assets.partitions import symbols_partitions
+from trading_assets.settings import review_app_url
 
 
 def review_status(outcome: AnalysisOutcome, settings: SymbolSettings) -> SignalStatus:
@@ -70,9 +71,21 @@ def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
         "completion_tokens": row.completion_tokens,
         "cost_usd": dg.MetadataValue.float(float(row.cost_usd)),
         "latency_s": dg.MetadataValue.float(round(float(row.latency_s), 3)),
-        "mlflow_run_id": row.mlflow_run_id or "none",
+        "mlflow_run_id": row.mlflow_run_id or "not tracked",
         "reasoning": dg.MetadataValue.md(body),
+        "review": review_link(row.status),
     }
+
+
+def review_link(status: str) -> dg.MetadataValue | str:
+    """Where a person reviews the signal: the Gradio app's link when GRADIO_PUBLIC_URL is set."""
+    if status != SignalStatus.PENDING_REVIEW.value:
+        return f"not pending review ({status})"
+    url = review_app_url()
+    if url:
+        return dg.MetadataValue.url(url)
+    return ("pending review in the Gradio app (`trading-signals ui`); set GRADIO_PUBLIC_URL to "
+            "link it here")
 
 
 @dg.asset(
