@@ -15,7 +15,7 @@ from trading_assets.asset_kinds import with_configured_kinds
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
-from trading_assets.assets.signals import llm_signal
+from trading_assets.assets.signals import llm_signal, review_link
 from trading_assets.settings import ConfigError, build_resources, review_app_url
 
 
@@ -81,10 +81,16 @@ def test_a_configured_review_app_and_mlflow_ui_are_links(
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_a_review_url_with_credentials_is_refused() -> None:
+def test_a_review_url_with_credentials_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = "https://me:secret@review.example.com"
     with pytest.raises(ConfigError, match="GRADIO_PUBLIC_URL"):
-        review_app_url({"GRADIO_PUBLIC_URL": "https://me:secret@review.example.com"})
+        review_app_url({"GRADIO_PUBLIC_URL": bad})
     assert review_app_url({}) == ""
+    # In a run the signal is kept and the metadata says why there is no link.
+    monkeypatch.setenv("GRADIO_PUBLIC_URL", bad)
+    shown = review_link("pending_review")
+    assert isinstance(shown, str) and shown.startswith("review link not shown")
+    assert "secret" not in shown
 
 
 def kinds(assets: list[dg.AssetsDefinition]) -> dict[str, set[str]]:

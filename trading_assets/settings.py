@@ -64,8 +64,9 @@ def review_app_url(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     value = env.get("GRADIO_PUBLIC_URL", "").strip().rstrip("/")
     if value and (not re.match(r"^https?://[^\s\"'<>@]+$", value)):
-        raise ConfigError(f"GRADIO_PUBLIC_URL={value!r} is not an http(s) URL without "
-                          "credentials, e.g. https://review.example.com.")
+        # The value is not echoed: it may hold a password.
+        raise ConfigError("GRADIO_PUBLIC_URL is not an http(s) URL without credentials; set it "
+                          "to where a browser opens the review app, e.g. https://review.example.com.")
     return value
 
 

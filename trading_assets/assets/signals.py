@@ -26,7 +26,7 @@ from trading_assets.core.keys import (
 from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
 from trading_assets.partitions import symbols_partitions
-from trading_assets.settings import review_app_url
+from trading_assets.settings import ConfigError, review_app_url
 
 
 def review_status(outcome: AnalysisOutcome, settings: SymbolSettings) -> SignalStatus:
@@ -81,7 +81,10 @@ def review_link(status: str) -> dg.MetadataValue | str:
     """Where a person reviews the signal: the Gradio app's link when GRADIO_PUBLIC_URL is set."""
     if status != SignalStatus.PENDING_REVIEW.value:
         return f"not pending review ({status})"
-    url = review_app_url()
+    try:
+        url = review_app_url()
+    except ConfigError as exc:  # a bad link setting never fails a stored signal
+        return f"review link not shown: {exc}"
     if url:
         return dg.MetadataValue.url(url)
     return ("pending review in the Gradio app (`trading-signals ui`); set GRADIO_PUBLIC_URL to "
