@@ -42,7 +42,6 @@ import dagster as dg
 from pydantic import Field
 
 from resources.llm import chart_images, public_url, redact, secret_values
-from resources.sqlite_sync import wal_database
 from trading_assets.core.env import env_number, plain, referable
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
@@ -289,8 +288,8 @@ class _StoreWorker:
             from mlflow.tracking import MlflowClient
 
             if self.uri.startswith("sqlite:///"):
-                # WAL, no fsync per commit: a signal's run is four commits (sqlite_sync.py).
-                wal_database(Path(self.uri.removeprefix("sqlite:///")))
+                Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                      exist_ok=True)
             client = MlflowClient(tracking_uri=self.uri)
             if self.local:
                 client.search_experiments(max_results=1)  # creates or migrates the schema

@@ -1,8 +1,6 @@
 """What the Dagster UI shows without digging: links to the charts, the MLflow run and the review
 app, and kind tags that are true for the configured systems."""
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +73,6 @@ def test_a_configured_review_app_and_mlflow_ui_are_links(
     assert isinstance(run, dg.UrlMetadataValue), meta.get("mlflow_error")
     assert run.url.startswith("http://mlflow.example:5000/#/experiments/")
     assert run.url.endswith(f"/runs/{meta['mlflow_run_id'].value}")
-    # The local store was put in WAL mode (no fsync per commit; resources/sqlite_sync.py).
-    store = Path(env["TRADING_DATA_DIR"]) / "mlflow.db"
-    with closing(sqlite3.connect(store)) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_a_review_url_with_credentials_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

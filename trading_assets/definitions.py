@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from resources.sqlite_sync import install as relax_dagster_sqlite_sync
 from trading_assets.asset_kinds import with_configured_kinds
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
@@ -15,10 +14,6 @@ from trading_assets.assets.trading import orders, portfolio
 from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.settings import automation_config, build_resources
-
-# Every process that runs these assets loads this module: Dagster's WAL SQLite storage there
-# commits without an fsync per event (see sqlite_sync.py; PostgreSQL storage is untouched).
-relax_dagster_sqlite_sync()
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
 SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
