@@ -169,6 +169,14 @@ class ObjectStore(dg.ConfigurableResource):
             return f"s3://{self.bucket}/{checked_key(key)}"
         return str(self._path(key))
 
+    def object_url(self, key: str) -> str | None:
+        """The object's http(s) address on MinIO/S3 (opens where the bucket or a browser session
+        allows reading it); None locally, where `location` is a path a person can open."""
+        if self.is_local:
+            return None
+        host, secure = split_endpoint(self.public_endpoint or self.endpoint, self.secure)
+        return f"{'https' if secure else 'http'}://{host}/{self.bucket}/{checked_key(key)}"
+
     def presigned_url(self, key: str, expires: timedelta = timedelta(hours=1)) -> str | None:
         """A time-limited link a browser can open (MinIO); None locally, where get_bytes serves.
 

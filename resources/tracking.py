@@ -66,19 +66,21 @@ class TrackingResult:
 
     run_id: str | None
     error: str | None = None
-    url: str | None = None
+    url: str | None = None  # only where an MLflow UI URL is configured (MLFLOW_UI_URL, a server)
     experiment_id: str | None = None
+    hint: str | None = None  # how to open the run when there is no URL
 
     def metadata(self) -> dict[str, Any]:
-        """Dagster metadata for the signal: a link to the MLflow run, or the reason it has none."""
+        """Dagster metadata for the signal: `mlflow_run` is a link to the MLflow run where an
+        MLflow UI URL is configured, else text saying how to open it or why it is not tracked."""
         if self.run_id:
-            meta: dict[str, Any] = {"mlflow_run_id": self.run_id}
-            if self.url:
-                meta["mlflow_run"] = dg.MetadataValue.url(self.url)
-            return meta
+            run: Any = dg.MetadataValue.url(self.url) if self.url else (
+                f"{self.run_id} (no MLflow UI URL configured: {self.hint or 'set MLFLOW_UI_URL'})")
+            return {"mlflow_run_id": self.run_id, "mlflow_run": run}
         if self.error:
-            return {"mlflow_error": self.error}
-        return {"mlflow": "tracking off (MLFLOW_TRACKING_URI=off)"}
+            return {"mlflow_run": "not tracked: see mlflow_error", "mlflow_error": self.error}
+        return {"mlflow_run": "not tracked: MLflow tracking is off (MLFLOW_TRACKING_URI=off)",
+                "mlflow": "tracking off (MLFLOW_TRACKING_URI=off)"}
 
 
 @dataclass
@@ -512,4 +514,6 @@ class Tracking(dg.ConfigurableResource):
                      "on). Start the MLflow server or fix MLFLOW_TRACKING_URI.")
             log.warning(error)
             return TrackingResult(None, error)
+        if not self.ui_url:  # a local store: no UI serves it until someone starts `mlflow ui`
+            return TrackingResult(run_id, None, None, experiment_id, self.ui_hint)
         return TrackingResult(run_id, None, self.run_url(experiment_id, run_id), experiment_id)

@@ -473,8 +473,9 @@ def test_freshness_sensor_reports_stale_symbols_on_change(auto, instance, resour
 
 def _fast_chart(symbol: str, frame: pd.DataFrame, timeframe: str,
                 simulated: bool = False) -> ChartImage:
+    # With its preview: render_job draws one only for images that come without.
     return ChartImage(timeframe=timeframe, png=b"\x89PNG test", bars_shown=len(frame),
-                      last_date=pd.Timestamp(frame["date"].iloc[-1]))
+                      last_date=pd.Timestamp(frame["date"].iloc[-1]), preview=b"preview")
 
 
 def test_a_tick_for_50_symbols_takes_a_handful_of_runs(instance, resources, monkeypatch) -> None:

@@ -70,9 +70,10 @@ def test_signal_becomes_one_mlflow_run_with_params_metrics_and_artifacts(
     request, good, _ = model_outcomes
     result = log(store, request, good, "pending_review", signal_id="sig-good")
     assert result.error is None and result.run_id
-    assert result.url == f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/" \
-                         f"{result.run_id}"
-    assert result.metadata()["mlflow_run"].url == result.url
+    # A local store has no MLflow UI until someone starts one: the run id and how to open it.
+    assert result.url is None
+    shown = result.metadata()["mlflow_run"]
+    assert isinstance(shown, str) and result.run_id in shown and "mlflow ui" in shown
 
     client = mlflow_client(store)
     run = client.get_run(result.run_id)
@@ -212,7 +213,8 @@ def test_hung_server_delays_a_run_by_at_most_one_timeout(blackhole: int,
     waited = [r for r in results if "did not answer within 1 s" in r.error]
     skipped = [r for r in results if "still busy" in r.error]
     assert (waited, len(skipped)) == ([results[0]], 4)
-    assert results[0].metadata() == {"mlflow_error": results[0].error}
+    assert results[0].metadata() == {"mlflow_error": results[0].error,
+                                     "mlflow_run": "not tracked: see mlflow_error"}
 
 
 def test_refused_connection_fails_fast_and_is_not_retried_per_signal(
@@ -270,6 +272,17 @@ def test_tracking_off_returns_at_once_without_an_error(
     result = log(tracking, request, good, "pending_review")
     assert result == TrackingResult(run_id=None)
     assert "off" in result.metadata()["mlflow"] and tracking.label == "MLflow off"
+    assert result.metadata()["mlflow_run"].startswith("not tracked")
+
+
+def test_a_configured_mlflow_ui_makes_the_run_a_link(store: Tracking, model_outcomes: Any) -> None:
+    request, good, _ = model_outcomes
+    linked = store.model_copy(update={"ui_url": "http://mlflow.example:5000"})
+    result = log(linked, request, good, "pending_review", signal_id="sig-linked")
+    link = result.metadata()["mlflow_run"]
+    assert isinstance(link, dg.UrlMetadataValue)
+    assert link.url == f"http://mlflow.example:5000/#/experiments/{result.experiment_id}/runs/" \
+                       f"{result.run_id}"
 
 
 def test_a_bad_timeout_is_a_configuration_error_naming_the_variable(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from trading_assets.asset_kinds import with_configured_kinds
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
@@ -35,12 +36,15 @@ symbol_pipeline_job = dg.define_asset_job(
 automation_settings = automation_config()
 automation = build_automation(automation_settings)
 
+configured_resources = build_resources(automation=automation_settings)
 defs = dg.Definitions(
-    assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+    # Kind tags for the configured model, broker, tracking and store (no "openai" for rules).
+    assets=with_configured_kinds([*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+                                 configured_resources),
     asset_checks=[*SYMBOL_CHECKS, *automation.checks],
     jobs=[symbol_pipeline_job],
     schedules=automation.schedules,
     sensors=automation.sensors,
-    resources=build_resources(automation=automation_settings),
+    resources=configured_resources,
     executor=executor,  # also the UI's "Materialize" (the implicit asset job)
 )

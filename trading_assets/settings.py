@@ -7,6 +7,7 @@ build their resources here, so they always agree.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from trading_assets.core.policy import TradingPolicy
 # the tests import it from here.
 __all__ = ["AutomationConfig", "ConfigError", "app_database_url", "automation_config",
            "build_broker", "build_ibkr", "build_market_data", "build_resources", "check_start",
-           "data_dir", "trading_policy"]
+           "data_dir", "review_app_url", "trading_policy"]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -66,6 +67,18 @@ def app_database_url(env: Mapping[str, str] | None = None) -> str:
     """APP_DATABASE_URL (PostgreSQL in production), else a SQLite file in the data directory."""
     env = os.environ if env is None else env
     return env.get("APP_DATABASE_URL", "") or f"sqlite:///{data_dir(env) / 'app.db'}"
+
+
+def review_app_url(env: Mapping[str, str] | None = None) -> str:
+    """GRADIO_PUBLIC_URL: where people open the Gradio review app, for links in the Dagster UI;
+    "" when unset. Only an http(s) address without a user:password is accepted."""
+    env = os.environ if env is None else env
+    value = env.get("GRADIO_PUBLIC_URL", "").strip().rstrip("/")
+    if value and (not re.match(r"^https?://[^\s\"'<>@]+$", value)):
+        # The value is not echoed: it may hold a password.
+        raise ConfigError("GRADIO_PUBLIC_URL is not an http(s) URL without credentials; set it "
+                          "to where a browser opens the review app, e.g. https://review.example.com.")
+    return value
 
 
 def build_ibkr(env: Mapping[str, str]) -> IBKRResource:

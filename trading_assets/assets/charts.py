@@ -26,7 +26,7 @@ def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMet
     """Inline previews so the charts are visible on the materialization itself."""
     parts = []
     for timeframe, image in images.items():
-        encoded = base64.b64encode(preview_png(image.png)).decode()
+        encoded = base64.b64encode(image.preview or preview_png(image.png)).decode()
         parts.append(f"**{symbol} {timeframe}**\n\n![{timeframe}](data:image/png;base64,{encoded})")
     return dg.MetadataValue.md("\n\n".join(parts))
 
@@ -49,9 +49,15 @@ def store_charts(store: ObjectStore, job: ChartJob,
     return {
         "status": "ok",
         "simulated": job.simulated,
-        **{f"{t}_chart": store.location(k) for t, k in keys.items()},
+        **{f"{t}_chart": chart_link(store, k) for t, k in keys.items()},
         "preview": chart_markdown(job.symbol, images),
     }
+
+
+def chart_link(store: ObjectStore, key: str) -> dg.MetadataValue:
+    """A chart a person can open from the Dagster UI: its file, or its MinIO/S3 address."""
+    url = store.object_url(key)
+    return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(store.location(key))
 
 
 @dg.asset(

@@ -28,6 +28,7 @@ from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.policy import auto_approves
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
 from trading_assets.partitions import symbols_partitions
+from trading_assets.settings import ConfigError, review_app_url
 
 # An analysis is claimed for this long (longer than any model call with its re-asks); a run
 # that died holding a claim delays another run's analysis of that bar by at most this much.
@@ -77,9 +78,24 @@ def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
         "completion_tokens": row.completion_tokens,
         "cost_usd": dg.MetadataValue.float(float(row.cost_usd)),
         "latency_s": dg.MetadataValue.float(round(float(row.latency_s), 3)),
-        "mlflow_run_id": row.mlflow_run_id or "none",
+        "mlflow_run_id": row.mlflow_run_id or "not tracked",
         "reasoning": dg.MetadataValue.md(body),
+        "review": review_link(row.status),
     }
+
+
+def review_link(status: str) -> dg.MetadataValue | str:
+    """Where a person reviews the signal: the Gradio app's link when GRADIO_PUBLIC_URL is set."""
+    if status != SignalStatus.PENDING_REVIEW.value:
+        return f"not pending review ({status})"
+    try:
+        url = review_app_url()
+    except ConfigError as exc:  # a bad link setting never fails a stored signal
+        return f"review link not shown: {exc}"
+    if url:
+        return dg.MetadataValue.url(url)
+    return ("pending review in the Gradio app (`trading-signals ui`); set GRADIO_PUBLIC_URL to "
+            "link it here")
 
 
 @dg.asset(

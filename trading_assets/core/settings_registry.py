@@ -171,6 +171,7 @@ SETTINGS: dict[str, Setting] = _add(
     # --- Gradio app
     _S("GRADIO_SERVER_NAME", "text", "127.0.0.1", "Address the review app listens on."),
     _S("GRADIO_SERVER_PORT", "int", "7860", "Port of the review app.", **_PORT),
+    _S("GRADIO_PUBLIC_URL", "url", "", "Where a browser opens the review app (Dagster links)."),
     _S("GRADIO_USERNAME", "text", "", "Login of the review app."),
     _S("GRADIO_PASSWORD", "secret", "", "Password of the review app."),
     # --- docker compose only (read by docker-compose.yml, not by the Python code)
