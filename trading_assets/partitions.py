@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 
 SYMBOLS_PARTITION = "symbols"
 symbols_partitions = dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITION)
+
+
+def symbol_asset(**kwargs: Any) -> Any:
+    """`@dg.asset` for a per-symbol stage: partitioned by symbol, and one run may cover a range
+    of symbols (the asset loops over `context.partition_keys`)."""
+    return dg.asset(partitions_def=symbols_partitions,
+                    backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)
 
 
 def add_symbols(instance: dg.DagsterInstance, symbols: list[str]) -> list[str]:

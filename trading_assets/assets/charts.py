@@ -19,7 +19,7 @@ from trading_assets.core.charts import (
     render_charts,
 )
 from trading_assets.core.keys import TIMEFRAMES, bars_info_key, chart_key, indicators_key
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import symbol_asset
 
 
 def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMetadataValue:
@@ -60,9 +60,7 @@ def chart_link(store: ObjectStore, key: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(store.location(key))
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     deps=[indicators],
     group_name="analysis",
     kinds={"matplotlib"},

@@ -11,7 +11,7 @@ from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.indicators import indicator_frames, latest_summary
 from trading_assets.core.keys import bars_key, indicators_key
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import symbol_asset
 
 if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
     import pandas as pd
@@ -39,9 +39,7 @@ def store_indicators(store: ObjectStore, symbol: str) -> dict[str, "pd.DataFrame
     return frames
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     deps=[ohlcv],
     group_name="analysis",
     kinds={"pandas", "parquet"},

@@ -13,7 +13,7 @@ from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.bars import checked_bars
 from trading_assets.core.keys import bars_info_key, bars_key
 from trading_assets.core.orders import SymbolSettings
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import symbol_asset
 
 
 def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: str,
@@ -33,9 +33,7 @@ def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: st
     return info
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     group_name="market_data",
     kinds={"pandas", "parquet"},
     pool="ibkr",  # shares IBKR pacing limits with orders and portfolio

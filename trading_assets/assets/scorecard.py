@@ -35,7 +35,7 @@ from trading_assets.core.scorecard import (
     scorecard_tables,
     with_analyst,
 )
-from trading_assets.partitions import list_symbols, symbols_partitions
+from trading_assets.partitions import list_symbols, symbol_asset
 
 if TYPE_CHECKING:  # pandas loads when a scorecard is built, not with the definitions
     import pandas as pd
@@ -282,9 +282,7 @@ def log_scorecard(tracking: Tracking, tables: "dict[str, pd.DataFrame]",
 # --- assets ------------------------------------------------------------------------------------
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     deps=[ohlcv, llm_signal],
     group_name="evaluation",
     kinds={"pandas", "parquet"},

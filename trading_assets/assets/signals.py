@@ -27,7 +27,7 @@ from trading_assets.core.keys import (
 from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.policy import auto_approves
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import symbol_asset
 from trading_assets.settings import ConfigError, review_app_url
 
 # An analysis is claimed for this long (longer than any model call with its re-asks); a run
@@ -98,9 +98,7 @@ def review_link(status: str) -> dg.MetadataValue | str:
             "link it here")
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     deps=[charts],
     group_name="signals",
     kinds={"openai", "mlflow"},

@@ -26,7 +26,7 @@ from trading_assets.core.orders import (
 )
 from trading_assets.core.policy import TradingPolicy
 from trading_assets.core.signal import SignalStatus
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import symbol_asset
 
 # A gateway that is down or drops mid-request is retried with backoff; the ledger row written
 # before placement makes the retry reconcile instead of placing a second order.
@@ -188,9 +188,7 @@ def snapshot_portfolio(store: ObjectStore, app_db: AppDatabase, broker_label: st
     app_db.record_run_status(symbol, "ok")
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     deps=[llm_signal],
     group_name="trading",
     kinds={"ibkr"},
@@ -231,9 +229,7 @@ def orders_metadata(app_db: AppDatabase, broker_label: str,
     }
 
 
-@dg.asset(
-    partitions_def=symbols_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@symbol_asset(
     deps=[orders],
     group_name="trading",
     kinds={"ibkr"},
