@@ -327,6 +327,33 @@ def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
         print_table(ab, list(ab[0]))
 
 
+def usage_problem(args: argparse.Namespace) -> str:
+    """Why the options cannot go together ("" when they can)."""
+    if args.end is not None and args.start > args.end:
+        return f"--start {args.start} is after --end {args.end}."
+    if args.provider == "rules" and args.images:
+        return "--images applies to --provider openai only."
+    return ""
+
+
+def print_replay_report(report: Any, arms: list[Any], cap: float) -> None:
+    """What each analyst stored, what was reused or spent, and what was not sent or failed."""
+    for arm in arms:
+        counts = report.counts[arm.name]
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"
+        print(f"{arm.name}: {summary}")
+    if report.reused:
+        print(f"{report.reused} signal(s) already stored by an earlier replay were kept.")
+    if report.spent_usd:
+        print(f"Estimated model cost: ${report.spent_usd:.4f}")
+    if report.not_run:
+        print(f"LLM_MAX_COST_USD (${cap:g}) reached: {report.not_run} request(s) not sent. "
+              "Run the same command again to continue: stored dates are skipped and each run "
+              "may spend up to the cap.", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the replay command; 0 when every symbol replayed and the scorecard materialized."""
     import pandas as pd
@@ -343,11 +370,8 @@ def main(args: argparse.Namespace) -> int:
     except InvalidSymbolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.end is not None and args.start > args.end:
-        print(f"error: --start {args.start} is after --end {args.end}.", file=sys.stderr)
-        return 2
-    if args.provider == "rules" and args.images:
-        print("error: --images applies to --provider openai only.", file=sys.stderr)
+    if problem := usage_problem(args):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     env = dict(os.environ)
     started = time.perf_counter()
@@ -378,20 +402,7 @@ def main(args: argparse.Namespace) -> int:
     cap = float(env.get("LLM_MAX_COST_USD", "") or 0.0) if args.provider == "openai" else 0.0
     report = run_replay(histories, dates, arms, app_db, store, batch_size=args.batch_size,
                         max_cost_usd=cap, window=window, progress=lambda m: print(f"  {m}"))
-    for arm in arms:
-        counts = report.counts[arm.name]
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"
-        print(f"{arm.name}: {summary}")
-    if report.reused:
-        print(f"{report.reused} signal(s) already stored by an earlier replay were kept.")
-    if report.spent_usd:
-        print(f"Estimated model cost: ${report.spent_usd:.4f}")
-    if report.not_run:
-        print(f"LLM_MAX_COST_USD (${cap:g}) reached: {report.not_run} request(s) not sent. "
-              "Run the same command again to continue: stored dates are skipped and each run "
-              "may spend up to the cap.", file=sys.stderr)
-    for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
+    print_replay_report(report, arms, cap)
     scored = [h.symbol for h in histories]
     run_failures: list[str] = []
     if scored and not args.no_scorecard:
