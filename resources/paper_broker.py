@@ -84,37 +84,6 @@ def _paper_engine(url: str) -> Engine:
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": 30} if "sqlite" in url else {})
             PaperBase.metadata.create_all(engine)
-            _ENGINES[url] = engine
-        return _ENGINES[url]
-
-
-def _order_row(session: Session, order_ref: str) -> PaperOrderRow | None:
-    """The paper order book's order with this orderRef (unique), if any."""
-    return session.scalars(
-        select(PaperOrderRow).where(PaperOrderRow.order_ref == order_ref)
-    ).first()
-
-
-def _to_broker_order(row: PaperOrderRow) -> BrokerOrder:
-    return BrokerOrder(
-        order_ref=row.order_ref, symbol=row.symbol, action=row.action, quantity=row.quantity,
-        order_type=row.order_type, status=row.status, broker_order_id=f"paper-{row.id}",
-        filled=row.filled, avg_fill_price=row.avg_fill_price, commission=row.commission,
-        limit_price=row.limit_price, broker="paper",
-    )
-
-
-_ENGINES: dict[str, Engine] = {}
-_LOCK = threading.Lock()
-
-
-def _paper_engine(url: str) -> Engine:
-    with _LOCK:
-        if url not in _ENGINES:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30} if "sqlite" in url else {})
-            PaperBase.metadata.create_all(engine)
             # A paper book created before orders carried a reason gains the column in place.
             if "reason" not in {c["name"] for c in inspect(engine).get_columns("paper_orders")}:
                 with engine.begin() as connection:
