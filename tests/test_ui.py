@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import getpass
 import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -697,6 +699,30 @@ def test_scorecard_on_market_data_is_not_flagged(ctx: UIContext) -> None:
     assert "Scored at 1 bar: 1" in view.markdown
 
 
+def test_the_asset_metadata_and_the_page_title_the_scorecard_tables_alike(
+        ctx: UIContext) -> None:
+    from trading_assets.assets.scorecard import scorecard_metadata
+
+    store_outcomes(ctx, [outcome_row("AAPL", i, "BUY", i % 2 == 0) for i in range(6)])
+    view = scorecard_view(ctx, 5)
+    metadata = scorecard_metadata(view.tables, {}, "tracking off")
+    titles = {name: metadata[name].schema.columns[0].description
+              for name in SCORECARD_TABLE_TITLES if name != "summary"}
+    assert titles == {name: title for name, title in SCORECARD_TABLE_TITLES.items()
+                      if name != "summary"}
+
+
+def test_a_missing_simulated_flag_counts_as_market_data() -> None:
+    from trading_assets.core.outcomes import simulated_count
+
+    frame = outcomes_frame([outcome_row("AAPL", 0, "BUY", True, simulated=True),
+                            outcome_row("AAPL", 1, "BUY", True),
+                            {**outcome_row("AAPL", 2, "BUY", True), "simulated": None}])
+    assert frame["simulated"].isna().sum() == 1
+    assert simulated_count(frame) == 1
+    assert simulated_count(outcomes_frame([])) == 0
+
+
 @pytest.mark.parametrize("horizon", [0, 2, 10, "7", "five", "", None, True, 5.0, -5])
 def test_scorecard_refuses_a_horizon_outcomes_do_not_have(ctx: UIContext,
                                                           horizon: object) -> None:
@@ -821,3 +847,28 @@ def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
     # The same Approve button re-approves it (a new order attempt); Reject ends it.
     assert "is now **approved**" in review(ctx, row.id, "approve", "limit raised", "alice")
     assert pending_signals(ctx) == []
+
+
+# ----------------------------------------------------------------------------- import layers
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at module level or inside a function."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_the_app_imports_only_runs_settings_partitions_core_and_resources() -> None:
+    allowed = ("trading_assets.runs", "trading_assets.settings", "trading_assets.partitions",
+               "trading_assets.core")
+    files = sorted((Path(__file__).parents[1] / "ui").glob("*.py"))
+    assert len(files) > 5
+    back_edges = {f"{path.name}: {name}" for path in files for name in _imported_modules(path)
+                  if name.split(".")[0] in ("trading_assets", "tests")
+                  and not any(name == a or name.startswith(a + ".") for a in allowed)}
+    assert back_edges == set()
