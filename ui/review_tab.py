@@ -4,6 +4,7 @@ levels, indicators and audit trail, and the Approve / Reject decision."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -175,7 +176,7 @@ class ReviewTab:
     """The Signal review tab's components; the page paints `first_outputs` on load."""
 
     ctx: UIContext
-    c: Any  # the components by name (a SimpleNamespace)
+    c: SimpleNamespace  # the components by name
 
     @property
     def first_outputs(self) -> list[Any]:
@@ -208,10 +209,8 @@ def view_outputs(ctx: UIContext, signal_id: str) -> list[Any]:
             pil_image(view.charts["weekly"]), view.markdown, view.indicators_markdown]
 
 
-def _layout() -> Any:
+def _layout() -> SimpleNamespace:
     """The tab's components (inside the page's gr.Tabs)."""
-    from types import SimpleNamespace
-
     c = SimpleNamespace()
     with gr.Tab("Signal review", id="review") as c.tab:
         c.status = gr.Markdown(elem_id="review-status")
@@ -244,7 +243,7 @@ def _layout() -> Any:
     return c
 
 
-def _wire(ctx: UIContext, c: Any) -> None:
+def _wire(ctx: UIContext, c: SimpleNamespace) -> None:
     """Choosing a signal (picker or row), reloading the queue, approving and rejecting."""
     n_view = len(c.view)
 

@@ -7,6 +7,7 @@ Validation always happens before the first write, so a refused action changes no
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -205,7 +206,7 @@ class SymbolsTab:
     """The Symbols tab's components; the page paints `first_outputs` on load."""
 
     ctx: UIContext
-    c: Any  # the components by name (a SimpleNamespace)
+    c: SimpleNamespace  # the components by name
 
     @property
     def first_outputs(self) -> list[Any]:
@@ -246,10 +247,8 @@ def _settings_form() -> list[Any]:
     return [fields[name] for name in FORM_FIELDS]
 
 
-def _layout() -> Any:
+def _layout() -> SimpleNamespace:
     """The tab's components (inside the page's gr.Tabs)."""
-    from types import SimpleNamespace
-
     c = SimpleNamespace()
     with gr.Tab("Symbols", id="symbols") as c.tab:
         c.status = gr.Markdown(elem_id="symbols-status")
@@ -279,7 +278,7 @@ def _layout() -> Any:
     return c
 
 
-def _wire_settings(ctx: UIContext, c: Any) -> None:
+def _wire_settings(ctx: UIContext, c: SimpleNamespace) -> None:
     """Choosing, adding, removing, enabling and saving a symbol."""
     n_form = len(c.form)
 
@@ -334,7 +333,7 @@ def _wire_settings(ctx: UIContext, c: Any) -> None:
     c.save_btn.click(save, inputs=[c.pick, *c.form], outputs=[c.status, c.table], **PRIVATE)
 
 
-def _wire_runs(ctx: UIContext, c: Any) -> None:
+def _wire_runs(ctx: UIContext, c: SimpleNamespace) -> None:
     """Run now, refresh, and the timer that follows background runs."""
 
     @guarded(3)
