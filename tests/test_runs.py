@@ -138,12 +138,13 @@ def test_new_symbols_skips_a_symbol_whose_signal_is_for_its_latest_bar(
 
 def test_symbol_sync_renames_lower_case_keys_and_removes_non_symbols(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
-    from ui import services as sv
+    from ui.config import UIContext
+    from ui.symbols_tab import symbols_table
 
     app_db = resources["app_db"]
     instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["AAPL", "nvda", "../etc", "aapl"])
     assert list_symbols(instance) == ["AAPL"]  # never offered as a symbol meanwhile
-    table = sv.symbols_table(sv.UIContext(resources=resources, instance=instance))
+    table = symbols_table(UIContext(resources=resources, instance=instance))
     notices = table[table["symbol"].isin(["nvda", "../etc"])]
     assert set(notices["enabled"]) == {"-"}  # a notice row, never an enabled symbol
     assert "renamed to NVDA" in notices.set_index("symbol").loc["nvda", "last run"]
@@ -269,14 +270,15 @@ def test_cli_exits_non_zero_and_marks_a_failed_csv_symbol(
 
 def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
-    from ui import services as sv
+    from ui.config import UIContext, UIError
+    from ui.symbols_tab import add_new_symbols, run_now
 
-    ctx = sv.UIContext(resources=resources, instance=instance)
-    sv.add_new_symbols(ctx, "ACME")
+    ctx = UIContext(resources=resources, instance=instance)
+    add_new_symbols(ctx, "ACME")
     run_id = _active_run(instance, {"dagster/partition": "ACME",
                                     "trading/launched_by": "sensor"})
-    with pytest.raises(sv.UIError, match=f"already has a Dagster run started .*{run_id[:8]}"):
-        sv.run_now(ctx, "ACME")
+    with pytest.raises(UIError, match=f"already has a Dagster run started .*{run_id[:8]}"):
+        run_now(ctx, "ACME")
     assert ctx.launcher.recent() == []  # nothing launched a second time
 
 

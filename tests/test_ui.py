@@ -1,12 +1,15 @@
-"""The Gradio app's functions (ui.services) on test resources and a test Dagster instance."""
+"""The Gradio app's tab functions (ui.*_tab) on test resources and a test Dagster instance."""
 
 from __future__ import annotations
 
+import ast
+import getpass
 import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +23,8 @@ from tests.peers.tws_peer import TwsPeer
 from trading_assets.core.keys import outcomes_key
 from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.outcomes import outcomes_frame
+from trading_assets.core.review import reviewer_name
+from trading_assets.core.scorecard import SCORECARD_TABLE_TITLES
 from trading_assets.core.signal import (
     Action,
     AnalysisOutcome,
@@ -30,8 +35,27 @@ from trading_assets.core.signal import (
 )
 from trading_assets.partitions import add_symbols, list_symbols
 from trading_assets.settings import build_resources
-from ui import services as sv
-from ui.services import RunLauncher, UIConfig, UIConfigError, UIContext, UIError
+from ui.config import RunLauncher, UIConfig, UIConfigError, UIContext, UIError, is_loopback
+from ui.format import escape
+from ui.history_tab import history_table
+from ui.portfolio_tab import (
+    account_markdown,
+    orders_table,
+    positions_table,
+    recent_decisions_table,
+)
+from ui.review_tab import pending_signals, queue_table, review, signal_label, signal_view
+from ui.scorecard_tab import scorecard_view
+from ui.symbol_form import parse_settings
+from ui.symbols_tab import (
+    add_new_symbols,
+    launches_markdown,
+    remove_symbol,
+    run_now,
+    save_settings,
+    set_enabled,
+    symbols_table,
+)
 
 GOOD_FORM: dict[str, object] = {
     "enabled": True, "auto_approve": False, "priority": "3", "position_size_pct": "4.5",
@@ -102,61 +126,61 @@ def seed_signal(ctx: UIContext, symbol: str = "TSLA", *, action: Action = Action
 
 
 def test_adding_symbols_creates_partitions_and_default_settings(ctx: UIContext) -> None:
-    message = sv.add_new_symbols(ctx, " aapl, MSFT ,brk.b")
+    message = add_new_symbols(ctx, " aapl, MSFT ,brk.b")
     assert list_symbols(ctx.instance) == ["AAPL", "MSFT", "BRK.B"]
     assert {s.symbol for s in ctx.app_db.list_settings()} == {"AAPL", "MSFT", "BRK.B"}
     assert "Added AAPL, MSFT, BRK.B" in message
-    assert "Already there: AAPL" in sv.add_new_symbols(ctx, "AAPL")
+    assert "Already there: AAPL" in add_new_symbols(ctx, "AAPL")
 
 
 @pytest.mark.parametrize("raw", ["", "  ", "AAPL/../etc", "TOOLONGSYMBOL1", "A..B",
                                  "<img src=x onerror=alert(1)>", "AAPL, BAD SYM", "MSFT,.X"])
 def test_an_invalid_symbol_is_refused_and_nothing_is_written(ctx: UIContext, raw: str) -> None:
     with pytest.raises(UIError) as refused:
-        sv.add_new_symbols(ctx, raw)
+        add_new_symbols(ctx, raw)
     assert str(refused.value)  # a reason, not an empty refusal
     assert list_symbols(ctx.instance) == []
     assert ctx.app_db.list_settings() == []
 
 
 def test_refusals_are_escaped_before_they_reach_the_page() -> None:
-    assert sv.escape("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+    assert escape("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
 
 
 def test_removing_a_symbol_drops_partition_and_settings_but_keeps_signals(ctx: UIContext
                                                                          ) -> None:
-    sv.add_new_symbols(ctx, "TSLA,NVDA")
+    add_new_symbols(ctx, "TSLA,NVDA")
     seed_signal(ctx, "TSLA")
-    assert "Removed TSLA" in sv.remove_symbol(ctx, "tsla")
+    assert "Removed TSLA" in remove_symbol(ctx, "tsla")
     assert list_symbols(ctx.instance) == ["NVDA"]
     assert [s.symbol for s in ctx.app_db.list_settings()] == ["NVDA"]
     assert len(ctx.app_db.list_signals(symbol="TSLA")) == 1
     with pytest.raises(UIError, match="not a symbol here"):
-        sv.remove_symbol(ctx, "TSLA")
+        remove_symbol(ctx, "TSLA")
 
 
 def test_a_symbol_typed_with_a_newline_or_nbsp_is_refused_not_stripped(ctx: UIContext) -> None:
-    sv.add_new_symbols(ctx, "TSLA")
+    add_new_symbols(ctx, "TSLA")
     for raw in ("TSLA\n", "\tTSLA", "\u00a0TSLA", "ſpy"):
         with pytest.raises(UIError):
-            sv.remove_symbol(ctx, raw)
-    assert "Removed TSLA" in sv.remove_symbol(ctx, " TSLA ")
+            remove_symbol(ctx, raw)
+    assert "Removed TSLA" in remove_symbol(ctx, " TSLA ")
 
 
 def test_enable_and_disable_change_the_setting(ctx: UIContext) -> None:
-    sv.add_new_symbols(ctx, "TSLA")
-    assert sv.set_enabled(ctx, "TSLA", False) == "TSLA disabled."
+    add_new_symbols(ctx, "TSLA")
+    assert set_enabled(ctx, "TSLA", False) == "TSLA disabled."
     assert ctx.app_db.settings_for("TSLA").enabled is False
-    sv.set_enabled(ctx, "TSLA", True)
+    set_enabled(ctx, "TSLA", True)
     assert ctx.app_db.settings_for("TSLA").enabled is True
     with pytest.raises(UIError, match="add it first"):
-        sv.set_enabled(ctx, "NVDA", False)
+        set_enabled(ctx, "NVDA", False)
     assert ctx.app_db.list_settings()[0].symbol == "TSLA"
 
 
 def test_settings_are_parsed_and_saved(ctx: UIContext) -> None:
-    sv.add_new_symbols(ctx, "TSLA")
-    message = sv.save_settings(ctx, "TSLA", GOOD_FORM)
+    add_new_symbols(ctx, "TSLA")
+    message = save_settings(ctx, "TSLA", GOOD_FORM)
     assert message.startswith("Saved TSLA")
     assert ctx.app_db.settings_for("TSLA") == SymbolSettings(
         symbol="TSLA", enabled=True, priority=3, position_size_pct=4.5, risk_level="low",
@@ -183,23 +207,23 @@ def test_settings_are_parsed_and_saved(ctx: UIContext) -> None:
 def test_settings_that_do_not_parse_are_refused_with_the_reason(field: str, value: str,
                                                                 reason: str) -> None:
     with pytest.raises(UIError, match=reason):
-        sv.parse_settings("TSLA", {**GOOD_FORM, field: value})
+        parse_settings("TSLA", {**GOOD_FORM, field: value})
 
 
 def test_refused_settings_write_nothing(ctx: UIContext) -> None:
-    sv.add_new_symbols(ctx, "TSLA")
+    add_new_symbols(ctx, "TSLA")
     before = ctx.app_db.settings_for("TSLA")
     with pytest.raises(UIError, match="out of range"):
-        sv.save_settings(ctx, "TSLA", {**GOOD_FORM, "min_confidence": "250"})
+        save_settings(ctx, "TSLA", {**GOOD_FORM, "min_confidence": "250"})
     assert ctx.app_db.settings_for("TSLA") == before
 
 
 def test_symbols_table_shows_settings_last_signal_and_last_run(ctx: UIContext) -> None:
-    sv.add_new_symbols(ctx, "TSLA,NVDA")
-    sv.save_settings(ctx, "NVDA", {**GOOD_FORM, "priority": "9", "auto_approve": True})
+    add_new_symbols(ctx, "TSLA,NVDA")
+    save_settings(ctx, "NVDA", {**GOOD_FORM, "priority": "9", "auto_approve": True})
     seed_signal(ctx, "TSLA")
     ctx.app_db.record_run_status("TSLA", "ok")
-    table = sv.symbols_table(ctx)
+    table = symbols_table(ctx)
     assert list(table["symbol"]) == ["NVDA", "TSLA"]  # higher priority first
     nvda, tsla = table.iloc[0], table.iloc[1]
     assert (nvda["auto-approve"], nvda["position size %"], nvda["risk level"]) == ("yes", 4.5,
@@ -223,7 +247,7 @@ def ibkr_ctx(env: dict[str, str], ctx: UIContext) -> Iterator[UIContext]:
 
 def test_with_ibkr_configured_a_symbol_is_qualified_before_it_is_added(ibkr_ctx: UIContext
                                                                       ) -> None:
-    message = sv.add_new_symbols(ibkr_ctx, "AAPL")
+    message = add_new_symbols(ibkr_ctx, "AAPL")
     assert "APPLE INC" in message and "NASDAQ" in message
     assert list_symbols(ibkr_ctx.instance) == ["AAPL"]
     assert ibkr_ctx.app_db.settings_for("AAPL").primary_exchange == "NASDAQ"
@@ -232,7 +256,7 @@ def test_with_ibkr_configured_a_symbol_is_qualified_before_it_is_added(ibkr_ctx:
 def test_a_contract_ibkr_does_not_know_is_refused_and_nothing_is_written(
         ibkr_ctx: UIContext) -> None:
     with pytest.raises(UIError, match="IBKR could not confirm ZZZZ"):
-        sv.add_new_symbols(ibkr_ctx, "AAPL,ZZZZ")
+        add_new_symbols(ibkr_ctx, "AAPL,ZZZZ")
     assert list_symbols(ibkr_ctx.instance) == []
     assert ibkr_ctx.app_db.list_settings() == []
 
@@ -241,7 +265,7 @@ def test_an_unreachable_gateway_is_a_message(env: dict[str, str], ctx: UIContext
     env.update({"TRADING_BROKER": "ibkr", "IBKR_PORT": "1", "IBKR_CONNECT_TIMEOUT": "2"})
     ctx.resources = build_resources(env)
     with pytest.raises(UIError, match="not reachable at 127.0.0.1:1"):
-        sv.add_new_symbols(ctx, "AAPL")
+        add_new_symbols(ctx, "AAPL")
     assert list_symbols(ctx.instance) == []
 
 
@@ -264,21 +288,21 @@ def test_run_now_starts_in_the_background_and_reports_its_run(ctx: UIContext) ->
         return [FakeResult("0123abcd-run", True)]
 
     ctx.launcher = RunLauncher(materialize)
-    sv.add_new_symbols(ctx, "TSLA")
-    message = sv.run_now(ctx, "TSLA")  # returns while the run is still going
+    add_new_symbols(ctx, "TSLA")
+    message = run_now(ctx, "TSLA")  # returns while the run is still going
     assert "Started a Dagster run for TSLA" in message and "/runs" in message
-    assert "running since" in sv.launches_markdown(ctx)
-    assert sv.symbols_table(ctx).iloc[0]["last run"].startswith("running")
+    assert "running since" in launches_markdown(ctx)
+    assert symbols_table(ctx).iloc[0]["last run"].startswith("running")
     with pytest.raises(UIError, match="already has a run in progress"):
-        sv.run_now(ctx, "TSLA")
+        run_now(ctx, "TSLA")
     release.set()
     assert ctx.launcher.join(10)
     assert calls == [["TSLA"]]
     assert ctx.launcher.version == 1
-    assert "succeeded" in sv.launches_markdown(ctx)
-    assert "[0123abcd](http://dagster.test:3000/runs/0123abcd-run)" in sv.launches_markdown(ctx)
+    assert "succeeded" in launches_markdown(ctx)
+    assert "[0123abcd](http://dagster.test:3000/runs/0123abcd-run)" in launches_markdown(ctx)
     with pytest.raises(UIError, match="add it first"):
-        sv.run_now(ctx, "NVDA")
+        run_now(ctx, "NVDA")
 
 
 def test_a_failed_launch_is_reported_not_raised(ctx: UIContext) -> None:
@@ -286,27 +310,27 @@ def test_a_failed_launch_is_reported_not_raised(ctx: UIContext) -> None:
         raise RuntimeError("instance storage is read-only")
 
     ctx.launcher = RunLauncher(explode)
-    sv.add_new_symbols(ctx, "TSLA")
-    sv.run_now(ctx, "TSLA")
+    add_new_symbols(ctx, "TSLA")
+    run_now(ctx, "TSLA")
     assert ctx.launcher.join(10)
-    assert "FAILED: RuntimeError: instance storage is read-only" in sv.launches_markdown(ctx)
+    assert "FAILED: RuntimeError: instance storage is read-only" in launches_markdown(ctx)
 
 
 def test_run_now_materializes_the_graph_into_a_reviewable_signal(
         resources: dict[str, Any], instance: dg.DagsterInstance) -> None:
     ctx = UIContext(resources=resources, instance=instance)
-    sv.add_new_symbols(ctx, "TSLA")
-    sv.run_now(ctx, "TSLA")  # the real runs layer (in-process here), against the test instance
+    add_new_symbols(ctx, "TSLA")
+    run_now(ctx, "TSLA")  # the real runs layer (in-process here), against the test instance
     assert ctx.launcher.join(120)
     [launch] = ctx.launcher.recent()
     assert launch.success, launch.error
     run = ctx.instance.get_run_by_id(launch.run_ids[0])
     assert run is not None and run.is_success
-    [pending] = sv.pending_signals(ctx)
+    [pending] = pending_signals(ctx)
     assert pending.symbol == "TSLA" and pending.simulated
-    view = sv.signal_view(ctx, pending.id)
+    view = signal_view(ctx, pending.id)
     assert all(data and data.startswith(b"\x89PNG") for data in view.charts.values())
-    assert sv.symbols_table(ctx).iloc[0]["last run"].startswith("ok ")
+    assert symbols_table(ctx).iloc[0]["last run"].startswith("ok ")
 
 
 # ------------------------------------------------------------------------ signal review
@@ -316,17 +340,17 @@ def test_pending_queue_is_newest_first_and_only_pending(ctx: UIContext) -> None:
     old = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 19))
     new = seed_signal(ctx, "NVDA")
     done = seed_signal(ctx, "AAPL")
-    sv.review(ctx, done.id, "reject", "", "bob")
-    assert [r.id for r in sv.pending_signals(ctx)] == [new.id, old.id]
-    table = sv.queue_table(sv.pending_signals(ctx))
+    review(ctx, done.id, "reject", "", "bob")
+    assert [r.id for r in pending_signals(ctx)] == [new.id, old.id]
+    table = queue_table(pending_signals(ctx))
     assert list(table["symbol"]) == ["NVDA", "TSLA"]
     assert table.iloc[0]["data"] == "SIMULATED (simulated)"
-    assert "SIMULATED" in sv.signal_label(new)
+    assert "SIMULATED" in signal_label(new)
 
 
 def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
-    view = sv.signal_view(ctx, row.id)
+    view = signal_view(ctx, row.id)
     assert view.simulated and view.status == "pending_review"
     assert view.charts["daily"] == png() and view.charts["weekly"] == png()
     text = view.markdown
@@ -344,12 +368,12 @@ def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
 
 def test_real_data_is_not_flagged_and_a_missing_chart_is_a_message(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA", simulated=False, charts=False)
-    view = sv.signal_view(ctx, row.id)
+    view = signal_view(ctx, row.id)
     assert not view.simulated and "SIMULATED" not in view.markdown
     assert view.charts == {"daily": None, "weekly": None}
     assert "The daily chart could not be read" in view.markdown
     with pytest.raises(UIError, match="No signal with id"):
-        sv.signal_view(ctx, "nope")
+        signal_view(ctx, "nope")
 
 
 def big_png() -> bytes:
@@ -369,52 +393,52 @@ def test_a_corrupt_chart_is_a_placeholder_with_the_reason(ctx: UIContext, damage
                                                           reason: str) -> None:
     row = seed_signal(ctx, "TSLA")
     ctx.store.put_bytes(row.chart_keys["daily"], damage(big_png()), "image/png")
-    view = sv.signal_view(ctx, row.id)
+    view = signal_view(ctx, row.id)
     assert f"The daily chart could not be shown: {reason}" in view.markdown
     with Image.open(io.BytesIO(view.charts["daily"])) as placeholder:
         placeholder.load()  # what the page is given decodes
     assert view.charts["weekly"] == png()
     # The rest of the page still works.
-    assert sv.queue_table(sv.pending_signals(ctx))["symbol"].tolist() == ["TSLA"]
+    assert queue_table(pending_signals(ctx))["symbol"].tolist() == ["TSLA"]
     assert "TSLA · BUY" in view.markdown
-    from ui.page import _image
+    from ui.format import pil_image
 
-    assert _image(damage(big_png())).size == (720, 80)
+    assert pil_image(damage(big_png())).size == (720, 80)
 
 
 def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
-    message = sv.review(ctx, row.id, "approve", "  levels look sane ", "alice")
+    message = review(ctx, row.id, "approve", "  levels look sane ", "alice")
     assert "is now **approved** by alice" in message
     assert ctx.app_db.get_signal(row.id).status == "approved"
-    [review] = ctx.app_db.reviews_for(row.id)
-    assert (review.decision, review.reviewer, review.note) == ("approved", "alice",
+    [stored] = ctx.app_db.reviews_for(row.id)
+    assert (stored.decision, stored.reviewer, stored.note) == ("approved", "alice",
                                                                "levels look sane")
-    assert review.decided_at is not None
-    assert "approved by alice" in sv.signal_view(ctx, row.id).markdown
+    assert stored.decided_at is not None
+    assert "approved by alice" in signal_view(ctx, row.id).markdown
     with pytest.raises(UIError, match="already approved"):
-        sv.review(ctx, row.id, "approve", "", "alice")
+        review(ctx, row.id, "approve", "", "alice")
 
 
 def test_rejecting_and_refusals(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
-    assert "**rejected**" in sv.review(ctx, row.id, "reject", "too extended", "bob")
+    assert "**rejected**" in review(ctx, row.id, "reject", "too extended", "bob")
     with pytest.raises(UIError, match="rejected is final"):
-        sv.review(ctx, row.id, "approve", "", "bob")
+        review(ctx, row.id, "approve", "", "bob")
     with pytest.raises(UIError, match="Choose a signal"):
-        sv.review(ctx, "", "approve", "", "bob")
+        review(ctx, "", "approve", "", "bob")
     with pytest.raises(UIError, match="No signal with id 'missing'"):
-        sv.review(ctx, "missing", "approve", "", "bob")
+        review(ctx, "missing", "approve", "", "bob")
     with pytest.raises(UIError, match="under 2000"):
-        sv.review(ctx, seed_signal(ctx, "NVDA").id, "approve", "x" * 2001, "bob")
+        review(ctx, seed_signal(ctx, "NVDA").id, "approve", "x" * 2001, "bob")
     assert len(ctx.app_db.reviews_for(row.id)) == 1
 
 
 def test_reviewer_is_the_logged_in_user_or_the_os_user(monkeypatch: pytest.MonkeyPatch
                                                        ) -> None:
-    assert sv.reviewer_name("alice") == "alice"
-    monkeypatch.setattr(sv.getpass, "getuser", lambda: "trader")
-    assert sv.reviewer_name(None) == "trader"
+    assert reviewer_name("alice") == "alice"
+    monkeypatch.setattr(getpass, "getuser", lambda: "trader")
+    assert reviewer_name(None) == "trader"
 
 
 def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext) -> None:
@@ -422,20 +446,20 @@ def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext
     tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 18))
     nvda = seed_signal(ctx, "NVDA", bar_date=date(2026, 11, 20))
     ctx.app_db.set_mlflow_run(nvda.id, "abcdef0123456789")
-    sv.review(ctx, tsla.id, "approve", "ok", "alice")
-    assert list(sv.history_table(ctx)["symbol"]) == ["NVDA", "TSLA"]
-    approved = sv.history_table(ctx, status="approved")
+    review(ctx, tsla.id, "approve", "ok", "alice")
+    assert list(history_table(ctx)["symbol"]) == ["NVDA", "TSLA"]
+    approved = history_table(ctx, status="approved")
     assert list(approved["symbol"]) == ["TSLA"]
     assert (approved.iloc[0]["reviewed by"], approved.iloc[0]["note"]) == ("alice", "ok")
-    assert list(sv.history_table(ctx, symbol="nvda")["symbol"]) == ["NVDA"]
-    assert list(sv.history_table(ctx, since="2026-11-19")["symbol"]) == ["NVDA"]
-    assert list(sv.history_table(ctx, until="2026-11-19")["symbol"]) == ["TSLA"]
-    row = sv.history_table(ctx, symbol="NVDA").iloc[0]
+    assert list(history_table(ctx, symbol="nvda")["symbol"]) == ["NVDA"]
+    assert list(history_table(ctx, since="2026-11-19")["symbol"]) == ["NVDA"]
+    assert list(history_table(ctx, until="2026-11-19")["symbol"]) == ["TSLA"]
+    row = history_table(ctx, symbol="NVDA").iloc[0]
     assert row["Dagster run"] == "[run-1234](http://localhost:3000/runs/run-1234abcd)"
     assert row["MLflow run"] == "[abcdef01](http://mlflow.test:5000/#/runs/abcdef0123456789)"
     # Without MLFLOW_UI_URL the id is shown instead of a link.
     ctx.config = UIConfig()
-    assert sv.history_table(ctx, symbol="NVDA").iloc[0]["MLflow run"] == "`abcdef0123456789`"
+    assert history_table(ctx, symbol="NVDA").iloc[0]["MLflow run"] == "`abcdef0123456789`"
     # A tracking server's own address serves when MLFLOW_UI_URL is not set.
     ctx.resources = {**ctx.resources, "tracking": SimpleNamespace(ui_url="http://mlflow:5000/")}
     assert ctx.mlflow_run_url("abc") == "http://mlflow:5000/#/runs/abc"
@@ -451,7 +475,7 @@ def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext
 def test_history_refuses_bad_filters(ctx: UIContext, kwargs: dict[str, str], reason: str
                                      ) -> None:
     with pytest.raises(UIError, match=reason):
-        sv.history_table(ctx, **kwargs)
+        history_table(ctx, **kwargs)
 
 
 # ---------------------------------------------------------------- portfolio and orders
@@ -462,21 +486,21 @@ def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) 
     ctx.broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10,
                                         order_type=OrderType.MARKET, order_ref=row.id), 100.0)
     ctx.broker.mark_price("TSLA", 105.0)
-    sv.review(ctx, row.id, "approve", "", "alice")  # only an approved signal can be claimed
+    review(ctx, row.id, "approve", "", "alice")  # only an approved signal can be claimed
     ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
     ctx.app_db.update_order(row.id, ctx.broker.find_order(row.id))
     ctx.app_db.record_decision("TSLA", row.id, True, "BUY 10 TSLA (4% of equity)", "run-1")
     ctx.app_db.record_decision("NVDA", "", False, "no approved signal waiting")
-    account = sv.account_markdown(ctx)
+    account = account_markdown(ctx)
     assert "PAPER" in account and "| cash | equity |" in account
     assert "min confidence gates auto-approval only" in account  # the orders step's policy
     assert "0.5% of cash" in account
-    positions = sv.positions_table(ctx)
+    positions = positions_table(ctx)
     assert positions.iloc[0]["symbol"] == "TSLA" and positions.iloc[0]["quantity"] == 10
     assert positions.iloc[0]["unrealized P&L"] > 0
-    orders = sv.orders_table(ctx)
+    orders = orders_table(ctx)
     assert (orders.iloc[0]["status"], orders.iloc[0]["signal id"]) == ("Filled", row.id)
-    decisions = sv.decisions_table(ctx)
+    decisions = recent_decisions_table(ctx)
     assert list(decisions["symbol"]) == ["NVDA", "TSLA"]
     assert list(decisions["placed"]) == ["no", "yes"]
 
@@ -493,10 +517,10 @@ def test_an_unreachable_broker_is_a_message(ctx: UIContext) -> None:
 
     ctx.resources = {**ctx.resources, "broker": DownBroker()}
     with pytest.raises(UIError, match="The broker \\(IBKR 4002\\) did not answer"):
-        sv.account_markdown(ctx)
+        account_markdown(ctx)
     with pytest.raises(UIError, match="gateway not reachable"):
-        sv.positions_table(ctx)
-    assert sv.orders_table(ctx).empty  # the ledger is ours and still readable
+        positions_table(ctx)
+    assert orders_table(ctx).empty  # the ledger is ours and still readable
 
 
 # ----------------------------------------------------------------------- configuration
@@ -547,7 +571,7 @@ def test_bad_settings_are_refused_with_the_reason(env: dict[str, str], reason: s
     ("example.com", False),
 ])
 def test_loopback_detection(name: str, local: bool) -> None:
-    assert sv.is_loopback(name) is local
+    assert is_loopback(name) is local
 
 
 def test_main_refuses_a_wide_bind_without_login(monkeypatch: pytest.MonkeyPatch,
@@ -562,13 +586,13 @@ def test_main_refuses_a_wide_bind_without_login(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_page_handlers_turn_errors_into_messages_not_tracebacks() -> None:
-    from ui.page import _guarded
+    from ui.widgets import guarded
 
-    @_guarded(3)
+    @guarded(3)
     def refused() -> tuple[str, str, str]:
         raise UIError("Symbol 'A/B' is <bad>")
 
-    @_guarded(1)
+    @guarded(1)
     def broken() -> str:
         raise KeyError("boom")
 
@@ -622,12 +646,12 @@ def store_outcomes(ctx: UIContext, rows: list[dict[str, object]]) -> None:
 
 
 def test_scorecard_without_outcomes_says_how_to_get_them(ctx: UIContext) -> None:
-    view = sv.scorecard_view(ctx, 5)
+    view = scorecard_view(ctx, 5)
     assert view.empty and view.tables == {} and view.plots == {} and not view.simulated
     assert "No scored signals yet" in view.markdown
     assert "trading-signals replay" in view.markdown and "signal_outcomes" in view.markdown
     add_symbols(ctx.instance, ["AAPL"])  # a symbol that was never scored: still nothing
-    assert sv.scorecard_view(ctx, 5).empty
+    assert scorecard_view(ctx, 5).empty
 
 
 def test_scorecard_shows_tables_plots_counts_and_flags_simulated_data(ctx: UIContext) -> None:
@@ -640,9 +664,9 @@ def test_scorecard_shows_tables_plots_counts_and_flags_simulated_data(ctx: UICon
                outcome_row("AAPL", 1, "BUY", False, score=90, provider="openai",
                            model="gpt-test", ret=-0.01)])
     store_outcomes(ctx, rows)
-    view = sv.scorecard_view(ctx, 5)
+    view = scorecard_view(ctx, 5)
     assert not view.empty and view.horizon == 5
-    assert list(view.tables) == list(sv.SCORECARD_TABLES)
+    assert list(view.tables) == list(SCORECARD_TABLE_TITLES)
     summary = dict(zip(view.tables["summary"]["metric"], view.tables["summary"]["value"],
                        strict=True))
     assert (summary["signals"], summary["scored"], summary["pending"]) == (12, 11, 1)
@@ -664,22 +688,46 @@ def test_scorecard_shows_tables_plots_counts_and_flags_simulated_data(ctx: UICon
     assert "SIMULATED DATA: 5 of 12 signals" in view.markdown
     assert "Scored at 5 bars: 11" in view.markdown and "pending" in view.markdown
     assert "Reading the scorecard" in view.markdown and "not proof" in view.markdown
-    assert sv.scorecard_view(ctx, "20").horizon == 20  # the dropdown's text is accepted
+    assert scorecard_view(ctx, "20").horizon == 20  # the dropdown's text is accepted
 
 
 def test_scorecard_on_market_data_is_not_flagged(ctx: UIContext) -> None:
     store_outcomes(ctx, [outcome_row("AAPL", 0, "BUY", True),
                          outcome_row("AAPL", 5, "BUY", None)])
-    view = sv.scorecard_view(ctx, 1)
+    view = scorecard_view(ctx, 1)
     assert not view.simulated and "SIMULATED" not in view.markdown
     assert "Scored at 1 bar: 1" in view.markdown
+
+
+def test_the_asset_metadata_and_the_page_title_the_scorecard_tables_alike(
+        ctx: UIContext) -> None:
+    from trading_assets.assets.scorecard import scorecard_metadata
+
+    store_outcomes(ctx, [outcome_row("AAPL", i, "BUY", i % 2 == 0) for i in range(6)])
+    view = scorecard_view(ctx, 5)
+    metadata = scorecard_metadata(view.tables, {}, "tracking off")
+    titles = {name: metadata[name].schema.columns[0].description
+              for name in SCORECARD_TABLE_TITLES if name != "summary"}
+    assert titles == {name: title for name, title in SCORECARD_TABLE_TITLES.items()
+                      if name != "summary"}
+
+
+def test_a_missing_simulated_flag_counts_as_market_data() -> None:
+    from trading_assets.core.outcomes import simulated_count
+
+    frame = outcomes_frame([outcome_row("AAPL", 0, "BUY", True, simulated=True),
+                            outcome_row("AAPL", 1, "BUY", True),
+                            {**outcome_row("AAPL", 2, "BUY", True), "simulated": None}])
+    assert frame["simulated"].isna().sum() == 1
+    assert simulated_count(frame) == 1
+    assert simulated_count(outcomes_frame([])) == 0
 
 
 @pytest.mark.parametrize("horizon", [0, 2, 10, "7", "five", "", None, True, 5.0, -5])
 def test_scorecard_refuses_a_horizon_outcomes_do_not_have(ctx: UIContext,
                                                           horizon: object) -> None:
     with pytest.raises(UIError, match=r"not one of 1, 5, 20 bars"):
-        sv.scorecard_view(ctx, horizon)  # type: ignore[arg-type]
+        scorecard_view(ctx, horizon)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------- shared reads and helpers
@@ -697,10 +745,10 @@ def test_latest_signals_are_the_newest_live_signal_of_each_symbol(ctx: UIContext
     assert {s: r.id for s, r in latest.items()} == {"TSLA": newer.id, "NVDA": nvda.id}
     assert older.id not in {r.id for r in latest.values()}
     assert latest["TSLA"].id == ctx.app_db.latest_signal("TSLA").id
-    sv.add_new_symbols(ctx, "TSLA")
+    add_new_symbols(ctx, "TSLA")
     # A confidence of 0 is a score, not a missing one.
-    assert " BUY 0 · " in sv.symbols_table(ctx).iloc[0]["last signal"]
-    assert sv.signal_label(latest["TSLA"]).startswith("TSLA BUY 0 · ")
+    assert " BUY 0 · " in symbols_table(ctx).iloc[0]["last signal"]
+    assert signal_label(latest["TSLA"]).startswith("TSLA BUY 0 · ")
 
 
 def test_symbol_overview_gives_defaults_and_last_runs_in_one_read(ctx: UIContext) -> None:
@@ -724,24 +772,24 @@ def test_register_and_unregister_keep_partitions_and_settings_together(ctx: UICo
                                                                           ["TSLA", "AMD"])
     assert list_symbols(ctx.instance) == ["NVDA"]
     assert ctx.app_db.remove_symbol("TSLA") is False
-    assert "Removed NVDA" in sv.remove_symbol(ctx, "NVDA")
+    assert "Removed NVDA" in remove_symbol(ctx, "NVDA")
     ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))
-    assert "Removed AMD" in sv.remove_symbol(ctx, "AMD")  # settings alone still count
+    assert "Removed AMD" in remove_symbol(ctx, "AMD")  # settings alone still count
 
 
 def test_the_review_refuses_an_over_long_reviewer_name(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
     with pytest.raises(UIError, match="reviewer name is 65 characters long"):
-        sv.review(ctx, row.id, "approve", "", "r" * 65)
+        review(ctx, row.id, "approve", "", "r" * 65)
     assert ctx.app_db.reviews_for(row.id) == []
 
 
 def test_a_claimed_signal_cannot_be_rejected_from_the_page(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
-    sv.review(ctx, row.id, "approve", "", "alice")
+    review(ctx, row.id, "approve", "", "alice")
     ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
     with pytest.raises(UIError, match="an order is already in the ledger"):
-        sv.review(ctx, row.id, "reject", "too late", "bob")
+        review(ctx, row.id, "reject", "too late", "bob")
     assert ctx.app_db.get_signal(row.id).status == "approved"
 
 
@@ -749,9 +797,9 @@ def test_reviewer_name_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch) -
     def no_user() -> str:
         raise KeyError("getpwuid(): uid not found: 1234")
 
-    monkeypatch.setattr(sv.getpass, "getuser", no_user)
-    assert sv.reviewer_name(None) == "unknown"
-    assert sv.reviewer_name("alice") == "alice"
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    assert reviewer_name(None) == "unknown"
+    assert reviewer_name("alice") == "alice"
 
 
 def test_the_login_password_stays_out_of_the_config_repr() -> None:
@@ -765,37 +813,62 @@ def test_mlflow_links_never_carry_the_tracking_password(ctx: UIContext) -> None:
     ctx.resources = {**ctx.resources, "tracking": tracking}
     assert ctx.mlflow_url == "https://mlflow.example:5000"
     assert ctx.mlflow_run_url("abc") == "https://mlflow.example:5000/#/runs/abc"
-    assert "s3cret" not in sv.history_table(ctx).to_string()
+    assert "s3cret" not in history_table(ctx).to_string()
 
 
 def test_the_settings_form_round_trips_through_its_field_names() -> None:
-    from ui.page import FORM_FIELDS, _form_values
+    from ui.symbol_form import FORM_FIELDS, form_values
 
     settings = SymbolSettings(symbol="TSLA", enabled=False, auto_approve=True, priority=3,
                               position_size_pct=4.5, max_exposure_pct=15.0, risk_level="low",
                               min_confidence=70, exchange="SMART", primary_exchange="NASDAQ",
                               currency="USD")
-    values = _form_values(settings)
+    values = form_values(settings)
     assert values == [False, True, "3", "4.5", "15", "low", "70", "SMART", "NASDAQ", "USD"]
-    assert sv.parse_settings("TSLA", dict(zip(FORM_FIELDS, values, strict=True))) == settings
-    assert _form_values(None) == [True, False, "", "", "", "medium", "", "", "", ""]
+    assert parse_settings("TSLA", dict(zip(FORM_FIELDS, values, strict=True))) == settings
+    assert form_values(None) == [True, False, "", "", "", "medium", "", "", "", ""]
 
 
 def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
         ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
-    sv.review(ctx, row.id, "approve", "", "alice")
+    review(ctx, row.id, "approve", "", "alice")
     assert ctx.app_db.settle_signal(row.id, SignalStatus.NOT_PLACED,
                                     "exposure limit reached: holding 200 shares")
-    [queued] = sv.pending_signals(ctx)
+    [queued] = pending_signals(ctx)
     assert queued.id == row.id
-    table = sv.queue_table([queued])
+    table = queue_table([queued])
     assert table.loc[0, "status"] == "not_placed"
     assert "exposure limit" in table.loc[0, "reason"]
-    view = sv.signal_view(ctx, row.id)
+    view = signal_view(ctx, row.id)
     assert "Why not_placed:" in view.markdown and "exposure limit" in view.markdown
-    history = sv.history_table(ctx, symbol="TSLA")
+    history = history_table(ctx, symbol="TSLA")
     assert "exposure limit" in history.loc[0, "reason"]
     # The same Approve button re-approves it (a new order attempt); Reject ends it.
-    assert "is now **approved**" in sv.review(ctx, row.id, "approve", "limit raised", "alice")
-    assert sv.pending_signals(ctx) == []
+    assert "is now **approved**" in review(ctx, row.id, "approve", "limit raised", "alice")
+    assert pending_signals(ctx) == []
+
+
+# ----------------------------------------------------------------------------- import layers
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at module level or inside a function."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_the_app_imports_only_runs_settings_partitions_core_and_resources() -> None:
+    allowed = ("trading_assets.runs", "trading_assets.settings", "trading_assets.partitions",
+               "trading_assets.core")
+    files = sorted((Path(__file__).parents[1] / "ui").glob("*.py"))
+    assert len(files) > 5
+    back_edges = {f"{path.name}: {name}" for path in files for name in _imported_modules(path)
+                  if name.split(".")[0] in ("trading_assets", "tests")
+                  and not any(name == a or name.startswith(a + ".") for a in allowed)}
+    assert back_edges == set()

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import run_symbols
 from trading_assets.partitions import list_symbols
 from ui.app import build_app, launch
-from ui.services import UIConfig
+from ui.config import UIConfig
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -575,7 +575,9 @@ def _fmt(value: Any, unit: str) -> str:
     return f"{value:g} {unit}".strip()
 
 
-def print_table(report: dict[str, Any]) -> None:
+def print_bench_report(report: dict[str, Any]) -> None:
+    """The bench report by section, each measure against its target (console.print_table is
+    the plain rows-and-columns printer)."""
     machine = report["machine"]
     print(f"\ntrading-signals bench: {machine['cpus']} CPU(s), Python {machine['python']}, "
           f"Dagster {machine['dagster']}, {machine['platform']}")
@@ -699,7 +701,7 @@ def run(args: argparse.Namespace) -> int:
     report["machine"]["load_avg_end"] = load_average()
     report["table"] = table_rows(report)
     sys.stderr.flush()
-    print_table(report)
+    print_bench_report(report)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"\nfigures written to {args.json_path}", flush=True)

@@ -304,7 +304,7 @@ def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
     """The headline per analyst set-up and the A/B differences, as the terminal shows them."""
     import pandas as pd
 
-    from trading_assets.assets.scorecard import read_outcomes
+    from resources.outcomes import read_outcomes
     from trading_assets.console import print_table
     from trading_assets.core.scorecard import scorecard_tables
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ui.services import RunLauncher, UIConfig, UIConfigError, UIContext
+from ui.config import RunLauncher, UIConfig, UIConfigError, UIContext
 
 
 def build_app(resources: dict[str, Any], instance: Any, config: UIConfig | None = None,

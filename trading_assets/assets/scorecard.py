@@ -17,6 +17,7 @@ from pydantic import Field
 
 from resources.app_db import AppDatabase, SignalRow
 from resources.object_store import ObjectNotFoundError, ObjectStore
+from resources.outcomes import read_outcomes
 from resources.tracking import RunRecord, Tracking
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.signals import llm_signal
@@ -26,10 +27,11 @@ from trading_assets.core.outcomes import (
     HORIZONS,
     OutcomeRules,
     SignalFacts,
-    outcomes_frame,
     score_signals,
+    simulated_count,
 )
 from trading_assets.core.scorecard import (
+    SCORECARD_TABLE_TITLES,
     rate_text,
     render_scorecard_plots,
     scorecard_tables,
@@ -41,15 +43,6 @@ if TYPE_CHECKING:  # pandas loads when a scorecard is built, not with the defini
     import pandas as pd
 
 SCORECARD_EXPERIMENT_SUFFIX = "-scorecard"
-TABLE_TITLES = {
-    "by_analyst": "Hit rate per analyst set-up (provider, model, prompt version, variant)",
-    "by_action": "Hit rate per action, against its base rate on the same dates",
-    "by_confidence": "Hit rate per stated confidence level",
-    "calibration": "Calibration: stated confidence bucket vs realised hit rate",
-    "returns": "Forward returns per action vs buy-and-hold on the same dates",
-    "trades": "Stop or target first, R multiple and adverse excursion of BUY/SELL",
-    "ab": "A/B: hit-rate difference on common dates (Newcombe 95% interval)",
-}
 
 
 class OutcomeConfig(dg.Config):
@@ -105,21 +98,6 @@ def bar_histories(store: ObjectStore, symbol: str) -> "list[tuple[str, pd.DataFr
     return frames
 
 
-def read_outcomes(store: ObjectStore, symbols: list[str]) -> "pd.DataFrame":
-    """All stored outcome rows of `symbols` (symbols never scored are left out)."""
-    import pandas as pd
-
-    frames = []
-    for symbol in symbols:
-        try:
-            frames.append(store.read_frame(outcomes_key(symbol)))
-        except ObjectNotFoundError:
-            continue
-    frames = [f for f in frames if not f.empty]
-    return outcomes_frame(pd.concat(frames, ignore_index=True).to_dict("records")) if frames \
-        else outcomes_frame([])
-
-
 # --- metadata ----------------------------------------------------------------------------------
 
 
@@ -166,7 +144,7 @@ def outcome_metadata(outcomes: "pd.DataFrame", errors: int, location: str) -> di
     latest = with_analyst(outcomes).sort_values("bar_date").tail(20)[
         ["bar_date", "mode", "analyst", "action", "confidence_score", "fwd_return_5", "hit_5",
          "trade_outcome", "r_multiple", "outcome_status"]]
-    simulated = bool(outcomes["simulated"].fillna(False).any())
+    simulated = simulated_count(outcomes) > 0
     return {
         "status": "ok",
         "data": "SIMULATED (not market data)" if simulated else "market data",
@@ -210,7 +188,9 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
         "hold_share": dg.MetadataValue.float(float(summary["hold_share"])),
         "dates": f"{summary['first_bar_date']} .. {summary['last_bar_date']}",
     }
-    for name, title in TABLE_TITLES.items():
+    for name, title in SCORECARD_TABLE_TITLES.items():
+        if name == "summary":  # its numbers are the headline keys above
+            continue
         metadata[name] = table_metadata(tables[name], title)
     note = ("Rates are fractions with 95% Wilson intervals; the dashed diagonal is perfect "
             "calibration. Small samples, simulated data, costs and overlapping horizons: see "
@@ -321,7 +301,7 @@ def signal_scorecard(context: dg.AssetExecutionContext, config: ScorecardConfig,
                      store: ObjectStore, tracking: Tracking) -> dg.MaterializeResult:
     outcomes = read_outcomes(store, list_symbols(context.instance))
     tables = scorecard_tables(outcomes, config.horizon)
-    simulated = bool(outcomes["simulated"].fillna(False).any())
+    simulated = simulated_count(outcomes) > 0
     images = render_scorecard_plots(tables, config.horizon, simulated=simulated)
     mlflow_note = log_scorecard(
         tracking, tables, images,

@@ -249,3 +249,9 @@ def outcomes_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     text = [c for c in OUTCOME_COLUMNS if frame[c].dtype == object]
     frame[text] = frame[text].astype("string")
     return frame
+
+
+def simulated_count(outcomes: pd.DataFrame) -> int:
+    """How many outcome rows were scored on generated bars (a missing flag counts as market
+    data): every simulated warning (assets, scorecard, app) reads it from here."""
+    return int(outcomes["simulated"].fillna(False).astype(bool).sum())

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy and pandas load on first use, not when the definitions load
     import pandas as pd
 
-from trading_assets.core.outcomes import HORIZONS, direction_hit
+from trading_assets.core.outcomes import HORIZONS, direction_hit, simulated_count
 
 Z_95 = 1.959963984540054
 ACTIONS = ("BUY", "SELL", "HOLD")
@@ -35,6 +35,18 @@ LEVELS = ("HIGH", "MEDIUM", "LOW")
 # thin; above that, ten points each, and 100 belongs to the top bucket.
 CONFIDENCE_EDGES = (0, 50, 60, 70, 80, 90, 101)
 MAX_AB_PAIRS = 20
+# Every scorecard table's title, in the order the app shows them; the Dagster metadata of
+# signal_scorecard uses the same words (the summary there is its headline numbers instead).
+SCORECARD_TABLE_TITLES = {
+    "summary": "Summary (rates are fractions: 0.53 = 53%)",
+    "by_action": "Hit rate by action, against its base rate on the same dates",
+    "by_confidence": "Hit rate by stated confidence level",
+    "by_analyst": "Hit rate by analyst set-up (provider, model, prompt version, variant)",
+    "calibration": "Calibration: stated confidence bucket vs realised hit rate",
+    "returns": "Forward returns by action vs buy-and-hold on the same dates",
+    "trades": "BUY/SELL: stop or target first, R multiple, adverse excursion",
+    "ab": "A/B: hit-rate difference on the dates both set-ups called (Newcombe 95%)",
+}
 
 
 def wilson_interval(hits: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -296,7 +308,7 @@ def summary_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     low, high = wilson_interval(hits, len(scored))
     directional = scored[scored["action"].isin(["BUY", "SELL"])]
     directional_hits = int(directional[f"hit_{horizon}"].astype(bool).sum())
-    simulated = int(frame["simulated"].fillna(False).astype(bool).sum())
+    simulated = simulated_count(frame)
     rows: list[tuple[str, object]] = [
         ("horizon_bars", horizon),
         ("signals", len(frame)),
@@ -324,7 +336,7 @@ def scorecard_tables(outcomes: pd.DataFrame, horizon: int = 5) -> dict[str, pd.D
 
     Keys: summary, by_analyst, by_action, by_confidence, calibration, returns, trades, ab.
     Rates and returns are fractions (0.53 = 53%). For the Gradio app: read the outcomes of
-    the symbols (assets.scorecard.read_outcomes) and show these frames as they are.
+    the symbols (resources.outcomes.read_outcomes) and show these frames as they are.
     """
     if horizon not in HORIZONS:
         raise ValueError(f"horizon={horizon}: choose one of {', '.join(map(str, HORIZONS))}.")

@@ -1,0 +1,237 @@
+"""The app's configuration, its context and its errors: where it listens, who may log in, the
+resources and Dagster instance every tab works on, and the background "Run now" launcher.
+
+Every tab function takes a `UIContext`, so tests call them directly on test resources. A refusal
+is a `UIError` whose message a trader can act on; the page shows it, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from trading_assets.core.secrets import public_url
+
+log = logging.getLogger(__name__)
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_HTTP_URL_RE = re.compile(r"^https?://[^\s\"'<>]+$")
+
+
+class UIError(Exception):
+    """An action refused with a reason the person at the page can act on; nothing was written."""
+
+
+class UIConfigError(ValueError):
+    """A GRADIO_*, DAGSTER_WEBSERVER_URL or MLFLOW_UI_URL value the app cannot start with."""
+
+
+# ------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    """Where the app listens, who may log in, and where the Dagster and MLflow UIs are."""
+
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+    username: str = ""
+    password: str = field(default="", repr=False)  # never in a log line or a traceback
+    dagster_url: str = "http://localhost:3000"
+    mlflow_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> UIConfig:
+        """Read GRADIO_SERVER_*, GRADIO_USERNAME/PASSWORD, DAGSTER_WEBSERVER_URL, MLFLOW_UI_URL."""
+        raw_port = env.get("GRADIO_SERVER_PORT", "").strip()
+        try:
+            port = int(raw_port) if raw_port else 7860
+        except ValueError:
+            port = -1
+        if not 1 <= port <= 65535:
+            raise UIConfigError(f"GRADIO_SERVER_PORT={raw_port!r} is not a port number (1-65535).")
+        return cls(
+            server_name=env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1",
+            server_port=port,
+            username=env.get("GRADIO_USERNAME", ""),
+            password=env.get("GRADIO_PASSWORD", ""),
+            dagster_url=_base_url(env, "DAGSTER_WEBSERVER_URL", "http://localhost:3000"),
+            mlflow_url=_base_url(env, "MLFLOW_UI_URL", ""),
+        )
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return (self.username, self.password) if self.username and self.password else None
+
+    @property
+    def is_local(self) -> bool:
+        return is_loopback(self.server_name)
+
+    def check_listen(self) -> None:
+        """Refuse a half-set login, and any address beyond this machine without a login."""
+        if bool(self.username) != bool(self.password):
+            missing = "GRADIO_PASSWORD" if self.username else "GRADIO_USERNAME"
+            raise UIConfigError(f"{missing} is not set: set both GRADIO_USERNAME and "
+                                "GRADIO_PASSWORD, or neither.")
+        if not self.is_local and self.auth is None:
+            raise UIConfigError(
+                f"Refusing to listen on {self.server_name!r} without a login: anyone on the "
+                "network could approve signals. Set GRADIO_USERNAME and GRADIO_PASSWORD, or "
+                "GRADIO_SERVER_NAME=127.0.0.1 to stay on this machine."
+            )
+
+
+def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip().rstrip("/") or default
+    if value and not _HTTP_URL_RE.match(value):
+        raise UIConfigError(f"{name}={value!r} is not an http(s) URL, e.g. http://localhost:3000.")
+    return value
+
+
+def is_loopback(server_name: str) -> bool:
+    """True for localhost names and loopback addresses (127.0.0.0/8, ::1)."""
+    name = server_name.strip().strip("[]").lower()
+    if name in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve anywhere
+
+
+# ------------------------------------------------------------------------- background runs
+
+
+@dataclass
+class Launch:
+    """One "Run now": the symbols, when it started and ended, its Dagster runs or its error."""
+
+    symbols: list[str]
+    started_at: datetime
+    finished_at: datetime | None = None
+    run_ids: list[str] = field(default_factory=list)
+    success: bool | None = None
+    error: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None
+
+
+def _default_materialize(symbols: list[str], instance: Any, resources: dict[str, Any]) -> Any:
+    """The symbol pipeline through the runs layer: the daemon's queue (pools, limits) when a
+    daemon runs, else in this process; either way a `symbol_pipeline` run tagged gradio."""
+    from trading_assets.runs import launch_symbols
+
+    return launch_symbols(symbols, instance=instance, resources=resources, launched_by="gradio")
+
+
+class RunLauncher:
+    """Materializes symbols in background threads so a click never blocks the page."""
+
+    def __init__(self, materialize: Callable[[list[str], Any, dict[str, Any]], Any] | None = None
+                 ) -> None:
+        self._materialize = materialize or _default_materialize
+        self._lock = threading.Lock()
+        self._launches: list[Launch] = []
+        self._threads: list[threading.Thread] = []
+        self.version = 0  # bumped when a launch ends, so the page knows to refresh its tables
+
+    def start(self, symbols: list[str], instance: Any, resources: dict[str, Any]) -> Launch:
+        with self._lock:
+            busy = [s for s in symbols for launch in self._launches
+                    if launch.running and s in launch.symbols]
+            if busy:
+                raise UIError(f"{', '.join(busy)} already has a run in progress; wait for it "
+                              "to finish.")
+            launch = Launch(symbols=list(symbols), started_at=datetime.now(UTC))
+            self._launches.append(launch)
+            # Not a daemon: stopping the app waits for the run instead of leaving it
+            # half-written and marked STARTED in Dagster forever.
+            thread = threading.Thread(target=self._run, args=(launch, instance, resources),
+                                      name=f"run-now-{'-'.join(symbols)}"[:60])
+            self._threads.append(thread)
+        thread.start()
+        return launch
+
+    def _run(self, launch: Launch, instance: Any, resources: dict[str, Any]) -> None:
+        try:
+            results = self._materialize(launch.symbols, instance, resources) or []
+            run_ids = [r.run_id for r in results]
+            success = all(r.success for r in results)
+            failures = [f for r in results for f in getattr(r, "failures", [])]
+            error = "" if success else (failures[0].splitlines()[0][:200] if failures
+                                        else "a step failed; see the run in Dagster")
+        except Exception as exc:  # the thread has no caller: the error goes to the page
+            log.exception("Run now failed for %s", launch.symbols)
+            run_ids, success, error = [], False, f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            launch.run_ids, launch.success, launch.error = run_ids, success, error
+            launch.finished_at = datetime.now(UTC)
+            self.version += 1
+
+    def running_for(self, symbol: str) -> Launch | None:
+        with self._lock:
+            return next((x for x in reversed(self._launches)
+                         if x.running and symbol in x.symbols), None)
+
+    def recent(self, limit: int = 8) -> list[Launch]:
+        with self._lock:
+            return [replace(x) for x in reversed(self._launches[-limit:])]
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for every launch (tests); True when none is still running."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+        return not any(x.running for x in self._launches)
+
+
+@dataclass
+class UIContext:
+    """Everything the app's functions need; tests build one on test resources and instance."""
+
+    resources: dict[str, Any]
+    instance: Any
+    config: UIConfig = field(default_factory=UIConfig)
+    launcher: RunLauncher = field(default_factory=RunLauncher)
+
+    @property
+    def app_db(self) -> Any:
+        return self.resources["app_db"]
+
+    @property
+    def store(self) -> Any:
+        return self.resources["store"]
+
+    @property
+    def broker(self) -> Any:
+        return self.resources["broker"]
+
+    @property
+    def ibkr_configured(self) -> bool:
+        """TRADING_DATA_SOURCE=ibkr or TRADING_BROKER=ibkr: new symbols are checked with IBKR."""
+        return self.resources["market_data"].source == "ibkr" or self.broker.kind == "ibkr"
+
+    def dagster_run_url(self, run_id: str) -> str:
+        return f"{self.config.dagster_url}/runs/{run_id}"
+
+    @property
+    def mlflow_url(self) -> str:
+        """MLFLOW_UI_URL, else the tracking resource's UI address when it is an http(s) server;
+        without the user:password a tracking URI may carry, since it ends up in the page."""
+        tracking_ui = str(getattr(self.resources.get("tracking"), "ui_url", "") or "")
+        fallback = tracking_ui.rstrip("/") if _HTTP_URL_RE.match(tracking_ui) \
+            else ""
+        return public_url(self.config.mlflow_url or fallback)
+
+    def mlflow_run_url(self, run_id: str) -> str:
+        # MLflow's UI resolves the experiment itself from a direct run link.
+        return f"{self.mlflow_url}/#/runs/{run_id}" if self.mlflow_url else ""
+
+
