@@ -282,12 +282,15 @@ def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
 
 def test_runs_execute_in_one_process_unless_the_setting_says_otherwise() -> None:
     from trading_assets.core.env import ConfigError
-    from trading_assets.definitions import defs, run_executor
+    from trading_assets.definitions import defs
+    from trading_assets.executors import pipeline_executor as run_executor
 
     job = defs.resolve_job_def("symbol_pipeline")
     implicit = defs.resolve_implicit_global_asset_job_def()  # the UI's "Materialize"
     assert job.executor_def is dg.in_process_executor
     assert implicit.executor_def is dg.in_process_executor
     assert run_executor({"TRADING_EXECUTOR": "multiprocess"}) is dg.multiprocess_executor
-    with pytest.raises(ConfigError, match="TRADING_EXECUTOR='celery'"):
-        run_executor({"TRADING_EXECUTOR": "celery"})
+    # celery is a supported choice now (the celery extra; tests/test_celery.py runs it).
+    assert run_executor({"TRADING_EXECUTOR": "celery"}).name == "celery"
+    with pytest.raises(ConfigError, match="TRADING_EXECUTOR='threads'"):
+        run_executor({"TRADING_EXECUTOR": "threads"})

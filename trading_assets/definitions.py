@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
+from trading_assets import automation
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.scorecard import signal_outcomes, signal_scorecard
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
-from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.executors import pipeline_executor
-from trading_assets.settings import automation_config, build_resources
+from trading_assets.settings import build_resources
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
 SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
@@ -31,16 +31,13 @@ symbol_pipeline_job = dg.define_asset_job(
     executor_def=executor,
 )
 
-# Schedule, sensors and the signal_freshness check (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
-automation_settings = automation_config()
-automation = build_automation(automation_settings)
-
 defs = dg.Definitions(
     assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+    # Schedule, sensors and signal_freshness (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
     asset_checks=[*SYMBOL_CHECKS, *automation.checks],
     jobs=[symbol_pipeline_job],
     schedules=automation.schedules,
     sensors=automation.sensors,
-    resources=build_resources(automation=automation_settings),
+    resources=build_resources(automation=automation.config),
     executor=executor,  # also the UI's "Materialize" (the implicit asset job)
 )
