@@ -95,6 +95,55 @@ def test_with_a_daemon_heartbeat_runs_are_queued_for_the_daemon(home: Path) -> N
     assert "still QUEUED" in outcome.failures[0]
 
 
+
+def test_submitting_a_run_creates_the_pool_limit_rows_before_the_daemon_starts_it(
+        home: Path) -> None:
+    # Dagster creates a pool's row when a step first claims it: two runs doing so together on
+    # PostgreSQL made one fail. Submitting creates the rows first, once. (The production
+    # dagster.yaml sets a default pool limit; without one Dagster keeps no rows.)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n"
+                                       "concurrency:\n  pools:\n    default_limit: 1\n")
+    instance = runs.get_instance()
+    assert {limit.name for limit in instance.event_log_storage.get_pool_limits()} == set()
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA"])
+    runs.submit_batch(instance, ["ACME"], "cli")
+    pools = {limit.name for limit in instance.event_log_storage.get_pool_limits()}
+    assert pools == {"ibkr", "llm"}
+    runs.submit_batch(instance, ["BETA"], "cli")  # already there: nothing to create, no error
+    assert {limit.name for limit in instance.event_log_storage.get_pool_limits()} == pools
+
+
+def test_with_the_celery_executor_an_in_process_launch_sends_the_run_to_the_executor(
+        home: Path, resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a daemon the launch happens here; with TRADING_EXECUTOR=celery it must still go
+    # through the configured executor (steps on the workers), not run with a resource dict.
+    from trading_assets import executors
+
+    launched: list[dict[str, str]] = []
+
+    def execute_pipeline(instance: dg.DagsterInstance, tags: dict[str, str],
+                         run_config: dict[str, Any] | None = None) -> Any:
+        launched.append(dict(tags))  # stands in for the workers: records the run, succeeded
+        run_id = str(uuid.uuid4())
+        instance.add_run(dg.DagsterRun(job_name=runs.JOB_NAME, run_id=run_id, tags=tags,
+                                       status=dg.DagsterRunStatus.SUCCESS))
+        return instance.get_run_by_id(run_id)
+
+    monkeypatch.setattr(executors, "execute_pipeline", execute_pipeline)
+    monkeypatch.setenv("TRADING_EXECUTOR", "celery")
+    instance = runs.get_instance()
+    [one] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
+                                launched_by="gradio", mode="in-process")
+    assert launched == [runs.run_tags(["ACME"], "gradio")]
+    assert one.mode == "celery" and one.success and one.symbols == ["ACME"]
+    # Nothing ran in this process: no materialization, no signal written by a local run.
+    assert instance.get_materialized_partitions(dg.AssetKey("ohlcv")) == set()
+    assert resources["app_db"].latest_signal("ACME") is None
+    monkeypatch.delenv("TRADING_EXECUTOR")
+    [two] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
+                                launched_by="gradio", mode="in-process")
+    assert two.mode == "in-process" and two.success and len(launched) == 1
+
 # --- new_symbols never redoes fresh work ----------------------------------------------------
 
 
