@@ -1,8 +1,7 @@
-"""The runs layer, the sensors' dedupe, partition-key repair, import hygiene and CLI failures."""
+"""The runs layer, the sensors' dedupe, partition-key repair, loading the definitions, CLI exits."""
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -213,64 +212,7 @@ def test_symbol_sync_renames_lower_case_keys_and_removes_non_symbols(
     assert _sense("symbol_sync", instance, resources, result.cursor).skip_reason
 
 
-# --- imports --------------------------------------------------------------------------------
-
-
-def _imports(path: Path, package_roots: set[str], top_level: bool) -> set[str]:
-    """Modules of ours that `path` imports: when it loads (`top_level`), or anywhere."""
-    tree = ast.parse(path.read_text())
-    if top_level:  # what runs at import time; `if TYPE_CHECKING:` blocks never do
-        nodes = [n for stmt in tree.body if not (isinstance(stmt, ast.If) and "TYPE_CHECKING"
-                                                 in ast.unparse(stmt.test))
-                 for n in ast.walk(stmt) if not isinstance(stmt, ast.FunctionDef | ast.ClassDef)]
-    else:
-        nodes = list(ast.walk(tree))
-    found = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            continue
-        found.update(n for n in names if n.split(".")[0] in package_roots)
-    return found
-
-
-def test_no_import_cycles_and_the_ui_never_imports_the_cli() -> None:
-    roots = {"trading_assets", "resources", "ui"}
-    modules = {}
-    for root in roots:
-        for path in (ROOT / root).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
-                ".__init__")
-            modules[name] = path
-    def graph_of(top_level: bool) -> dict[str, set[str]]:
-        return {name: {m for m in _imports(path, roots, top_level) if m in modules and m != name}
-                for name, path in modules.items()}
-
-    anywhere = graph_of(top_level=False)
-    assert [n for n in anywhere if "trading_assets.cli" in anywhere[n]] == []  # nor the UI
-    ui_imports = {m for n in anywhere if n.startswith("ui") for m in anywhere[n]}
-    assert "trading_assets.runs" in ui_imports  # Run now goes through the runs layer
-    graph = graph_of(top_level=True)
-
-    cycles = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt, [*stack, nxt])
-        state[node] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
-    assert cycles == []
+# --- imports (layering and cycles: test_structure.py) ---------------------------------------
 
 
 def test_loading_the_definitions_imports_no_heavy_library_and_prints_no_warning() -> None:
