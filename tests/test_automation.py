@@ -24,6 +24,7 @@ from trading_assets.automation import (
     STALE_REVIEWER,
     Automation,
     build_automation,
+    clock,
     plan_batches,
     post_alert,
     run_symbols,
@@ -57,7 +58,7 @@ def auto() -> Automation:
 @pytest.fixture(autouse=True)
 def friday_evening(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sensors and the freshness check read this clock instead of the real one."""
-    monkeypatch.setattr(automation, "utc_now", lambda: FRIDAY_EVENING)
+    monkeypatch.setattr(clock, "utc_now", lambda: FRIDAY_EVENING)
 
 
 def named(defs: list[Any], name: str) -> Any:

@@ -1,8 +1,7 @@
-"""The runs layer, the sensors' dedupe, partition-key repair, import hygiene and CLI failures."""
+"""The runs layer, the sensors' dedupe, partition-key repair, loading the definitions, CLI exits."""
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -95,6 +94,55 @@ def test_with_a_daemon_heartbeat_runs_are_queued_for_the_daemon(home: Path) -> N
     assert "still QUEUED" in outcome.failures[0]
 
 
+
+def test_submitting_a_run_creates_the_pool_limit_rows_before_the_daemon_starts_it(
+        home: Path) -> None:
+    # Dagster creates a pool's row when a step first claims it: two runs doing so together on
+    # PostgreSQL made one fail. Submitting creates the rows first, once. (The production
+    # dagster.yaml sets a default pool limit; without one Dagster keeps no rows.)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n"
+                                       "concurrency:\n  pools:\n    default_limit: 1\n")
+    instance = runs.get_instance()
+    assert {limit.name for limit in instance.event_log_storage.get_pool_limits()} == set()
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA"])
+    runs.submit_batch(instance, ["ACME"], "cli")
+    pools = {limit.name for limit in instance.event_log_storage.get_pool_limits()}
+    assert pools == {"ibkr", "llm"}
+    runs.submit_batch(instance, ["BETA"], "cli")  # already there: nothing to create, no error
+    assert {limit.name for limit in instance.event_log_storage.get_pool_limits()} == pools
+
+
+def test_with_the_celery_executor_an_in_process_launch_sends_the_run_to_the_executor(
+        home: Path, resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a daemon the launch happens here; with TRADING_EXECUTOR=celery it must still go
+    # through the configured executor (steps on the workers), not run with a resource dict.
+    from trading_assets import executors
+
+    launched: list[dict[str, str]] = []
+
+    def execute_pipeline(instance: dg.DagsterInstance, tags: dict[str, str],
+                         run_config: dict[str, Any] | None = None) -> Any:
+        launched.append(dict(tags))  # stands in for the workers: records the run, succeeded
+        run_id = str(uuid.uuid4())
+        instance.add_run(dg.DagsterRun(job_name=runs.JOB_NAME, run_id=run_id, tags=tags,
+                                       status=dg.DagsterRunStatus.SUCCESS))
+        return instance.get_run_by_id(run_id)
+
+    monkeypatch.setattr(executors, "execute_pipeline", execute_pipeline)
+    monkeypatch.setenv("TRADING_EXECUTOR", "celery")
+    instance = runs.get_instance()
+    [one] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
+                                launched_by="gradio", mode="in-process")
+    assert launched == [runs.run_tags(["ACME"], "gradio")]
+    assert one.mode == "celery" and one.success and one.symbols == ["ACME"]
+    # Nothing ran in this process: no materialization, no signal written by a local run.
+    assert instance.get_materialized_partitions(dg.AssetKey("ohlcv")) == set()
+    assert resources["app_db"].latest_signal("ACME") is None
+    monkeypatch.delenv("TRADING_EXECUTOR")
+    [two] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
+                                launched_by="gradio", mode="in-process")
+    assert two.mode == "in-process" and two.success and len(launched) == 1
+
 # --- new_symbols never redoes fresh work ----------------------------------------------------
 
 
@@ -165,64 +213,7 @@ def test_symbol_sync_renames_lower_case_keys_and_removes_non_symbols(
     assert _sense("symbol_sync", instance, resources, result.cursor).skip_reason
 
 
-# --- imports --------------------------------------------------------------------------------
-
-
-def _imports(path: Path, package_roots: set[str], top_level: bool) -> set[str]:
-    """Modules of ours that `path` imports: when it loads (`top_level`), or anywhere."""
-    tree = ast.parse(path.read_text())
-    if top_level:  # what runs at import time; `if TYPE_CHECKING:` blocks never do
-        nodes = [n for stmt in tree.body if not (isinstance(stmt, ast.If) and "TYPE_CHECKING"
-                                                 in ast.unparse(stmt.test))
-                 for n in ast.walk(stmt) if not isinstance(stmt, ast.FunctionDef | ast.ClassDef)]
-    else:
-        nodes = list(ast.walk(tree))
-    found = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            continue
-        found.update(n for n in names if n.split(".")[0] in package_roots)
-    return found
-
-
-def test_no_import_cycles_and_the_ui_never_imports_the_cli() -> None:
-    roots = {"trading_assets", "resources", "ui"}
-    modules = {}
-    for root in roots:
-        for path in (ROOT / root).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
-                ".__init__")
-            modules[name] = path
-    def graph_of(top_level: bool) -> dict[str, set[str]]:
-        return {name: {m for m in _imports(path, roots, top_level) if m in modules and m != name}
-                for name, path in modules.items()}
-
-    anywhere = graph_of(top_level=False)
-    assert [n for n in anywhere if "trading_assets.cli" in anywhere[n]] == []  # nor the UI
-    ui_imports = {m for n in anywhere if n.startswith("ui") for m in anywhere[n]}
-    assert "trading_assets.runs" in ui_imports  # Run now goes through the runs layer
-    graph = graph_of(top_level=True)
-
-    cycles = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt, [*stack, nxt])
-        state[node] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
-    assert cycles == []
+# --- imports (layering and cycles: test_structure.py) ---------------------------------------
 
 
 def test_loading_the_definitions_imports_no_heavy_library_and_prints_no_warning() -> None:
@@ -285,12 +276,14 @@ def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
 def test_runs_execute_in_one_process_unless_the_setting_says_otherwise() -> None:
     from trading_assets.core.env import ConfigError
     from trading_assets.definitions import defs
-    from trading_assets.executors import pipeline_executor
+    from trading_assets.executors import pipeline_executor as run_executor
 
     job = defs.resolve_job_def("symbol_pipeline")
     implicit = defs.resolve_implicit_global_asset_job_def()  # the UI's "Materialize"
     assert job.executor_def is dg.in_process_executor
     assert implicit.executor_def is dg.in_process_executor
-    assert pipeline_executor({"TRADING_EXECUTOR": "multiprocess"}) is dg.multiprocess_executor
+    assert run_executor({"TRADING_EXECUTOR": "multiprocess"}) is dg.multiprocess_executor
+    # celery is a supported choice now (the celery extra; tests/test_celery.py runs it).
+    assert run_executor({"TRADING_EXECUTOR": "celery"}).name == "celery"
     with pytest.raises(ConfigError, match="TRADING_EXECUTOR='threads'"):
-        pipeline_executor({"TRADING_EXECUTOR": "threads"})
+        run_executor({"TRADING_EXECUTOR": "threads"})

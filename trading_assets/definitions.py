@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from trading_assets import automation
 from trading_assets.asset_kinds import with_configured_kinds
 from trading_assets.assets.charts import charts
 from trading_assets.assets.indicators import indicators
@@ -11,10 +12,9 @@ from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.scorecard import signal_outcomes, signal_scorecard
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
-from trading_assets.automation import build_automation
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.executors import pipeline_executor
-from trading_assets.settings import automation_config, build_resources
+from trading_assets.settings import build_resources
 
 SYMBOL_ASSETS = [ohlcv, indicators, charts, llm_signal, orders, portfolio]
 SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
@@ -32,15 +32,12 @@ symbol_pipeline_job = dg.define_asset_job(
     executor_def=executor,
 )
 
-# Schedule, sensors and the signal_freshness check (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
-automation_settings = automation_config()
-automation = build_automation(automation_settings)
-
-configured_resources = build_resources(automation=automation_settings)
+configured_resources = build_resources(automation=automation.config)
 defs = dg.Definitions(
     # Kind tags for the configured model, broker, tracking and store (no "openai" for rules).
     assets=with_configured_kinds([*SYMBOL_ASSETS, *EVALUATION_ASSETS],
                                  configured_resources),
+    # Schedule, sensors and signal_freshness (env: TRADING_SCHEDULE_*, ALERT_WEBHOOK_URL...).
     asset_checks=[*SYMBOL_CHECKS, *automation.checks],
     jobs=[symbol_pipeline_job],
     schedules=automation.schedules,

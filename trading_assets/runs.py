@@ -8,8 +8,9 @@ API (small on purpose; other executors build on it):
   (at most TRADING_MAX_SYMBOLS_PER_RUN each) and runs the ``symbol_pipeline`` job once per range,
   waiting for every run. ``mode`` is ``"daemon"`` (submit to the instance's run queue, so
   ``max_concurrent_runs``, the ``ibkr``/``llm`` pools and run tags apply), ``"in-process"``
-  (execute here, for scripts and tests) or ``"auto"`` (daemon when one is heartbeating, else
-  in-process); each outcome says which mode ran it.
+  (launch here: steps run in this process, or on the Celery workers when TRADING_EXECUTOR=celery)
+  or ``"auto"`` (daemon when one is heartbeating, else in-process); each outcome says which
+  mode ran it (``"celery"`` for an in-process launch whose steps ran on the workers).
 * ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time.
 * ``run_failures(instance, run_id)``: each failed step with its underlying error.
 * ``run_tags(batch, launched_by)``: the tags every run carries (job, partition or range, who);
@@ -56,7 +57,7 @@ class RunOutcome:
     run_id: str
     symbols: list[str]
     success: bool
-    mode: str  # "daemon" | "in-process"
+    mode: str  # "daemon" | "in-process" | "celery" (launched here, steps on the workers)
     failures: list[str] = field(default_factory=list)
     status: str = ""
 
@@ -178,8 +179,12 @@ def submit_batch(instance: Any, batch: Sequence[str], launched_by: str) -> str:
     handed to the run coordinator: the daemon starts it within the queue and pool limits.
     """
     from trading_assets.definitions import defs
+    from trading_assets.executors import ensure_pool_limits
 
     job = defs.resolve_job_def(JOB_NAME)
+    # Two runs starting together on a fresh PostgreSQL instance would race to create the
+    # pools' limit rows (one fails): create them here, before the daemon starts either.
+    ensure_pool_limits(instance, job)
     remote, python = _job_origins()
     run = instance.create_run_for_job(job_def=job, run_config=QUIET_RUN_CONFIG,
                                       tags=run_tags(batch, launched_by),
@@ -288,10 +293,21 @@ def _pipeline_job(resources: Mapping[str, Any]) -> Any:
 
 def execute_batch(instance: Any, batch: Sequence[str], resources: Mapping[str, Any],
                   launched_by: str) -> RunOutcome:
-    """Run symbol_pipeline over `batch` in this process (same job, tags and event log)."""
+    """Run symbol_pipeline over `batch` from this process (same job, tags and event log).
+
+    With TRADING_EXECUTOR=celery the run goes through the configured executor, so its steps
+    run on the Celery workers (which build their resources from their own environment);
+    otherwise it executes here with `resources`. The outcome's mode says which ("celery" or
+    "in-process").
+    """
+    from trading_assets import executors
+
+    tags = run_tags(batch, launched_by)
+    if executors.executor_kind() == "celery":
+        result = executors.execute_pipeline(instance, tags, QUIET_RUN_CONFIG)
+        return outcome(instance, result.run_id, "celery")
     result = _pipeline_job(resources).execute_in_process(
-        instance=instance, run_config=QUIET_RUN_CONFIG, tags=run_tags(batch, launched_by),
-        raise_on_error=False)
+        instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags, raise_on_error=False)
     return outcome(instance, result.run_id, "in-process")
 
 

@@ -188,7 +188,7 @@ def trading_policy(env: Mapping[str, str] | None = None,
 
 @dataclass(frozen=True)
 class AutomationConfig:
-    """Schedule and sensor settings (trading_assets/automation.py); every field has a default."""
+    """Schedule and sensor settings (trading_assets/automation/); every field has a default."""
 
     schedule_cron: str = "30 16 * * 1-5"  # after the US close, Monday to Friday
     schedule_timezone: str = "America/New_York"

@@ -7,7 +7,8 @@ not shared between threads, so every run gets a process:
 
     python -m tests.peers.celery_launch SYMBOL [SYMBOL ...]
 
-The batch comes from runs.symbol_batches and the tags from runs.run_tags, as for any run.
+The batch comes from runs.symbol_batches; the run goes through runs.execute_batch, as the CLI's
+in-process launch does (with TRADING_EXECUTOR=celery it hands the run to the executor).
 Prints {"run_id", "start", "end", "success", "failures"} as one JSON line when the run ends.
 """
 
@@ -18,18 +19,18 @@ import sys
 
 import dagster as dg
 
-from trading_assets.executors import execute_pipeline
-from trading_assets.runs import run_tags
+from trading_assets.runs import execute_batch
+from trading_assets.settings import build_resources
 
 
 def main() -> None:
     batch = sys.argv[1:]
     with dg.DagsterInstance.get() as instance:
-        result = execute_pipeline(instance, run_tags(batch, "cli"))
-    failures = [f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
-                for event in result.all_events if event.is_step_failure]
+        result = execute_batch(instance, batch, build_resources(), "cli")
+    if result.mode != "celery":
+        raise SystemExit(f"expected a celery launch, got {result.mode!r}: set TRADING_EXECUTOR")
     print(json.dumps({"run_id": result.run_id, "start": batch[0], "end": batch[-1],
-                      "success": result.success, "failures": failures}), flush=True)
+                      "success": result.success, "failures": result.failures}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""Sensors that follow the symbol list: ``new_symbols`` analyses a new symbol once, promptly;
+``symbol_sync`` keeps the symbol_settings table and the ``symbols`` partitions equal.
+
+Removed vs never added (``symbol_sync``). The sensor's cursor holds the symbols that were present
+on both sides at its last tick. A symbol on one side only is a removal from the other side when it
+was in that set (delete it here too), and an addition when it was not (copy it: default settings
+via ``AppDatabase.ensure_symbol``, or a partition add request). With no cursor (first tick or a
+reset) nothing is deleted, only copied, so the sync can never remove a symbol by mistake; the
+price is that a symbol removed on one side just before a cursor reset comes back with defaults.
+"""
+
+import dagster as dg
+
+from resources.app_db import AppDatabase
+from resources.object_store import ObjectStore
+from trading_assets.assets.signals import llm_signal
+from trading_assets.automation.planning import (
+    ANALYSIS_TARGET,
+    analysis_requests,
+    dump_cursor,
+    fresh_symbols,
+    load_cursor,
+    names,
+    sensor_status,
+    symbol_keys,
+)
+from trading_assets.partitions import (
+    SYMBOLS_PARTITION,
+    invalid_key_notice,
+    invalid_keys,
+    symbols_partitions,
+)
+from trading_assets.runs import analysing_symbols
+from trading_assets.settings import AutomationConfig
+
+
+def new_symbol_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase,
+                    store: ObjectStore, config: AutomationConfig) -> dg.SensorResult:
+    """Analysis runs for symbols not seen at the last tick, unless busy, fresh or disabled."""
+    keys = symbol_keys(context.instance, context.log)
+    cursor = load_cursor(context.cursor)
+    if cursor is None:
+        # First tick: symbols that already have a signal materialization are not new, so
+        # turning the sensor on in a running deployment does not re-run everything.
+        seen = context.instance.get_materialized_partitions(llm_signal.key) & set(keys)
+        generation = 0
+    else:
+        seen = set(cursor.get("seen", [])) & set(keys)
+        generation = int(cursor.get("generation", 0))
+    new = [s for s in keys if s not in seen]
+    settings = app_db.settings_by_symbol(new)
+    enabled = [s for s in new if settings[s].enabled]
+    disabled = [s for s in new if s not in enabled]
+    # Another run has it (left unseen: checked again once that run ends) or its signal is
+    # already for its latest bar (seen: nothing to redo).
+    busy = analysing_symbols(context.instance, keys) & set(enabled) if enabled else set()
+    fresh = fresh_symbols([s for s in enabled if s not in busy], app_db, store)
+    todo = [s for s in enabled if s not in busy and s not in fresh]
+    seen |= set(new) - busy
+    notes = [f"{label}: {names(sorted(items))}" for label, items in (
+        ("already queued or running", busy), ("signal already fresh", fresh),
+        ("disabled, not analysed", disabled)) if items]
+    if not todo:
+        reason = ("No new symbols." if not new
+                  else f"New symbols, none to run: {'; '.join(notes)}.")
+        return dg.SensorResult(skip_reason=reason, cursor=dump_cursor(
+            {"seen": sorted(seen), "generation": generation}))
+    generation += 1  # re-adding a removed symbol later must not reuse an old run key
+    requests = analysis_requests(settings, todo, keys, f"new-symbols-{generation}",
+                                 {"trading/trigger": "new_symbols",
+                                  "trading/launched_by": "sensor"},
+                                 config.max_symbols_per_run)
+    context.log.info(f"New symbols {names(todo)} in {len(requests)} run(s)"
+                     + (f"; {'; '.join(notes)}" if notes else ""))
+    return dg.SensorResult(run_requests=requests, cursor=dump_cursor(
+        {"seen": sorted(seen), "generation": generation}))
+
+
+def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
+    """Copy additions and removals between the settings table and the partitions (see above)."""
+    partitions = set(symbol_keys(context.instance))
+    configured = {s.symbol for s in app_db.list_settings()}
+    cursor = load_cursor(context.cursor)
+    was_synced = set(cursor.get("synced", [])) if cursor is not None else set()
+    add, delete, ensured, removed = [], [], [], []
+    # Keys typed in the Dagster UI that are no symbol as written: rename or remove them.
+    for key, symbol in invalid_keys(context.instance.get_dynamic_partitions(
+            SYMBOLS_PARTITION)).items():
+        context.log.warning(invalid_key_notice(key, symbol))
+        delete.append(key)
+        if symbol is not None and symbol not in partitions:
+            partitions.add(symbol)
+            add.append(symbol)
+    for symbol in sorted(partitions - configured):
+        if symbol in add:  # renamed from an invalid key: a new symbol with default settings
+            app_db.ensure_symbol(symbol)
+            ensured.append(symbol)
+        elif symbol in was_synced:  # removed in the app: remove the partition too
+            delete.append(symbol)
+        else:  # added in the Dagster UI: give it default settings
+            app_db.ensure_symbol(symbol)
+            ensured.append(symbol)
+    for symbol in sorted(configured - partitions):
+        if symbol in was_synced:  # partition deleted in the Dagster UI: forget the settings
+            app_db.remove_symbol(symbol)
+            removed.append(symbol)
+        elif symbol not in add:  # added in the app only: add the partition
+            add.append(symbol)
+    synced = ((partitions & configured) | set(ensured) | set(add))
+    requests = []
+    if add:
+        requests.append(symbols_partitions.build_add_request(add))
+    if delete:
+        requests.append(symbols_partitions.build_delete_request(delete))
+    changes = [f"{label}: {names(items)}" for label, items in (
+        ("partitions added", add), ("partitions deleted", delete),
+        ("default settings created", ensured), ("settings removed", removed)) if items]
+    new_cursor = dump_cursor({"synced": sorted(synced)})
+    if not changes:
+        return dg.SensorResult(skip_reason=f"In sync ({len(synced)} symbols).", cursor=new_cursor)
+    context.log.info("; ".join(changes))
+    return dg.SensorResult(dynamic_partitions_requests=requests, cursor=new_cursor)
+
+
+def build_symbol_sensors(config: AutomationConfig) -> list[dg.SensorDefinition]:
+    """``new_symbols`` and ``symbol_sync``."""
+
+    @dg.sensor(
+        name="new_symbols",
+        target=ANALYSIS_TARGET,
+        # A symbol added in the app or the CLI has its signal within ~30 s: at most 10 s to the
+        # tick, then one in-process run.
+        minimum_interval_seconds=10,
+        default_status=sensor_status(config),
+        description="A symbol added anywhere (Dagster UI, app, CLI) is analysed once, promptly, "
+                    "unless a run for it is already queued or running or its signal is fresh.",
+    )
+    def new_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase,
+                    store: ObjectStore) -> dg.SensorResult:
+        return new_symbol_runs(context, app_db, store, config)
+
+    @dg.sensor(
+        name="symbol_sync",
+        minimum_interval_seconds=60,
+        default_status=sensor_status(config),
+        description="Keeps the app's symbol settings and the Dagster symbols partitions equal.",
+    )
+    def symbol_sync(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
+        return sync_symbols(context, app_db)
+
+    return [new_symbols, symbol_sync]
