@@ -113,9 +113,7 @@ def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> in
     mode = resolve_mode(instance, "in-process" if in_process else "auto")
     market, analyst, broker = resources["market_data"], resources["analyst"], resources["broker"]
     print(f"Dagster instance : {home}")
-    print("Runs             : " + ("submitted to the Dagster daemon's queue" if mode == "daemon"
-                                    else "in this process" + ("" if in_process else
-                                                              " (no Dagster daemon running)")))
+    print("Runs             : " + run_mode_text(mode, in_process))
     print(f"Market data      : {market.describe()}")
     print(f"Analyst          : {analyst.label}")
     print(f"Broker           : {broker.label}")
@@ -128,7 +126,7 @@ def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> in
                        "order", "charts"])
     if any(r.get("source") == "SIMULATED" for r in rows):
         print("\nSIMULATED DATA: bars are generated, not market prices. Set TRADING_DATA_SOURCE "
-              "to csv or ibkr for real data.")
+              "to csv, url or ibkr for real data.")
     if analyst.provider == "rules":
         print("Signals come from the deterministic rules analyst (no language model). Set "
               "LLM_BASE_URL/LLM_API_KEY for a model.")
@@ -141,10 +139,26 @@ def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> in
         print(f"\nFAILED: {', '.join(failed)} (details: the Dagster run "
               f"{', '.join(r.run_id[:8] for r in outcomes if not r.success) or 'log'})",
               file=sys.stderr)
-    how = "via the daemon" if mode == "daemon" else "in-process"
+    how = " and ".join(sorted({RUN_MODE_WORDS.get(r.mode, r.mode) for r in outcomes})) or "none"
     print(f"\n{len(outcomes)} Dagster run(s) {how} in {time.perf_counter() - started:.1f} s. "
           + ("Review signals: trading-signals signals list; UI: make dev" if demo else ""))
     return 1 if failed else 0
+
+
+RUN_MODE_WORDS = {"daemon": "via the daemon", "in-process": "in-process",
+                  "celery": "on the Celery workers"}
+
+
+def run_mode_text(mode: str, forced: bool) -> str:
+    """Where the runs will execute, as the header says it."""
+    from trading_assets.executors import executor_kind
+
+    if mode == "daemon":
+        return "submitted to the Dagster daemon's queue"
+    where = "launched from this process"
+    if executor_kind() == "celery":
+        return f"{where}, steps on the Celery workers (TRADING_EXECUTOR=celery)"
+    return "in this process" + ("" if forced else " (no Dagster daemon running)")
 
 
 def cmd_symbols(args: argparse.Namespace) -> int:
