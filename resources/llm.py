@@ -3,21 +3,18 @@
 `RulesAnalyst` is the offline default (deterministic, labelled rules); `OpenAIAnalyst`
 (resources/llm_openai.py) talks to any OpenAI-compatible model. Both produce the same
 TradingSignal schema with the same `analyze_many` / `label` / `identity` surface, and a
-failure becomes an AnalysisOutcome with an error, never a HOLD. `analyst_from_env` picks one
-from the environment (settings.py binds it as the "analyst" resource).
+failure becomes an AnalysisOutcome with an error, never a HOLD. resources/analysts.py picks
+one from the environment (settings.py binds it as the "analyst" resource).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 
 import dagster as dg
 
 from trading_assets.core.analyst import RULES_MODEL, RULES_PROMPT_VERSION, rules_signal
-from trading_assets.core.env import ConfigError
-from trading_assets.core.secrets import api_key
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 PROVIDERS = ("rules", "openai")
@@ -124,18 +121,3 @@ class RulesAnalyst(LLMAnalyst):
             return AnalysisOutcome(**base, error=f"rules analyst failed: {exc}",
                                    latency_s=time.perf_counter() - started)
         return AnalysisOutcome(**base, signal=signal, latency_s=time.perf_counter() - started)
-
-
-def analyst_from_env(env: Mapping[str, str]) -> LLMAnalyst:
-    """The analyst LLM_PROVIDER names; by default the model when an API key or a base URL is
-    set (a local server needs no key), else the rules analyst. A bad value is a ConfigError
-    naming the variable; see the README's LLM section."""
-    from resources.llm_openai import OpenAIAnalyst, base_url_var
-
-    configured = api_key(env) or env.get(base_url_var(env), "").strip()
-    provider = env.get("LLM_PROVIDER", "").strip().lower() \
-        or ("openai" if configured else "rules")
-    if provider not in PROVIDERS:
-        raise ConfigError(f"LLM_PROVIDER={provider!r} is unknown; use rules or openai.")
-    model = OpenAIAnalyst.from_env(env)  # every LLM_* setting is checked, used or not
-    return RulesAnalyst() if provider == "rules" else model

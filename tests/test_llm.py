@@ -16,7 +16,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from resources.llm import RulesAnalyst, analyst_from_env
+from resources.analysts import analyst_from_env
+from resources.llm import RulesAnalyst
 from resources.llm_openai import OpenAIAnalyst
 from resources.prompts import PromptError, load_prompt, parse_prompt
 from tests.conftest import run_symbols

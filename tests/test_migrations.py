@@ -157,9 +157,9 @@ def test_the_initial_migration_builds_exactly_the_app_tables(tmp_path: Path) -> 
 def test_models_and_migrations_do_not_drift(new_database: Callable[[str], str]) -> None:
     url = new_database("drift")
     upgrade_to_head(url)
-    diffs = schema_diffs(url)
+    diffs = schema_diffs(url, Base.metadata)
     assert diffs == [], (
-        "resources/app_db.py and the migrations disagree. Write a migration: "
+        "resources/app_tables.py and the migrations disagree. Write a migration: "
         'python -m resources.migrations revision -m "what changed" (see '
         f"resources/migrations/README.md). Differences: {diffs}"
     )

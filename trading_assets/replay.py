@@ -221,7 +221,7 @@ def _env_images(env: Mapping[str, str]) -> bool:
 def build_arms(env: Mapping[str, str], provider: str, images: str | None,
                with_rules: bool) -> list[Arm]:
     """The analyst set-ups to replay, each configured from `env` as the settings do."""
-    from resources.llm import analyst_from_env
+    from resources.analysts import analyst_from_env
 
     def analyst_factory(overrides: dict[str, str]) -> Callable[[float], Any]:
         def make(budget_usd: float) -> Any:

@@ -15,10 +15,10 @@ from typing import Any
 
 import dagster as dg
 
+from resources.analysts import analyst_from_env
 from resources.app_db import AppDatabase
 from resources.broker import BROKER_KINDS, Broker, IBKRBroker
 from resources.ibkr import IBKRResource
-from resources.llm import analyst_from_env
 from resources.market_data import (
     SOURCES,
     CsvMarketData,

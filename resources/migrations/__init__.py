@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import MetaData, create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -156,14 +156,12 @@ def upgrade_to_head(target: str | Engine, scripts: Path = MIGRATIONS_DIR) -> str
             engine.dispose()
 
 
-def schema_diffs(url: str) -> list[Any]:
-    """What autogenerate would change to make the database match the ORM models; [] = in sync."""
+def schema_diffs(url: str, metadata: MetaData) -> list[Any]:
+    """What autogenerate would change to make the database match `metadata` (the ORM models'
+    tables, which the caller passes: the models import these migrations, not the other way
+    round); [] = in sync."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-
-    # Imported here, not at the top: resources.app_db runs these migrations when it opens a
-    # database, so only this drift check (and env.py's autogenerate) reads its models.
-    from resources.app_db import Base
 
     engine = create_engine(url, poolclass=NullPool)
     try:
@@ -171,6 +169,6 @@ def schema_diffs(url: str) -> list[Any]:
             context = MigrationContext.configure(
                 connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
             )
-            return list(compare_metadata(context, Base.metadata))
+            return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()

@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy import MetaData
+
 from resources.migrations import (
     MIGRATIONS_DIR,
     SchemaMigrationError,
@@ -62,11 +64,18 @@ def cmd_current(url: str) -> int:
     return 0
 
 
+def app_metadata() -> MetaData:
+    """The application tables as the ORM models declare them."""
+    from resources.app_tables import Base
+
+    return Base.metadata
+
+
 def cmd_check() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         url = f"sqlite:///{Path(scratch) / 'check.db'}"
         upgrade_to_head(url)
-        diffs = schema_diffs(url)
+        diffs = schema_diffs(url, app_metadata())
     for diff in diffs:
         print(f"drift: {diff}")
     if diffs:

@@ -1,4 +1,4 @@
-"""Alembic environment of the application tables (the models in resources/app_db.py).
+"""Alembic environment of the application tables (the models in resources/app_tables.py).
 
 The app runs this through `resources.migrations.upgrade_to_head`, which hands over an open
 connection; the plain `alembic` command and `python -m resources.migrations` reach it too. How to
@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import context
 
-from resources.app_db import Base
+from resources.app_tables import Base
 from resources.migrations import VERSION_TABLE, configured_url, migration_engine
 
 config = context.config
