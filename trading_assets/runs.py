@@ -13,10 +13,9 @@ API (small on purpose; other executors build on it):
   mode ran it (``"celery"`` for an in-process launch whose steps ran on the workers).
 * ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time.
 * ``run_failures(instance, run_id)``: each failed step with its underlying error.
-* ``run_tags(batch, launched_by)``: the tags every run carries (job, partition or range, who);
-  ``run_symbols(tags, keys)`` reads them back.
-* ``analysis_runs(instance, keys)``: queued or running analysis runs by symbol, so the
-  ``new_symbols`` sensor and Gradio's Run now never start a second run for a symbol.
+* ``run_tags``, ``run_symbols``, ``analysis_runs`` (trading_assets/run_tags.py, re-exported
+  here): the tags every run carries and what they say about a run, which the sensors read
+  without importing this module's launcher.
 
 A submitted run names the code location ``trading_assets`` (workspace.yaml and the docker
 workspace both use that name); the daemon launches it from its own workspace, where only the
@@ -32,20 +31,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trading_assets.run_tags import (
+    ACTIVE_STATUSES,
+    ANALYSIS_ASSET,
+    LAUNCHED_BY_TAG,
+    LAUNCHERS,
+    PARTITION_TAG,
+    RANGE_END,
+    RANGE_START,
+    analysing_symbols,
+    analysis_runs,
+    run_symbols,
+    run_tags,
+)
+
+# run_tags' names are part of this module's API too (callers launch and read runs here).
+__all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCHED_BY_TAG", "LAUNCHERS",
+           "LOCATION_NAME", "PARTITION_TAG", "QUIET_RUN_CONFIG", "RANGE_END", "RANGE_START",
+           "RunOutcome", "analysing_symbols", "analysis_runs", "chunk_size", "daemon_running",
+           "ensure_dagster_home", "execute_batch", "get_instance", "launch_symbols",
+           "materialize_ranges", "outcome", "resolve_mode", "run_failures", "run_symbols",
+           "run_tags", "submit_batch", "symbol_batches", "wait_for_runs"]
+
 JOB_NAME = "symbol_pipeline"
 LOCATION_NAME = "trading_assets"
 DEFINITIONS_MODULE = "trading_assets.definitions"
-LAUNCHED_BY_TAG = "trading/launched_by"
-LAUNCHERS = ("cli", "gradio", "sensor", "schedule", "bench", "replay")
-PARTITION_TAG = "dagster/partition"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 # Dagster's console logger prints every event, and a failed step's traceback, to the terminal.
 # Runs keep all of it in the event log (Dagster UI) and the CLI prints one line per failure.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # Runs in these states still cover their symbols: nobody should request them again.
-ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
-ANALYSIS_ASSET = "llm_signal"
 # A daemon whose queue heartbeat is older than this is taken as not running.
 HEARTBEAT_MAX_AGE_S = 60.0
 
@@ -97,16 +111,6 @@ def daemon_running(instance: Any) -> bool:
         return False
     beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
     return beat is not None and time.time() - beat.timestamp < HEARTBEAT_MAX_AGE_S
-
-
-def run_tags(batch: Sequence[str], launched_by: str) -> dict[str, str]:
-    """Tags of a run over `batch`: the partition for one symbol, the range for several."""
-    if launched_by not in LAUNCHERS:
-        raise ValueError(f"launched_by={launched_by!r}: use one of {', '.join(LAUNCHERS)}.")
-    tags = {LAUNCHED_BY_TAG: launched_by, "trading/symbol_count": str(len(batch))}
-    if len(batch) == 1:
-        return {**tags, PARTITION_TAG: batch[0]}
-    return {**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}
 
 
 def symbol_batches(instance: Any, symbols: Sequence[str], size: int | None = None
@@ -220,40 +224,6 @@ def _symbols_of(instance: Any, tags: Mapping[str, str]) -> list[str]:
     from trading_assets.partitions import SYMBOLS_PARTITION
 
     return run_symbols(tags, list(instance.get_dynamic_partitions(SYMBOLS_PARTITION)))
-
-
-def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:
-    """The symbols a run covered, from its partition tag or its partition range tags."""
-    if tags.get(PARTITION_TAG):
-        return [tags[PARTITION_TAG]]
-    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
-    if not start or not end:
-        return []
-    if start in all_keys and end in all_keys:
-        i, j = all_keys.index(start), all_keys.index(end)
-        return list(all_keys[i:j + 1])
-    # A bound deleted since the run: name the bounds rather than guess what lay between them.
-    return list(dict.fromkeys([start, end]))
-
-
-def analysis_runs(instance: Any, all_keys: Sequence[str]) -> dict[str, list[Any]]:
-    """Queued or running runs that analyse symbols (not orders-only runs), by symbol."""
-    import dagster as dg
-
-    statuses = [dg.DagsterRunStatus(s) for s in ACTIVE_STATUSES]
-    by_symbol: dict[str, list[Any]] = {}
-    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
-        run = record.dagster_run
-        if run.asset_selection and dg.AssetKey(ANALYSIS_ASSET) not in run.asset_selection:
-            continue  # an orders-only run: the symbol still needs its analysis
-        for symbol in run_symbols(run.tags, list(all_keys)):
-            by_symbol.setdefault(symbol, []).append(run)
-    return by_symbol
-
-
-def analysing_symbols(instance: Any, all_keys: Sequence[str]) -> set[str]:
-    """Symbols a queued or running run is analysing already (sensors and Run now skip them)."""
-    return set(analysis_runs(instance, all_keys))
 
 
 def run_failures(instance: Any, run_id: str) -> list[str]:

@@ -51,7 +51,7 @@ from trading_assets.automation.planning import (
 )
 from trading_assets.automation.schedule import build_daily_refresh
 from trading_assets.automation.symbols import build_symbol_sensors
-from trading_assets.runs import RANGE_END, RANGE_START, run_symbols
+from trading_assets.run_tags import RANGE_END, RANGE_START, run_symbols
 from trading_assets.settings import AutomationConfig, automation_config
 
 __all__ = ["ANALYSIS_ASSETS", "EXECUTION_ASSETS", "FRESHNESS_CHECK", "MAX_ORDER_RUNS",

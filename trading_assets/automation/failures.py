@@ -8,7 +8,7 @@ from trading_assets.automation.planning import ANALYSIS_ASSETS, EXECUTION_ASSETS
 from trading_assets.core.errors import root_error
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 from trading_assets.partitions import SYMBOLS_PARTITION
-from trading_assets.runs import run_symbols
+from trading_assets.run_tags import run_symbols
 from trading_assets.settings import AutomationConfig
 
 SYMBOL_ASSET_KEYS = {a.key for a in [*ANALYSIS_ASSETS, *EXECUTION_ASSETS]}

@@ -23,7 +23,7 @@ from trading_assets.core.keys import bars_info_key
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches
-from trading_assets.runs import RANGE_END, RANGE_START
+from trading_assets.run_tags import RANGE_END, RANGE_START
 from trading_assets.settings import AutomationConfig
 
 ANALYSIS_ASSETS = [ohlcv, indicators, charts, llm_signal]

@@ -30,7 +30,7 @@ from trading_assets.partitions import (
     invalid_keys,
     symbols_partitions,
 )
-from trading_assets.runs import analysing_symbols
+from trading_assets.run_tags import analysing_symbols
 from trading_assets.settings import AutomationConfig
 
 
