@@ -116,8 +116,6 @@ def test_with_the_celery_executor_an_in_process_launch_sends_the_run_to_the_exec
         home: Path, resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Without a daemon the launch happens here; with TRADING_EXECUTOR=celery it must still go
     # through the configured executor (steps on the workers), not run with a resource dict.
-    from trading_assets import executors
-
     launched: list[dict[str, str]] = []
 
     def execute_pipeline(instance: dg.DagsterInstance, tags: dict[str, str],
@@ -128,7 +126,7 @@ def test_with_the_celery_executor_an_in_process_launch_sends_the_run_to_the_exec
                                        status=dg.DagsterRunStatus.SUCCESS))
         return instance.get_run_by_id(run_id)
 
-    monkeypatch.setattr(executors, "execute_pipeline", execute_pipeline)
+    monkeypatch.setattr(runs, "execute_pipeline", execute_pipeline)
     monkeypatch.setenv("TRADING_EXECUTOR", "celery")
     instance = runs.get_instance()
     [one] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,

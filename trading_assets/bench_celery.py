@@ -155,8 +155,7 @@ def _delete_queue(broker: str, queue: str) -> None:
 def _launch_main(batch: list[str]) -> int:
     import dagster as dg
 
-    from trading_assets.executors import execute_pipeline
-    from trading_assets.runs import run_tags
+    from trading_assets.runs import execute_pipeline, run_tags
 
     with dg.DagsterInstance.get() as instance:
         result = execute_pipeline(instance, run_tags(batch, "bench"))

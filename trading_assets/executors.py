@@ -94,13 +94,6 @@ def pipeline_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefini
     return celery_executor.configured(celery_config(env), name="celery")
 
 
-def symbol_pipeline() -> dg.JobDefinition:
-    """The resolved symbol_pipeline job (the target workers reconstruct it from)."""
-    from trading_assets.definitions import defs
-
-    return defs.resolve_job_def("symbol_pipeline")
-
-
 def ensure_pool_limits(instance: dg.DagsterInstance, job: dg.JobDefinition) -> None:
     """Create the instance's limit row of every pool the job's steps use, once, up front.
 
@@ -117,19 +110,6 @@ def ensure_pool_limits(instance: dg.DagsterInstance, job: dg.JobDefinition) -> N
             # Another launcher created it between our read and our insert: that is fine.
             if pool not in {limit.name for limit in storage.get_pool_limits()}:
                 raise
-
-
-def execute_pipeline(instance: dg.DagsterInstance, tags: Mapping[str, str],
-                     run_config: Mapping[str, Any] | None = None) -> dg.ExecutionResult:
-    """Run symbol_pipeline on its configured executor (a range run: pass the range tags).
-
-    Celery workers rebuild the job from this module, which is why it is reconstructable here
-    rather than materialized in process with a resource dict.
-    """
-    ensure_pool_limits(instance, symbol_pipeline())
-    return dg.execute_job(dg.reconstructable(symbol_pipeline), instance=instance,
-                          tags=dict(tags), run_config=dict(run_config or {}),
-                          raise_on_error=False)
 
 
 def write_worker_config(path: Path, env: Mapping[str, str] | None = None) -> Path:

@@ -49,9 +49,9 @@ from trading_assets.run_tags import (
 __all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCHED_BY_TAG", "LAUNCHERS",
            "LOCATION_NAME", "PARTITION_TAG", "QUIET_RUN_CONFIG", "RANGE_END", "RANGE_START",
            "RunOutcome", "analysing_symbols", "analysis_runs", "chunk_size", "daemon_running",
-           "ensure_dagster_home", "execute_batch", "get_instance", "launch_symbols",
-           "materialize_ranges", "outcome", "resolve_mode", "run_failures", "run_symbols",
-           "run_tags", "submit_batch", "symbol_batches", "wait_for_runs"]
+           "ensure_dagster_home", "execute_batch", "execute_pipeline", "get_instance",
+           "launch_symbols", "materialize_ranges", "outcome", "resolve_mode", "run_failures",
+           "run_symbols", "run_tags", "submit_batch", "symbol_batches", "wait_for_runs"]
 
 JOB_NAME = "symbol_pipeline"
 LOCATION_NAME = "trading_assets"
@@ -261,6 +261,30 @@ def _pipeline_job(resources: Mapping[str, Any]) -> Any:
     return defs.resolve_job_def(JOB_NAME)
 
 
+def symbol_pipeline() -> Any:
+    """The resolved symbol_pipeline job (the target workers reconstruct it from)."""
+    from trading_assets.definitions import defs
+
+    return defs.resolve_job_def("symbol_pipeline")
+
+
+def execute_pipeline(instance: Any, tags: Mapping[str, str],
+                     run_config: Mapping[str, Any] | None = None) -> Any:
+    """Run symbol_pipeline on its configured executor (a range run: pass the range tags).
+
+    Celery workers rebuild the job from `symbol_pipeline` in this module, which is why it is
+    reconstructable here rather than materialized in process with a resource dict.
+    """
+    import dagster as dg
+
+    from trading_assets.executors import ensure_pool_limits
+
+    ensure_pool_limits(instance, symbol_pipeline())
+    return dg.execute_job(dg.reconstructable(symbol_pipeline), instance=instance,
+                          tags=dict(tags), run_config=dict(run_config or {}),
+                          raise_on_error=False)
+
+
 def execute_batch(instance: Any, batch: Sequence[str], resources: Mapping[str, Any],
                   launched_by: str) -> RunOutcome:
     """Run symbol_pipeline over `batch` from this process (same job, tags and event log).
@@ -274,7 +298,7 @@ def execute_batch(instance: Any, batch: Sequence[str], resources: Mapping[str, A
 
     tags = run_tags(batch, launched_by)
     if executors.executor_kind() == "celery":
-        result = executors.execute_pipeline(instance, tags, QUIET_RUN_CONFIG)
+        result = execute_pipeline(instance, tags, QUIET_RUN_CONFIG)
         return outcome(instance, result.run_id, "celery")
     result = _pipeline_job(resources).execute_in_process(
         instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags, raise_on_error=False)
