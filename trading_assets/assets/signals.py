@@ -164,18 +164,14 @@ class AnalysisClaims:
     def take(self, requests: list[AnalysisRequest]
              ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
         """Claim each request: (the ones this run now holds, the ones another run holds)."""
-        mine: list[AnalysisRequest] = []
-        held: list[AnalysisRequest] = []
-        for r in requests:
-            taken = self.app_db.claim_analysis(r.symbol, r.bar_date, self.analyst, self.holder,
-                                               ANALYSIS_LEASE_S)
-            (mine if taken else held).append(r)
-        return mine, held
+        taken = self.app_db.claim_analyses([(r.symbol, r.bar_date) for r in requests],
+                                           self.analyst, self.holder, ANALYSIS_LEASE_S)
+        return ([r for r, ok in zip(requests, taken, strict=True) if ok],
+                [r for r, ok in zip(requests, taken, strict=True) if not ok])
 
     def release(self, requests: list[AnalysisRequest]) -> None:
-        for request in requests:
-            self.app_db.release_analysis(request.symbol, request.bar_date, self.analyst,
-                                         self.holder)
+        self.app_db.release_analyses([(r.symbol, r.bar_date) for r in requests], self.analyst,
+                                     self.holder)
 
 
 def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectStore,
