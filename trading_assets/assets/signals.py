@@ -180,6 +180,7 @@ def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectSt
     """Call the analyst for the claimed requests, store and track each outcome, then release."""
     if not requests:
         return
+    tracked: dict[str, str] = {}  # signal id -> MLflow run id, written in one commit
     try:
         outcomes = analyst.analyze_many(requests)
         for request, outcome in zip(requests, outcomes, strict=True):
@@ -191,13 +192,15 @@ def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectSt
                     data_source=request.data_source, dagster_run_id=context.run.run_id,
                 )
                 if result.run_id:
-                    app_db.set_mlflow_run(row.id, result.run_id)
-                    row.mlflow_run_id = result.run_id
+                    tracked[row.id] = row.mlflow_run_id = result.run_id
                 loop.record(request.symbol, signal_metadata(row, reused=False) | result.metadata())
                 if row.status == SignalStatus.ERROR.value:
                     loop.fail(request.symbol, f"analysis failed: {row.error}")
     finally:
-        claims.release(requests)
+        try:
+            app_db.set_mlflow_runs(tracked)
+        finally:
+            claims.release(requests)
 
 
 class RunPositions:
