@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from resources.app_tables import (
     AnalysisClaimRow,
@@ -203,10 +203,15 @@ class AppDatabase(OrdersLedger):
             return session.get(SignalRow, signal_id)
 
     def set_mlflow_run(self, signal_id: str, mlflow_run_id: str) -> None:
+        self.set_mlflow_runs({signal_id: mlflow_run_id})
+
+    def set_mlflow_runs(self, run_ids: Mapping[str, str]) -> None:
+        """Link signals to their MLflow runs ({signal id: run id}) in one statement and commit."""
+        if not run_ids:
+            return
         with self.session() as session:
-            row = session.get(SignalRow, signal_id)
-            if row is not None:
-                row.mlflow_run_id = mlflow_run_id
+            session.execute(update(SignalRow), [{"id": signal_id, "mlflow_run_id": run_id}
+                                                for signal_id, run_id in run_ids.items()])
 
     def list_signals(self, *, symbol: str | None = None, status: str | None = None,
                      mode: str | None = "live", since: date | None = None,

@@ -44,3 +44,15 @@ def test_previews_are_drawn_with_the_charts(job: ChartJob, workers: int) -> None
     assert not isinstance(images, Exception)
     for image in images.values():
         assert image.preview == preview_png(image.png)
+
+
+def test_one_symbols_inline_previews_stay_within_their_event_log_budget(job: ChartJob) -> None:
+    """The previews ride in the charts materialization, which Dagster's SQLite storage writes
+    twice per symbol: both together stay under 28 KB of markdown (36 KB at 420 px wide)."""
+    from trading_assets.assets.charts import chart_markdown
+    from trading_assets.core.charts import render_job
+
+    images = render_job(job)
+    markdown = chart_markdown(job.symbol, images).value
+    assert markdown.count("data:image/png;base64,") == 2  # still shown inline, both timeframes
+    assert len(markdown) < 28_000

@@ -18,9 +18,9 @@ import dagster as dg
 import pytest
 
 from tests.conftest import metadata_for, run_symbols
-from tests.peers.openai_server import OpenAIServer, Received, Reply, answer, signal_fields
 from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
 from trading_assets.assets.trading import orders, portfolio
+from trading_assets.bench.llm_peer import OpenAIServer, Received, Reply, answer, signal_fields
 from trading_assets.cli import main as cli_main
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.signal import SignalStatus

@@ -21,7 +21,7 @@ from resources.llm import RulesAnalyst
 from resources.llm_openai import OpenAIAnalyst
 from resources.prompts import PromptError, load_prompt, parse_prompt
 from tests.conftest import run_symbols
-from tests.peers.openai_server import (
+from trading_assets.bench.llm_peer import (
     OpenAIServer,
     Received,
     Reply,

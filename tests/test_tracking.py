@@ -16,7 +16,7 @@ import pytest
 import resources.tracking as tracking_module
 from resources.llm_openai import OpenAIAnalyst
 from resources.tracking import RunRecord, Tracking, TrackingResult
-from tests.peers.openai_server import (
+from trading_assets.bench.llm_peer import (
     OpenAIServer,
     analysis_request,
     answer,

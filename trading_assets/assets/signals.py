@@ -162,18 +162,14 @@ class AnalysisClaims:
     def take(self, requests: list[AnalysisRequest]
              ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
         """Claim each request: (the ones this run now holds, the ones another run holds)."""
-        mine: list[AnalysisRequest] = []
-        held: list[AnalysisRequest] = []
-        for r in requests:
-            taken = self.app_db.claim_analysis(r.symbol, r.bar_date, self.analyst, self.holder,
-                                               ANALYSIS_LEASE_S)
-            (mine if taken else held).append(r)
-        return mine, held
+        taken = self.app_db.claim_analyses([(r.symbol, r.bar_date) for r in requests],
+                                           self.analyst, self.holder, ANALYSIS_LEASE_S)
+        return ([r for r, ok in zip(requests, taken, strict=True) if ok],
+                [r for r, ok in zip(requests, taken, strict=True) if not ok])
 
     def release(self, requests: list[AnalysisRequest]) -> None:
-        for request in requests:
-            self.app_db.release_analysis(request.symbol, request.bar_date, self.analyst,
-                                         self.holder)
+        self.app_db.release_analyses([(r.symbol, r.bar_date) for r in requests], self.analyst,
+                                     self.holder)
 
 
 def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectStore,
@@ -182,6 +178,7 @@ def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectSt
     """Call the analyst for the claimed requests, store and track each outcome, then release."""
     if not requests:
         return
+    tracked: dict[str, str] = {}  # signal id -> MLflow run id, written in one commit
     try:
         outcomes = analyst.analyze_many(requests)
         for request, outcome in zip(requests, outcomes, strict=True):
@@ -193,13 +190,15 @@ def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectSt
                     data_source=request.data_source, dagster_run_id=context.run.run_id,
                 )
                 if result.run_id:
-                    app_db.set_mlflow_run(row.id, result.run_id)
-                    row.mlflow_run_id = result.run_id
+                    tracked[row.id] = row.mlflow_run_id = result.run_id
                 loop.record(request.symbol, signal_metadata(row, reused=False) | result.metadata())
                 if row.status == SignalStatus.ERROR.value:
                     loop.fail(request.symbol, f"analysis failed: {row.error}")
     finally:
-        claims.release(requests)
+        try:
+            app_db.set_mlflow_runs(tracked)
+        finally:
+            claims.release(requests)
 
 
 class RunPositions:

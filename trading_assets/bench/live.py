@@ -32,7 +32,7 @@ TARGET_UI_RUN_S = 15.0
 TARGET_ADD_TO_SIGNAL_S = 30.0
 STARTUP_TIMEOUT_S = 300.0
 RUN_TIMEOUT_S = 300.0
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

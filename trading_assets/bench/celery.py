@@ -1,6 +1,6 @@
 """Bench: symbol_pipeline on the Celery executor, the same symbols with 1 and with 2 workers.
 
-    python -m trading_assets.bench_celery --symbols 200 --workers 1,2 --chunk 50
+    python -m trading_assets.bench.celery --symbols 200 --workers 1,2 --chunk 50
 
 Needs `pip install '.[celery]'`, RabbitMQ (TRADING_CELERY_BROKER_URL, default the local one) and
 a PostgreSQL server (--postgres, default postgresql://postgres@127.0.0.1:5432/postgres) where
@@ -94,7 +94,7 @@ def start_workers(count: int, env: Mapping[str, str], logs: Path) -> list[subpro
 
 def launch(batch: list[str], env: Mapping[str, str]) -> bool:
     """One run over `batch` from its own process; True when it succeeded."""
-    done = subprocess.run([sys.executable, "-m", "trading_assets.bench_celery", "--launch",
+    done = subprocess.run([sys.executable, "-m", "trading_assets.bench.celery", "--launch",
                            *batch], env=dict(env), capture_output=True, text=True)
     return done.returncode == 0
 
@@ -163,7 +163,7 @@ def _launch_main(batch: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trading_assets.bench_celery",
+    parser = argparse.ArgumentParser(prog="python -m trading_assets.bench.celery",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")

@@ -1,4 +1,7 @@
-"""A loopback OpenAI-compatible chat-completions server for tests, scripted per test.
+"""A loopback OpenAI-compatible chat-completions server, scripted per caller.
+
+The bench's LLM section calls it (so it ships in the package: `trading-signals bench` runs
+from an installed package, without the tests folder), and the tests script it per test.
 
 It answers `POST /v1/chat/completions` the way OpenAI, vLLM or Ollama do: with a tool call
 when the request offers tools (instructor's `tools` mode), else with JSON content (`json`,
