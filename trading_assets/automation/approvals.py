@@ -150,10 +150,10 @@ def order_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase, store: 
         rows = [row for symbol in batch for row in ready.get(symbol, [])]
         run_key = order_run_key(rows, requested)
         tags = {"trading/trigger": "approved_signals", "trading/signal_count": str(len(rows)),
-                ORDER_REQUEST_TAG: run_key, "trading/launched_by": "sensor"}
+                ORDER_REQUEST_TAG: run_key}
         if len(rows) == 1:
             tags["trading/signal_id"] = rows[0].id
-        requests.append(batch_request(batch, run_key, EXECUTION_ASSETS, [], tags))
+        requests.append(batch_request(batch, run_key, EXECUTION_ASSETS, [], tags, "sensor"))
         for row in rows:
             requested[row.id] = {"n": requested.get(row.id, {}).get("n", 0) + 1,
                                  "key": run_key}

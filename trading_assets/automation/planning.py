@@ -21,9 +21,14 @@ from trading_assets.assets.trading import orders, portfolio
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.core.keys import bars_info_key
 from trading_assets.core.orders import SymbolSettings
-from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
-from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches
-from trading_assets.run_tags import RANGE_END, RANGE_START
+from trading_assets.partitions import (
+    SYMBOLS_PARTITION,
+    contiguous_batches,
+    invalid_key_notice,
+    invalid_keys,
+    list_symbols,
+)
+from trading_assets.run_tags import PARTITION_TAG, run_tags
 from trading_assets.settings import AutomationConfig
 
 ANALYSIS_ASSETS = [ohlcv, indicators, charts, llm_signal]
@@ -60,19 +65,13 @@ def schedule_status(config: AutomationConfig) -> dg.DefaultScheduleStatus:
 
 
 def symbol_keys(instance: dg.DagsterInstance, log: Any = None) -> list[str]:
-    """The partition keys that are valid symbols, in partition order; others are reported."""
-    keys: list[str] = []
-    for key in instance.get_dynamic_partitions(SYMBOLS_PARTITION):
-        try:
-            valid = validate_symbol(key) == key
-        except InvalidSymbolError:
-            valid = False
-        if valid:
-            keys.append(key)
-        elif log is not None:
-            log.warning(f"Partition {key!r} is not a valid symbol (upper-case ticker such as "
-                        "AAPL or BRK.B); it is ignored. Delete it in the Dagster UI.")
-    return keys
+    """The partition keys that are valid symbols, in partition order (partitions.list_symbols);
+    the others are reported with what symbol_sync does with them."""
+    if log is not None:
+        bad = invalid_keys(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+        for key, symbol in bad.items():
+            log.warning(invalid_key_notice(key, symbol))
+    return list_symbols(instance)
 
 
 def plan_batches(all_keys: Sequence[str], wanted: Iterable[str], priority: Mapping[str, int],
@@ -94,25 +93,27 @@ def plan_batches(all_keys: Sequence[str], wanted: Iterable[str], priority: Mappi
 
 
 def batch_request(batch: Sequence[str], run_key: str, assets: Sequence[dg.AssetsDefinition],
-                  check_keys: Sequence[dg.AssetCheckKey], tags: Mapping[str, str]
-                  ) -> dg.RunRequest:
-    """One run for the batch: a partition key for one symbol, a partition range for several."""
-    tags = {**tags, "trading/symbol_count": str(len(batch))}
+                  check_keys: Sequence[dg.AssetCheckKey], tags: Mapping[str, str],
+                  launched_by: str) -> dg.RunRequest:
+    """One run for the batch, tagged as the runs layer tags every run (run_tags.run_tags): a
+    partition key for one symbol, a partition range for several."""
+    tags = {**tags, **run_tags(batch, launched_by)}
     common: dict[str, Any] = {"run_key": run_key, "asset_selection": [a.key for a in assets],
                               "asset_check_keys": list(check_keys)}
     if len(batch) == 1:
+        tags.pop(PARTITION_TAG)  # the request's partition_key sets it
         return dg.RunRequest(partition_key=batch[0], tags=tags, **common)
-    return dg.RunRequest(tags={**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}, **common)
+    return dg.RunRequest(tags=tags, **common)
 
 
 def analysis_requests(settings: Mapping[str, SymbolSettings], symbols: Sequence[str],
                       keys: Sequence[str], prefix: str, tags: Mapping[str, str],
-                      max_size: int) -> list[dg.RunRequest]:
+                      max_size: int, launched_by: str) -> list[dg.RunRequest]:
     """Analysis runs for `symbols`, batched over the partition order `keys`."""
     priority = {s: settings[s].priority for s in symbols}
     batches = plan_batches(keys, symbols, priority, max_size)
     return [batch_request(batch, f"{prefix}-{i:03d}-{batch[0]}-{batch[-1]}",
-                          ANALYSIS_ASSETS, ANALYSIS_CHECK_KEYS, tags)
+                          ANALYSIS_ASSETS, ANALYSIS_CHECK_KEYS, tags, launched_by)
             for i, batch in enumerate(batches)]
 
 
@@ -136,10 +137,7 @@ def fresh_symbols(symbols: Iterable[str], app_db: AppDatabase, store: ObjectStor
     dates = app_db.latest_signal_dates()
     fresh = set()
     for symbol in symbols:
-        try:
-            last = store.read_json(bars_info_key(symbol)).get("last_date")
-        except FileNotFoundError:
-            continue
+        last = bars_info(store, symbol).get("last_date")
         if symbol in dates and last and str(dates[symbol]) >= str(last):
             fresh.add(symbol)
     return fresh

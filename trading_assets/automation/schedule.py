@@ -33,9 +33,8 @@ def refresh_requests(context: dg.ScheduleEvaluationContext, app_db: AppDatabase,
                              "the app or the Dagster UI, or enable them.")
     session = decision.session.isoformat()
     requests = analysis_requests(settings, enabled, keys, f"refresh-{session}",
-                                 {"trading/trigger": "schedule", "trading/session": session,
-                                  "trading/launched_by": "schedule"},
-                                 config.max_symbols_per_run)
+                                 {"trading/trigger": "schedule", "trading/session": session},
+                                 config.max_symbols_per_run, "schedule")
     context.log.info(f"{decision.reason} Refreshing {len(enabled)} symbol(s) in "
                      f"{len(requests)} run(s); {len(keys) - len(enabled)} disabled.")
     return requests

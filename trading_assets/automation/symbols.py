@@ -67,9 +67,8 @@ def new_symbol_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase,
             {"seen": sorted(seen), "generation": generation}))
     generation += 1  # re-adding a removed symbol later must not reuse an old run key
     requests = analysis_requests(settings, todo, keys, f"new-symbols-{generation}",
-                                 {"trading/trigger": "new_symbols",
-                                  "trading/launched_by": "sensor"},
-                                 config.max_symbols_per_run)
+                                 {"trading/trigger": "new_symbols"},
+                                 config.max_symbols_per_run, "sensor")
     context.log.info(f"New symbols {names(todo)} in {len(requests)} run(s)"
                      + (f"; {'; '.join(notes)}" if notes else ""))
     return dg.SensorResult(run_requests=requests, cursor=dump_cursor(
