@@ -406,7 +406,9 @@ def main(args: argparse.Namespace) -> int:
     scored = [h.symbol for h in histories]
     run_failures: list[str] = []
     if scored and not args.no_scorecard:
-        run_failures = [line for run in score(scored, resources) for line in run.failures]
+        # A run that failed before any step (cancelled, launch error) has no step failures.
+        run_failures = [line for run in score(scored, resources) if not run.success
+                        for line in run.failures or [f"run {run.run_id[:8]} {run.status}"]]
         print_scorecard(resources, scored)
         print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
               f"'{scorecard_experiment(resources['tracking'])}'. How to read it: "

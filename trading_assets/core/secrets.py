@@ -22,10 +22,11 @@ API_KEY_VARS = ("LLM_API_KEY", "OPENAI_API_KEY")
 SECRET_VARS = (*API_KEY_VARS, "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
                "AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD",
                "POSTGRES_PASSWORD", "DAGSTER_POSTGRES_PASSWORD", "GRADIO_PASSWORD",
-               "TWS_PASSWORD")
+               "TWS_PASSWORD", "MINIO_ACCESS_KEY", "RABBITMQ_PASSWORD")
 # Variables holding URLs that may carry user:password@ (their credentials are secrets too).
 URL_VARS = ("LLM_BASE_URL", "OPENAI_BASE_URL", "MLFLOW_TRACKING_URI", "APP_DATABASE_URL",
-            "PAPER_BROKER_DATABASE_URL", "ALERT_WEBHOOK_URL")
+            "PAPER_BROKER_DATABASE_URL", "ALERT_WEBHOOK_URL", "TRADING_CSV_URL",
+            "TRADING_CELERY_BROKER_URL")
 REDACTED = "[REDACTED]"
 # Shorter "secrets" would garble ordinary text when scrubbed and are not real keys anyway.
 MIN_SECRET_LENGTH = 8
