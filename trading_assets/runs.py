@@ -59,7 +59,6 @@ DEFINITIONS_MODULE = "trading_assets.definitions"
 # Dagster's console logger prints every event, and a failed step's traceback, to the terminal.
 # Runs keep all of it in the event log (Dagster UI) and the CLI prints one line per failure.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-# Runs in these states still cover their symbols: nobody should request them again.
 # A daemon whose queue heartbeat is older than this is taken as not running.
 HEARTBEAT_MAX_AGE_S = 60.0
 
@@ -182,10 +181,9 @@ def submit_batch(instance: Any, batch: Sequence[str], launched_by: str) -> str:
     The run is created from the code location's own job (so the Dagster UI shows its plan) and
     handed to the run coordinator: the daemon starts it within the queue and pool limits.
     """
-    from trading_assets.definitions import defs
     from trading_assets.executors import ensure_pool_limits
 
-    job = defs.resolve_job_def(JOB_NAME)
+    job = symbol_pipeline()
     # Two runs starting together on a fresh PostgreSQL instance would race to create the
     # pools' limit rows (one fails): create them here, before the daemon starts either.
     ensure_pool_limits(instance, job)
@@ -265,7 +263,7 @@ def symbol_pipeline() -> Any:
     """The resolved symbol_pipeline job (the target workers reconstruct it from)."""
     from trading_assets.definitions import defs
 
-    return defs.resolve_job_def("symbol_pipeline")
+    return defs.resolve_job_def(JOB_NAME)
 
 
 def execute_pipeline(instance: Any, tags: Mapping[str, str],

@@ -181,8 +181,18 @@ def broken_benchmarks(report: dict[str, Any]) -> list[str]:
     llm = report["llm"]
     if "wall_s" in llm and llm["ok"] < llm["calls"]:
         problems.append(f"llm: {llm['calls'] - llm['ok']} call(s) failed: {llm['errors'][:1]}")
-    if "error" in report.get("live", {}):
-        problems.append(f"live: {report['live']['error']}")
+    live = report.get("live", {})
+    if "error" in live:
+        problems.append(f"live: {live['error']}")
+    for name in ("ui_run", "runs_layer", "add_to_signal"):
+        # A run that did not succeed, a symbol with no signal, or a duplicate run is a failure.
+        result = live.get(name)
+        if result is None:
+            continue
+        ok = {"pending_review", "auto_approved"} if name == "add_to_signal" else {"SUCCESS"}
+        if result.get("status") not in ok or result.get("runs") != 1:
+            problems.append(f"live {name}: status {result.get('status')}, "
+                            f"{result.get('runs')} run(s) for {result.get('symbol')}")
     demo = report["demo"]
     if "exit_code" in demo and demo["exit_code"] != 0:
         problems.append(f"demo exited with {demo['exit_code']}: {demo['last_line']}")
