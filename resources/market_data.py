@@ -22,6 +22,7 @@ import dagster as dg
 from resources.ibkr import IBKRResource
 from trading_assets.core.bars import BarDataError, parse_csv_bars, read_csv_bars, simulate_bars
 from trading_assets.core.calendar import last_completed_session
+from trading_assets.core.env import plain
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.symbols import validate_symbol
 
@@ -215,10 +216,10 @@ class UrlMarketData(MarketData):
     columns: str = ""  # TRADING_CSV_COLUMNS
 
     def describe(self) -> str:
-        return f"CSV from {public_url(self.url_template)}"
+        return f"CSV from {public_url(plain(self.url_template))}"
 
     def frame(self, symbol: str, settings: SymbolSettings | None) -> "pd.DataFrame":
-        url = symbol_url(self.url_template, symbol)
+        url = symbol_url(plain(self.url_template), symbol)
         body = download(url, self.timeout_s)
         bars = parse_csv_bars(io.BytesIO(body), public_url(url),
                               columns=_column_map(self.columns))

@@ -416,3 +416,21 @@ def test_a_referenced_database_url_works_inside_and_outside_a_dagster_run(
 
     assert dg.materialize([uses_the_broker], resources={"broker": broker}).success
     assert seen == [f"sqlite:///{paper_db}"]  # Dagster resolved the reference for the run
+
+
+def test_the_dagster_ui_never_shows_an_api_key_in_the_csv_url_template(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    from trading_assets.definitions import EVALUATION_ASSETS, SYMBOL_ASSETS, SYMBOL_CHECKS
+    from trading_assets.settings import build_resources
+
+    key = "csv-provider-key-7f3a91"
+    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRADING_DATA_SOURCE", "url")
+    monkeypatch.setenv("TRADING_CSV_URL", f"https://eod.example/{{symbol}}.csv?apikey={key}")
+    defs = dg.Definitions(assets=[*SYMBOL_ASSETS, *EVALUATION_ASSETS],
+                          asset_checks=SYMBOL_CHECKS, resources=build_resources())
+    snapshot = RepositorySnap.from_def(defs.get_repository_def())
+    assert key not in serialize_value(snapshot)

@@ -110,7 +110,10 @@ def build_market_data(env: Mapping[str, str], ibkr: IBKRResource) -> MarketData:
             check_url_template(template)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        return UrlMarketData(lookback_days=lookback, columns=columns, url_template=template,
+        # An EnvVar reference when it can be (the template may carry an API key in its query,
+        # and the Dagster UI shows plain resource config).
+        return UrlMarketData(lookback_days=lookback, columns=columns,
+                             url_template=_secret(env, "TRADING_CSV_URL", template),
                              timeout_s=env_number(env, "TRADING_CSV_TIMEOUT_S", 30.0))
     if source == "ibkr":
         return IbkrMarketData(lookback_days=lookback, ibkr=ibkr)
