@@ -75,14 +75,26 @@ class RunOutcome:
     status: str = ""
 
 
+# The embedded instance: SQLite under DAGSTER_HOME (Dagster's default layout), an event log that
+# writes a batch of events in one transaction (trading_assets/event_log.py), telemetry off.
+HOME_CONFIG = """\
+telemetry:
+  enabled: false
+event_log_storage:
+  module: trading_assets.event_log
+  class: BatchingSqliteEventLogStorage
+"""
+# What earlier versions wrote; such a home is upgraded in place (the same SQLite files).
+_OLD_HOME_CONFIG = "telemetry:\n  enabled: false\n"
+
+
 def ensure_dagster_home() -> Path:
     """Use DAGSTER_HOME, or a project-local .dagster_home, creating it if needed."""
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        # SQLite storage under this folder (Dagster's default) with telemetry off.
-        config.write_text("telemetry:\n  enabled: false\n")
+    if not config.exists() or config.read_text() == _OLD_HOME_CONFIG:
+        config.write_text(HOME_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
