@@ -125,3 +125,24 @@ def test_each_target_is_judged_by_the_sign_printed_beside_it() -> None:
     assert ok["Dagster runs"]["passed"] is True and bad["Dagster runs"]["passed"] is False
     assert ok["symbols completed"]["passed"] is True
     assert ok["wall time"]["target_op"] is None and ok["wall time"]["passed"] is None
+
+
+@pytest.mark.timeout(900)
+def test_bench_live_section_runs_the_daemon_paths_of_make_dev(tmp_path: Path) -> None:
+    # A real `dagster dev` (webserver, daemon, code server, run workers) on the instance
+    # `make dev` sets up: the UI's launch, the CLI's queued launch, the sensor, and a batch.
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "trading_assets.cli", "bench", "--symbols", "3",
+         "--skip", "stages", "--skip", "e2e", "--skip", "llm", "--skip", "demo",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=800, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    live = json.loads(out.read_text())["live"]
+    assert live["ui_run"]["status"] == live["runs_layer"]["status"] == "SUCCESS"
+    assert live["add_to_signal"]["status"] in {"pending_review", "auto_approved"}
+    assert [live[k]["runs"] for k in ("ui_run", "runs_layer", "add_to_signal")] == [1, 1, 1]
+    many = live["many"]
+    assert (many["symbols"], many["symbols_completed"], many["runs_succeeded"]) == (3, 3, 1)
+    assert many["peak_tree_rss_mb"] > 0
+    assert "via the daemon queue" in run.stdout

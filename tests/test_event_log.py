@@ -60,6 +60,27 @@ def test_the_project_home_uses_the_batching_event_log_and_turns_batches_on(home:
     assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
 
 
+def test_the_home_opened_by_path_from_another_process_sees_the_same_partitions(
+        home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The bench and tools open a home with DagsterInstance.from_config(path) while their own
+    # DAGSTER_HOME points elsewhere: dynamic partitions live in the event log storage.
+    runs.get_instance().add_dynamic_partitions("symbols", ["SEEN"])
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.chdir(tmp_path)
+    with dg.DagsterInstance.from_config(str(home)) as other:
+        assert other.get_dynamic_partitions("symbols") == ["SEEN"]
+
+
+def test_a_moved_home_gets_its_config_rewritten(home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    moved = tmp_path / "moved"
+    home.rename(moved)
+    monkeypatch.setenv("DAGSTER_HOME", str(moved))
+    runs.ensure_dagster_home()
+    assert str(moved / "storage") in (moved / "dagster.yaml").read_text()
+    assert str(home) not in (moved / "dagster.yaml").read_text()
+
+
 def test_a_home_from_an_earlier_version_is_upgraded_and_a_users_own_config_is_kept(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = tmp_path / "old"

@@ -9,8 +9,9 @@ as a batch when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its PostgreSQL storage writ
 statement); the SQLite storage falls back to one write per event. This class writes the batch
 in one transaction per file, with the same rows, so the UI and every query see the same thing.
 
-Used by the project-local DAGSTER_HOME (``runs.ensure_dagster_home`` writes it into
-dagster.yaml); a PostgreSQL instance (the production dagster.yaml) is untouched.
+Used by the project-local DAGSTER_HOME (``runs.home_config`` is its dagster.yaml, with
+``base_dir`` the ``storage`` folder Dagster's default uses); a PostgreSQL instance (the
+production dagster.yaml) is untouched.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import StringSource
 from dagster import _check as check
-from dagster._config import Field
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -46,16 +45,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
     @classmethod
-    def config_type(cls) -> Mapping[str, Any]:
-        # base_dir may be left out: <DAGSTER_HOME>/storage, where Dagster's default keeps it.
-        return {"base_dir": Field(StringSource, is_required=False)}
-
-    @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
                           config_value: Mapping[str, Any]) -> BatchingSqliteEventLogStorage:
-        base_dir = config_value.get("base_dir") or os.path.join(
-            os.environ.get("DAGSTER_HOME", "."), "storage")
-        return cls(base_dir, inst_data=inst_data)
+        return cls(config_value["base_dir"], inst_data=inst_data)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Write one batch: the run's file in one transaction, then the index in another.

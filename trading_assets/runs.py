@@ -24,6 +24,7 @@ location name and job name matter.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -76,25 +77,32 @@ class RunOutcome:
 
 
 # The embedded instance: SQLite under DAGSTER_HOME (Dagster's default layout), an event log that
-# writes a batch of events in one transaction (trading_assets/event_log.py), telemetry off.
-HOME_CONFIG = """\
-telemetry:
-  enabled: false
-event_log_storage:
-  module: trading_assets.event_log
-  class: BatchingSqliteEventLogStorage
-"""
+# writes a batch of events in one transaction (trading_assets/event_log.py), telemetry off. The
+# event log's folder is written out in full: a process that opens this home by path (not through
+# DAGSTER_HOME) must find the same files.
+_GENERATED = "# Written by trading-signals; delete this line to keep your own edits.\n"
 # What earlier versions wrote; such a home is upgraded in place (the same SQLite files).
 _OLD_HOME_CONFIG = "telemetry:\n  enabled: false\n"
 
 
+def home_config(home: Path) -> str:
+    """The dagster.yaml of a project-local instance at `home`."""
+    return (f"{_GENERATED}telemetry:\n  enabled: false\nevent_log_storage:\n"
+            "  module: trading_assets.event_log\n  class: BatchingSqliteEventLogStorage\n"
+            f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n")
+
+
 def ensure_dagster_home() -> Path:
-    """Use DAGSTER_HOME, or a project-local .dagster_home, creating it if needed."""
+    """Use DAGSTER_HOME, or a project-local .dagster_home, creating it if needed (and rewriting
+    the config this project wrote, e.g. after the folder moved)."""
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == _OLD_HOME_CONFIG:
-        config.write_text(HOME_CONFIG)
+    text = config.read_text() if config.exists() else None
+    if text is None or text == _OLD_HOME_CONFIG or text.startswith(_GENERATED):
+        expected = home_config(home)
+        if text != expected:
+            config.write_text(expected)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -100,6 +100,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--mlflow", choices=tuple(MLFLOW_MODES), default="both",
                         help="end-to-end runs with MLflow tracking on (the default "
                              "configuration, a local store), off, or both (default both)")
+    parser.add_argument("--live-symbols", type=int, default=None,
+                        help="symbols launched through the daemon queue in the live section "
+                             "(default: the largest --symbols size; 0 leaves it out)")
     parser.add_argument("--skip", action="append", choices=SECTIONS, default=[],
                         help="leave a benchmark out (repeatable)")
     parser.add_argument("--json", dest="json_path", default="",
@@ -152,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
     if "live" not in skip:
         print("live: dagster dev, a GraphQL launch and a symbol added through the sensor ...",
               file=sys.stderr)
+        live_symbols = max(args.symbols) if args.live_symbols is None else args.live_symbols
         with workspace(args.keep, "live") as work:
-            report["live"] = bench_live(bench_env(work), work / "dagster-dev.log")
+            # As `make dev` runs: MLflow on (a local store), the project's instance config.
+            report["live"] = bench_live(bench_env(work, tracking=True),
+                                        work / "dagster-dev.log", live_symbols)
     report["machine"]["load_avg_end"] = load_average()
     report["table"] = table_rows(report)
     sys.stderr.flush()
@@ -193,6 +199,11 @@ def broken_benchmarks(report: dict[str, Any]) -> list[str]:
         if result.get("status") not in ok or result.get("runs") != 1:
             problems.append(f"live {name}: status {result.get('status')}, "
                             f"{result.get('runs')} run(s) for {result.get('symbol')}")
+    many = live.get("many")
+    if many and (many["symbols_completed"] < many["symbols"] or many["failures"]
+                 or many["runs_succeeded"] < many["runs"]):
+        problems.append(f"live, {many['symbols']} symbols via the queue: "
+                        f"{many['symbols_completed']} completed; {'; '.join(many['failures'][:3])}")
     demo = report["demo"]
     if "exit_code" in demo and demo["exit_code"] != 0:
         problems.append(f"demo exited with {demo['exit_code']}: {demo['last_line']}")

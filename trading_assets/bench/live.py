@@ -9,6 +9,9 @@ temporary Dagster home and data folder:
   (`runs.launch_symbols`, submitted to the queue), launch to end.
 * add to signal: a symbol added as the CLI and the Gradio app add it (partition + settings),
   until its signal is in the review list, through the `new_symbols` sensor and the daemon.
+* many symbols: N symbols as `trading-signals materialize` launches them with `make dev` up
+  (chunk runs on the daemon's queue, each run a process of its own), launch to the last run's
+  end, with the peak memory of the whole `dagster dev` process tree.
 
 Each also counts the runs that covered its symbol: the sensor must not start a second one.
 """
@@ -85,13 +88,16 @@ def _daemons_up(instance: Any) -> bool:
 
 
 @contextmanager
-def dagster_dev(env: Mapping[str, str], log: Path) -> Iterator[tuple[int, Any, float]]:
-    """`dagster dev` on a free port: (port, the instance, seconds until webserver + daemon)."""
+def dagster_dev(env: Mapping[str, str], log: Path) -> Iterator[tuple[int, Any, float, int]]:
+    """`dagster dev` on a free port: (port, the instance, seconds until webserver + daemon,
+    its process id)."""
     import dagster as dg
+
+    from trading_assets.runs import home_config
 
     home = Path(env["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(home_config(home))  # the instance `make dev` sets up
     port = free_port()
     dagster = Path(sys.executable).with_name("dagster")
     started = time.perf_counter()
@@ -106,7 +112,7 @@ def dagster_dev(env: Mapping[str, str], log: Path) -> Iterator[tuple[int, Any, f
                          STARTUP_TIMEOUT_S, poll_s=1.0)
         if not ready:
             raise RuntimeError(f"dagster dev not ready after {STARTUP_TIMEOUT_S:g} s; see {log}")
-        yield port, instance, time.perf_counter() - started
+        yield port, instance, time.perf_counter() - started, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -170,16 +176,52 @@ def add_to_signal(instance: Any, resources: dict[str, Any], symbol: str) -> dict
             "status": found.status if found else "no signal"}
 
 
-def bench_live(env: Mapping[str, str], log: Path) -> dict[str, Any]:
-    """Import costs, then the three paths against one `dagster dev`; afterwards, how many runs
-    each symbol got."""
+def many_symbols(instance: Any, resources: dict[str, Any], n: int, root_pid: int
+                 ) -> dict[str, Any]:
+    """n symbols through the daemon's queue as the CLI launches them with `make dev` up: wall
+    time to the last run's end, runs, symbols completed, peak memory of the dagster dev tree."""
+    import threading
+
+    from trading_assets.assets.trading import portfolio
+    from trading_assets.bench.common import tree_rss_mb
+    from trading_assets.runs import launch_symbols
+
+    symbols = [f"Q{i:04d}" for i in range(n)]
+    peak, done = [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak[0] = max(peak[0], tree_rss_mb(root_pid) or 0.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        outcomes = launch_symbols(symbols, instance=instance, resources=resources,
+                                  launched_by="bench", mode="daemon",
+                                  timeout_s=RUN_TIMEOUT_S + 2 * n)
+    finally:
+        done.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    completed = set(instance.get_materialized_partitions(portfolio.key)) & set(symbols)
+    return {"symbols": n, "wall_s": round(wall, 3), "runs": len(outcomes),
+            "runs_succeeded": sum(o.success for o in outcomes),
+            "symbols_completed": len(completed),
+            "failures": [f for o in outcomes for f in o.failures][:5],
+            "peak_tree_rss_mb": round(peak[0], 1)}
+
+
+def bench_live(env: Mapping[str, str], log: Path, symbols: int = 0) -> dict[str, Any]:
+    """Import costs, then the paths against one `dagster dev`; afterwards, how many runs each
+    symbol got; last, `symbols` symbols through the queue (none when 0)."""
     from trading_assets.settings import build_resources
 
     resources = build_resources(env)
     imports = {module: import_cost(module, env)
                for module in ("trading_assets.definitions", "dagster")}
     try:
-        with dagster_dev(env, log) as (port, instance, startup_s):
+        with dagster_dev(env, log) as (port, instance, startup_s, pid):
             ui = ui_run(port, instance, "UIRUN")
             queued = runs_layer_run(instance, resources, "VIARUNS")
             added = add_to_signal(instance, resources, "ADDED")
@@ -187,10 +229,11 @@ def bench_live(env: Mapping[str, str], log: Path) -> dict[str, Any]:
             time.sleep(12)
             for result in (ui, queued, added):
                 result["runs"] = len(runs_for(instance, result["symbol"]))
+            many = many_symbols(instance, resources, symbols, pid) if symbols else None
     except RuntimeError as exc:
         return {"error": str(exc)}
     return {"imports": imports, "startup_s": round(startup_s, 3), "ui_run": ui,
-            "runs_layer": queued, "add_to_signal": added}
+            "runs_layer": queued, "add_to_signal": added, "many": many}
 
 
 def live_rows(live: dict[str, Any], row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
@@ -220,4 +263,21 @@ def live_rows(live: dict[str, Any], row: Callable[..., dict[str, Any]]) -> list[
             added["add_to_signal_s"], "s", TARGET_ADD_TO_SIGNAL_S),
         row(section, f"  signal {added['status']}, runs for the symbol", added["runs"], "runs",
             1, op="=="),
+        *many_rows(live.get("many"), section, row),
+    ]
+
+
+def many_rows(many: dict[str, Any] | None, section: str, row: Callable[..., dict[str, Any]]
+              ) -> list[dict[str, Any]]:
+    """The rows of the many-symbols run through the queue (none when it was not run)."""
+    if not many:
+        return []
+    n = many["symbols"]
+    return [
+        row(section, f"{n} symbols via the daemon queue (CLI with make dev up), launch to end",
+            many["wall_s"], "s"),
+        row(section, f"  runs ({many['runs_succeeded']} succeeded), symbols completed",
+            many["symbols_completed"], "symbols", n, op=">="),
+        row(section, "  peak memory, whole dagster dev tree (webserver, daemon, code server, "
+            "runs, chart workers)", many["peak_tree_rss_mb"], "MB"),
     ]
