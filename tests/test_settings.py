@@ -33,6 +33,20 @@ def test_out_of_range_settings_are_refused_naming_the_setting(env: dict[str, str
         build_resources({**env, **extra, name: value})
 
 
+@pytest.mark.parametrize(("name", "value"), [
+    ("LLM_TIMEOUT_S", "0.05"), ("LLM_CONCURRENCY", "0"), ("LLM_RUN_TIMEOUT_S", "0.5"),
+    ("LLM_MAX_RETRIES", "11"),
+])
+def test_the_analysts_ranges_are_the_registrys(name: str, value: str) -> None:
+    from resources.analysts import analyst_from_env
+
+    env = {"LLM_PROVIDER": "openai", "LLM_BASE_URL": "http://127.0.0.1:9/v1", name: value}
+    with pytest.raises(ConfigError) as refused:
+        analyst_from_env(env)
+    assert str(refused.value).startswith(
+        f"{name}={value!r} must be {SETTINGS[name].range_text()}; unset it")
+
+
 def test_every_registered_setting_is_well_formed() -> None:
     for name, setting in SETTINGS.items():
         assert setting.name == name and setting.kind in KINDS and setting.help, name
