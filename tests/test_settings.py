@@ -113,3 +113,27 @@ def test_cli_and_gradio_start_report_bad_settings_in_one_line(
         assert message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
         monkeypatch.delenv(name)
+
+
+SECRET_SETTINGS = sorted(name for name, setting in SETTINGS.items() if setting.kind == "secret")
+URL_SETTINGS = sorted(name for name, setting in SETTINGS.items() if setting.kind == "url")
+
+
+@pytest.mark.parametrize("name", SECRET_SETTINGS)
+def test_every_secret_setting_is_redacted(name: str) -> None:
+    from trading_assets.core.secrets import redact, secret_values
+
+    token = f"tok-{name.lower()}-7Qz9"
+    assert redact(f"echo {token}.", secret_values({name: token})) == "echo [REDACTED]."
+    # A URL value keeps its host readable and loses its password.
+    url = f"postgresql://someone:{token}@db.example:5432/x"
+    cleaned = redact(f"at {url}", secret_values({name: url}))
+    assert token not in cleaned and "db.example:5432" in cleaned
+
+
+@pytest.mark.parametrize("name", URL_SETTINGS)
+def test_the_password_in_every_url_setting_is_redacted(name: str) -> None:
+    from trading_assets.core.secrets import redact, secret_values
+
+    url = "https://someone:pw-7Qz9x7Qz9@host.example/path"
+    assert "pw-7Qz9x7Qz9" not in redact(f"at {url}", secret_values({name: url}))
