@@ -136,6 +136,10 @@ GOOD_ROW = "2024-01-02,10,11,9,10.5,10.4,1000\n"
         ("2024-01-03,0,11,9,10.5,10.4,1000\n", r"row 3: column \"Open\" is '0', not above 0"),
         ("2024-01-03,10,9.5,9,10.5,10.4,1000\n", r"row 3: High 9.5 is below Open/Close"),
         ("2024-01-03,10,11,10.2,10.5,10.4,1000\n", r"row 3: Low 10.2 is above Open/Close"),
+        # Any price column is named, not only Open.
+        ("2024-01-03,10,11,9,-1,10.4,1000\n", r"row 3: column \"Close\" is '-1', not above 0"),
+        ("2024-01-03,10,2e7,9,10.5,10.4,1000\n",
+         r"row 3: column \"High\" is '2e7', above the ceiling of 10000000"),
     ],
 )
 def test_out_of_bounds_rows_are_refused_with_file_and_row(tmp_path: Path, bad_row: str,
