@@ -46,6 +46,26 @@ def test_simulated_history_is_stable_across_as_of_dates() -> None:
     pd.testing.assert_frame_equal(overlap, earlier.tail(100).reset_index(drop=True))
 
 
+def test_simulated_prices_do_not_move_when_the_year_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trading_assets.core import bars, calendar
+
+    def simulated_in(year: int) -> pd.DataFrame:
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+                return datetime(year, 6, 1, 12, tzinfo=UTC)
+
+        monkeypatch.setattr(calendar, "datetime", Clock)
+        bars._sessions_until.cache_clear()  # the sessions are cached per as-of date
+        return simulate_bars("TSLA", AS_OF)
+
+    try:
+        pd.testing.assert_frame_equal(simulated_in(2031), simulated_in(2026))
+    finally:
+        bars._sessions_until.cache_clear()
+
+
 def test_last_completed_session_follows_the_exchange_calendar() -> None:
     assert last_completed_session(ny(2026, 11, 22, 12)) == date(2026, 11, 20)  # Sunday
     assert last_completed_session(ny(2026, 11, 23, 17)) == date(2026, 11, 23)  # Monday, closed
