@@ -137,3 +137,40 @@ def test_the_password_in_every_url_setting_is_redacted(name: str) -> None:
 
     url = "https://someone:pw-7Qz9x7Qz9@host.example/path"
     assert "pw-7Qz9x7Qz9" not in redact(f"at {url}", secret_values({name: url}))
+
+
+@pytest.mark.parametrize(("spec", "bad_part"), [
+    ("date=Data,close", "'close'"),          # no =
+    ("dat=Data", "'dat'"),                   # not a column of ours
+    ("close=", "'close='"),                  # no header of theirs
+    ("close=A,close=B", "'close=B'"),        # mapped twice
+])
+@pytest.mark.parametrize("source", ["csv", "url"])
+def test_a_bad_csv_column_mapping_is_refused_at_start(env: dict[str, str], spec: str,
+                                                      bad_part: str, source: str) -> None:
+    bad = {**env, "TRADING_DATA_SOURCE": source, "TRADING_CSV_URL": "https://x.test/{symbol}",
+           "TRADING_CSV_COLUMNS": spec}
+    with pytest.raises(ConfigError) as refused:
+        check_start(bad)
+    message = str(refused.value)
+    assert message.startswith("TRADING_CSV_COLUMNS") and bad_part in message, message
+    assert "date=Data,close=Zamkniecie" in message and "\n" not in message, message
+
+
+def test_the_cli_reports_a_bad_csv_column_mapping_in_one_line_and_exits_2(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    for key, value in {**env, "TRADING_DATA_SOURCE": "csv",
+                       "TRADING_CSV_COLUMNS": "Date:Data"}.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["symbols", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("configuration error: TRADING_CSV_COLUMNS") and "'Date:Data'" in err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_a_good_csv_column_mapping_starts(env: dict[str, str]) -> None:
+    resources = check_start({**env, "TRADING_DATA_SOURCE": "csv",
+                             "TRADING_CSV_COLUMNS": " Date = Data , close=Zamkniecie "})
+    assert resources["market_data"].source == "csv"

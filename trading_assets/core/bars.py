@@ -114,6 +114,28 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     return frame.tail(n_days).reset_index(drop=True)
 
 
+def csv_column_map(spec: str) -> dict[str, str]:
+    """TRADING_CSV_COLUMNS ("date=Data,close=Zamkniecie") as {our column: source header};
+    ValueError naming the bad part and a good example (checked at start-up, not mid-run)."""
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        ours, eq, theirs = (piece.strip() for piece in item.partition("="))
+        problem = (
+            f"{item!r} has no '='" if not eq
+            else f"{ours!r} is not one of {', '.join(BAR_COLUMNS)}"
+            if ours.lower() not in BAR_COLUMNS
+            else f"{item!r} gives no header of the source" if not theirs
+            else f"{item!r} maps {ours.lower()} a second time" if ours.lower() in mapping
+            else "")
+        if problem:
+            raise ValueError(f"TRADING_CSV_COLUMNS={spec!r}: {problem}; use column=header pairs "
+                             "such as date=Data,close=Zamkniecie.")
+        mapping[ours.lower()] = theirs
+    return mapping
+
+
 def read_csv_bars(path: Path, today: date | None = None,
                   columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read Date, Open, High, Low, Close, Volume (any case; Adj Close ignored) from a CSV export.
