@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, ClassVar
 import dagster as dg
 
 from resources.ibkr import IBKRResource
-from trading_assets.core.bars import BarDataError, parse_csv_bars, read_csv_bars, simulate_bars
+from trading_assets.core.bars import (
+    BarDataError,
+    csv_column_map,
+    parse_csv_bars,
+    read_csv_bars,
+    simulate_bars,
+)
 from trading_assets.core.calendar import last_completed_session
 from trading_assets.core.env import plain
 from trading_assets.core.orders import SymbolSettings
@@ -99,12 +105,6 @@ class SimulatedMarketData(MarketData):
         return simulate_bars(symbol, self.last_session(), self.lookback_days)
 
 
-def _column_map(spec: str) -> dict[str, str]:
-    """TRADING_CSV_COLUMNS ("date=Data,close=Zamkniecie") as {our column: source header}."""
-    pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
-    return {ours.strip().lower(): theirs.strip() for ours, theirs in pairs}
-
-
 class CsvMarketData(MarketData):
     """One CSV export per symbol: TRADING_CSV_DIR/<SYMBOL>.csv (Yahoo's daily format)."""
 
@@ -117,7 +117,7 @@ class CsvMarketData(MarketData):
 
     def frame(self, symbol: str, settings: SymbolSettings | None) -> "pd.DataFrame":
         return read_csv_bars(Path(self.csv_dir) / f"{symbol}.csv",
-                             columns=_column_map(self.columns))
+                             columns=csv_column_map(self.columns))
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -222,7 +222,7 @@ class UrlMarketData(MarketData):
         url = symbol_url(plain(self.url_template), symbol)
         body = download(url, self.timeout_s)
         bars = parse_csv_bars(io.BytesIO(body), public_url(url),
-                              columns=_column_map(self.columns))
+                              columns=csv_column_map(self.columns))
         return bars.tail(self.lookback_days).reset_index(drop=True)
 
 

@@ -46,6 +46,26 @@ def test_simulated_history_is_stable_across_as_of_dates() -> None:
     pd.testing.assert_frame_equal(overlap, earlier.tail(100).reset_index(drop=True))
 
 
+def test_simulated_prices_do_not_move_when_the_year_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trading_assets.core import bars, calendar
+
+    def simulated_in(year: int) -> pd.DataFrame:
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+                return datetime(year, 6, 1, 12, tzinfo=UTC)
+
+        monkeypatch.setattr(calendar, "datetime", Clock)
+        bars._sessions_until.cache_clear()  # the sessions are cached per as-of date
+        return simulate_bars("TSLA", AS_OF)
+
+    try:
+        pd.testing.assert_frame_equal(simulated_in(2031), simulated_in(2026))
+    finally:
+        bars._sessions_until.cache_clear()
+
+
 def test_last_completed_session_follows_the_exchange_calendar() -> None:
     assert last_completed_session(ny(2026, 11, 22, 12)) == date(2026, 11, 20)  # Sunday
     assert last_completed_session(ny(2026, 11, 23, 17)) == date(2026, 11, 23)  # Monday, closed
@@ -136,6 +156,10 @@ GOOD_ROW = "2024-01-02,10,11,9,10.5,10.4,1000\n"
         ("2024-01-03,0,11,9,10.5,10.4,1000\n", r"row 3: column \"Open\" is '0', not above 0"),
         ("2024-01-03,10,9.5,9,10.5,10.4,1000\n", r"row 3: High 9.5 is below Open/Close"),
         ("2024-01-03,10,11,10.2,10.5,10.4,1000\n", r"row 3: Low 10.2 is above Open/Close"),
+        # Any price column is named, not only Open.
+        ("2024-01-03,10,11,9,-1,10.4,1000\n", r"row 3: column \"Close\" is '-1', not above 0"),
+        ("2024-01-03,10,2e7,9,10.5,10.4,1000\n",
+         r"row 3: column \"High\" is '2e7', above the ceiling of 10000000"),
     ],
 )
 def test_out_of_bounds_rows_are_refused_with_file_and_row(tmp_path: Path, bad_row: str,

@@ -12,6 +12,7 @@ from trading_assets.core.calendar import (
     previous_session,
     session_close,
     sessions_after,
+    sessions_between,
     tick_session,
     trading_days_old,
 )
@@ -84,3 +85,10 @@ def test_very_old_bar_dates_count_without_error() -> None:
 def test_previous_session_skips_holidays() -> None:
     assert previous_session(date(2026, 11, 27)) == date(2026, 11, 25)
     assert previous_session(date(2026, 11, 23)) == date(2026, 11, 20)
+
+
+def test_sessions_before_the_calendars_first_year_are_refused_not_cut() -> None:
+    # A silently later first session would shift every simulated series drawn on these dates.
+    with pytest.raises(ValueError, match="first year 2010"):
+        sessions_between(date(2009, 12, 31), date(2026, 11, 20))
+    assert sessions_between(date(2012, 1, 2), date(2012, 1, 6))[0].date() == date(2012, 1, 3)

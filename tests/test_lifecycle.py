@@ -321,3 +321,22 @@ def test_two_concurrent_runs_call_the_model_once_per_symbol(
         assert len(app_db.list_signals(symbol=symbol)) == 1
     reused = [r["reused"][s] for r in results for s in SYMBOLS]
     assert reused.count(True) == len(SYMBOLS)  # the other run reused each result
+
+
+# --- the transition table is the one source --------------------------------------------------
+
+def test_retryable_statuses_are_the_tables_reapproval_cycles() -> None:
+    from trading_assets.core.lifecycle import (
+        RETRYABLE_STATUSES,
+        TRANSITIONS,
+        Transition,
+        retryable_statuses,
+    )
+
+    assert RETRYABLE_STATUSES == {SignalStatus.NOT_PLACED, SignalStatus.ORDER_FAILED}
+    # A new re-approval row in the table makes its status retryable without any other edit.
+    reapprove_expired = (*TRANSITIONS, Transition(SignalStatus.EXPIRED, SignalStatus.APPROVED,
+                                                  "person", "re-approve"))
+    assert SignalStatus.EXPIRED in retryable_statuses(reapprove_expired)
+    # pending_review -> approved is a first approval, not a retry.
+    assert SignalStatus.PENDING_REVIEW not in RETRYABLE_STATUSES

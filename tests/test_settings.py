@@ -33,6 +33,20 @@ def test_out_of_range_settings_are_refused_naming_the_setting(env: dict[str, str
         build_resources({**env, **extra, name: value})
 
 
+@pytest.mark.parametrize(("name", "value"), [
+    ("LLM_TIMEOUT_S", "0.05"), ("LLM_CONCURRENCY", "0"), ("LLM_RUN_TIMEOUT_S", "0.5"),
+    ("LLM_MAX_RETRIES", "11"),
+])
+def test_the_analysts_ranges_are_the_registrys(name: str, value: str) -> None:
+    from resources.analysts import analyst_from_env
+
+    env = {"LLM_PROVIDER": "openai", "LLM_BASE_URL": "http://127.0.0.1:9/v1", name: value}
+    with pytest.raises(ConfigError) as refused:
+        analyst_from_env(env)
+    assert str(refused.value).startswith(
+        f"{name}={value!r} must be {SETTINGS[name].range_text()}; unset it")
+
+
 def test_every_registered_setting_is_well_formed() -> None:
     for name, setting in SETTINGS.items():
         assert setting.name == name and setting.kind in KINDS and setting.help, name
@@ -99,3 +113,64 @@ def test_cli_and_gradio_start_report_bad_settings_in_one_line(
         assert message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
         monkeypatch.delenv(name)
+
+
+SECRET_SETTINGS = sorted(name for name, setting in SETTINGS.items() if setting.kind == "secret")
+URL_SETTINGS = sorted(name for name, setting in SETTINGS.items() if setting.kind == "url")
+
+
+@pytest.mark.parametrize("name", SECRET_SETTINGS)
+def test_every_secret_setting_is_redacted(name: str) -> None:
+    from trading_assets.core.secrets import redact, secret_values
+
+    token = f"tok-{name.lower()}-7Qz9"
+    assert redact(f"echo {token}.", secret_values({name: token})) == "echo [REDACTED]."
+    # A URL value keeps its host readable and loses its password.
+    url = f"postgresql://someone:{token}@db.example:5432/x"
+    cleaned = redact(f"at {url}", secret_values({name: url}))
+    assert token not in cleaned and "db.example:5432" in cleaned
+
+
+@pytest.mark.parametrize("name", URL_SETTINGS)
+def test_the_password_in_every_url_setting_is_redacted(name: str) -> None:
+    from trading_assets.core.secrets import redact, secret_values
+
+    url = "https://someone:pw-7Qz9x7Qz9@host.example/path"
+    assert "pw-7Qz9x7Qz9" not in redact(f"at {url}", secret_values({name: url}))
+
+
+@pytest.mark.parametrize(("spec", "bad_part"), [
+    ("date=Data,close", "'close'"),          # no =
+    ("dat=Data", "'dat'"),                   # not a column of ours
+    ("close=", "'close='"),                  # no header of theirs
+    ("close=A,close=B", "'close=B'"),        # mapped twice
+])
+@pytest.mark.parametrize("source", ["csv", "url"])
+def test_a_bad_csv_column_mapping_is_refused_at_start(env: dict[str, str], spec: str,
+                                                      bad_part: str, source: str) -> None:
+    bad = {**env, "TRADING_DATA_SOURCE": source, "TRADING_CSV_URL": "https://x.test/{symbol}",
+           "TRADING_CSV_COLUMNS": spec}
+    with pytest.raises(ConfigError) as refused:
+        check_start(bad)
+    message = str(refused.value)
+    assert message.startswith("TRADING_CSV_COLUMNS") and bad_part in message, message
+    assert "date=Data,close=Zamkniecie" in message and "\n" not in message, message
+
+
+def test_the_cli_reports_a_bad_csv_column_mapping_in_one_line_and_exits_2(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    for key, value in {**env, "TRADING_DATA_SOURCE": "csv",
+                       "TRADING_CSV_COLUMNS": "Date:Data"}.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["symbols", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("configuration error: TRADING_CSV_COLUMNS") and "'Date:Data'" in err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_a_good_csv_column_mapping_starts(env: dict[str, str]) -> None:
+    resources = check_start({**env, "TRADING_DATA_SOURCE": "csv",
+                             "TRADING_CSV_COLUMNS": " Date = Data , close=Zamkniecie "})
+    assert resources["market_data"].source == "csv"

@@ -31,6 +31,7 @@ from resources.market_data import (
 from resources.object_store import ObjectStore
 from resources.policy import PolicyResource
 from resources.tracking import Tracking
+from trading_assets.core.bars import csv_column_map
 from trading_assets.core.env import ConfigError, env_bool, env_date, env_number, referable
 from trading_assets.core.policy import TradingPolicy
 
@@ -101,6 +102,11 @@ def build_market_data(env: Mapping[str, str], ibkr: IBKRResource) -> MarketData:
     source = _choice(env, "TRADING_DATA_SOURCE", "simulated", SOURCES)
     lookback = env_number(env, "TRADING_LOOKBACK_DAYS", 400, int)
     columns = env.get("TRADING_CSV_COLUMNS", "").strip()
+    if source in ("csv", "url"):
+        try:
+            csv_column_map(columns)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if source == "csv":
         return CsvMarketData(lookback_days=lookback, columns=columns,
                              csv_dir=env.get("TRADING_CSV_DIR", "") or str(data_dir(env) / "csv"))

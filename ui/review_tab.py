@@ -11,8 +11,9 @@ import gradio as gr
 import pandas as pd
 
 from trading_assets.core.errors import error_text
+from trading_assets.core.lifecycle import RETRYABLE_STATUSES
 from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
-from trading_assets.core.signal import RETRYABLE_STATUSES, SignalStatus
+from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
 from ui.format import checked_png, data_label, escape, mlflow_cell, num, pil_image, run_link, when
 from ui.widgets import PRIVATE, banner, done, guarded

@@ -114,6 +114,28 @@ def simulate_bars(symbol: str, as_of: date, n_days: int = 400) -> pd.DataFrame:
     return frame.tail(n_days).reset_index(drop=True)
 
 
+def csv_column_map(spec: str) -> dict[str, str]:
+    """TRADING_CSV_COLUMNS ("date=Data,close=Zamkniecie") as {our column: source header};
+    ValueError naming the bad part and a good example (checked at start-up, not mid-run)."""
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        ours, eq, theirs = (piece.strip() for piece in item.partition("="))
+        problem = (
+            f"{item!r} has no '='" if not eq
+            else f"{ours!r} is not one of {', '.join(BAR_COLUMNS)}"
+            if ours.lower() not in BAR_COLUMNS
+            else f"{item!r} gives no header of the source" if not theirs
+            else f"{item!r} maps {ours.lower()} a second time" if ours.lower() in mapping
+            else "")
+        if problem:
+            raise ValueError(f"TRADING_CSV_COLUMNS={spec!r}: {problem}; use column=header pairs "
+                             "such as date=Data,close=Zamkniecie.")
+        mapping[ours.lower()] = theirs
+    return mapping
+
+
 def read_csv_bars(path: Path, today: date | None = None,
                   columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read Date, Open, High, Low, Close, Volume (any case; Adj Close ignored) from a CSV export.
@@ -177,7 +199,7 @@ def parse_csv_bars(source: Path | IO[bytes], where: str, today: date | None = No
     latest = current_session(today)
     bad = _out_of_bounds(out, latest).to_numpy()
     for i in np.flatnonzero(bad)[:1]:
-        fault = _row_fault(out.iloc[i], frame.iloc[i], latest)
+        fault = _row_fault(out.iloc[[i]], frame.iloc[i], latest)
         raise BarDataError(f"{where} row {line_of[i]}: {fault}")
     duplicated = out["date"].duplicated(keep="first").to_numpy()
     for i in np.flatnonzero(duplicated):
@@ -189,22 +211,45 @@ def parse_csv_bars(source: Path | IO[bytes], where: str, today: date | None = No
     return out.sort_values("date").reset_index(drop=True)
 
 
-def _bound_masks(bars: pd.DataFrame, latest: date) -> dict[str, pd.Series]:
-    """The bounds every bar of every source keeps, as a mask of offending rows per rule (named
-    as bar_problems words it); NaN compares False here, the finiteness rule catches it."""
+def _bound_checks(bars: pd.DataFrame, latest: date) -> list[tuple[str, pd.Series, str]]:
+    """The bounds every bar of every source keeps, one check per rule and column: the rule as
+    bar_problems words it, the mask of offending rows, and what is wrong with such a row as a
+    template over its CSV text ({open!r} ...; {day} is its parsed date). NaN compares False
+    here; the finiteness rule catches it."""
     import pandas as pd
 
-    prices = bars[PRICE_COLUMNS]
-    return {
-        "with non-positive prices": (prices <= 0).any(axis=1),
-        "above the price ceiling": (prices > MAX_PRICE).any(axis=1),
-        "with volume negative or above the volume ceiling":
-            (bars["volume"] < 0) | (bars["volume"] > MAX_VOLUME),
-        "with high below open/close": bars["high"] < prices[["open", "close"]].max(axis=1),
-        "with low above open/close": bars["low"] > prices[["open", "close"]].min(axis=1),
-        f"dated after the current {EXCHANGE} session {latest}":
-            pd.to_datetime(bars["date"]) > pd.Timestamp(latest),
-    }
+    body = "Open/Close ({open}, {close})"
+    checks = []
+    for col in PRICE_COLUMNS:
+        cell = f'column "{col.title()}" is {{{col}!r}}'
+        checks += [
+            ("with non-positive prices", bars[col] <= 0, f"{cell}, not above 0."),
+            ("above the price ceiling", bars[col] > MAX_PRICE,
+             f"{cell}, above the ceiling of {MAX_PRICE:.0f} for a share price."),
+        ]
+    volume_rule = "with volume negative or above the volume ceiling"
+    return [
+        *checks,
+        (volume_rule, bars["volume"] < 0, 'column "Volume" is {volume!r}, below 0.'),
+        (volume_rule, bars["volume"] > MAX_VOLUME,
+         f'column "Volume" is {{volume!r}}, above the ceiling of {MAX_VOLUME:.0e} shares a day.'),
+        ("with high below open/close", bars["high"] < bars[["open", "close"]].max(axis=1),
+         f"High {{high}} is below {body}."),
+        ("with low above open/close", bars["low"] > bars[["open", "close"]].min(axis=1),
+         f"Low {{low}} is above {body}."),
+        (f"dated after the current {EXCHANGE} session {latest}",
+         pd.to_datetime(bars["date"]) > pd.Timestamp(latest),
+         f"date {{day}} is after the current {EXCHANGE} session {latest}; a bar cannot be "
+         "dated in the future."),
+    ]
+
+
+def _bound_masks(bars: pd.DataFrame, latest: date) -> dict[str, pd.Series]:
+    """The offending rows per rule of _bound_checks (a rule may check several columns)."""
+    masks: dict[str, pd.Series] = {}
+    for rule, bad, _ in _bound_checks(bars, latest):
+        masks[rule] = masks[rule] | bad if rule in masks else bad
+    return masks
 
 
 def _out_of_bounds(bars: pd.DataFrame, latest: date) -> pd.Series:
@@ -215,26 +260,12 @@ def _out_of_bounds(bars: pd.DataFrame, latest: date) -> pd.Series:
     return combined
 
 
-def _row_fault(values: pd.Series, text: pd.Series, latest: date) -> str:
-    """What is wrong with one row that _out_of_bounds flagged, in the file's own words."""
-    for col in PRICE_COLUMNS:
-        if values[col] <= 0:
-            return f"column \"{col.title()}\" is {text[col]!r}, not above 0."
-        if values[col] > MAX_PRICE:
-            return (f"column \"{col.title()}\" is {text[col]!r}, above the ceiling of "
-                    f"{MAX_PRICE:.0f} for a share price.")
-    if values["volume"] < 0:
-        return f"column \"Volume\" is {text['volume']!r}, below 0."
-    if values["volume"] > MAX_VOLUME:
-        return (f"column \"Volume\" is {text['volume']!r}, above the ceiling of "
-                f"{MAX_VOLUME:.0e} shares a day.")
-    body = f"Open/Close ({text['open']}, {text['close']})"
-    if values["high"] < max(values["open"], values["close"]):
-        return f"High {text['high']} is below {body}."
-    if values["low"] > min(values["open"], values["close"]):
-        return f"Low {text['low']} is above {body}."
-    return (f"date {values['date'].date()} is after the current {EXCHANGE} session {latest}; "
-            "a bar cannot be dated in the future.")
+def _row_fault(values: pd.DataFrame, text: pd.Series, latest: date) -> str:
+    """What is wrong with one row (`values`, one parsed row; `text`, its CSV cells) that
+    _out_of_bounds flagged, in the file's own words: the first check it fails."""
+    day = values["date"].iat[0].date()
+    return next(fault.format(**text, day=day) for _, bad, fault in _bound_checks(values, latest)
+                if bad.iat[0])
 
 
 def bar_problems(bars: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_SMA_200,

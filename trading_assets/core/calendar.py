@@ -14,19 +14,21 @@ from zoneinfo import ZoneInfo
 
 EXCHANGE = "XNYS"
 EXCHANGE_TZ = ZoneInfo("America/New_York")
-# The calendar is built for a window around the dates asked about; bar dates older than this
-# are simply "very old", they never need an exact count.
-_YEARS_BACK = 16  # also covers the simulated history, which starts in 2012
+# The calendar starts in a fixed year, not one relative to today: the simulated history (from
+# 2012) draws its dates from it, and a window moving with the clock would start after 2012 some
+# day and change every simulated price. Bar dates before it are simply "very old", they never
+# need an exact count. The end follows the dates asked about.
+FIRST_YEAR = 2010
 _YEARS_AHEAD = 2
 
 
 @lru_cache(maxsize=4)
 def _calendar(end_year: int) -> Any:
-    """The XNYS calendar up to the end of `end_year` (building one takes about 0.3 s)."""
+    """The XNYS calendar from FIRST_YEAR to the end of `end_year` (building one takes about
+    0.3 s)."""
     import exchange_calendars as xcals  # heavy: imported on first use, not at definition load
 
-    return xcals.get_calendar(EXCHANGE, start=f"{end_year - _YEARS_BACK - _YEARS_AHEAD}-01-01",
-                              end=f"{end_year}-12-31")
+    return xcals.get_calendar(EXCHANGE, start=f"{FIRST_YEAR}-01-01", end=f"{end_year}-12-31")
 
 
 def calendar_for(*days: date) -> Any:
@@ -79,7 +81,10 @@ def closed_reason(day: date) -> str:
 
 def sessions_between(start: date, end: date) -> Any:
     """The sessions from `start` to `end` inclusive as a pandas DatetimeIndex (midnight, naive):
-    the dates simulated bars are drawn on, so they skip holidays as the exchange does."""
+    the dates simulated bars are drawn on, so they skip holidays as the exchange does. A
+    `start` before FIRST_YEAR is refused rather than silently cut (the series would shift)."""
+    if start.year < FIRST_YEAR:
+        raise ValueError(f"{start} is before the {EXCHANGE} calendar's first year {FIRST_YEAR}.")
     cal = calendar_for(end)
     first = max(start, cal.first_session.date())
     return cal.sessions_in_range(first.isoformat(), end.isoformat())

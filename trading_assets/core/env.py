@@ -7,7 +7,6 @@ variable, which the CLI and the Gradio app report without a traceback.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from datetime import date
@@ -23,11 +22,10 @@ class ConfigError(ValueError):
     """An environment variable with a value that cannot be used."""
 
 
-def env_number(env: Mapping[str, str], name: str, default: Any, kind: type = float,
-               minimum: float | None = None) -> Any:
-    """`name` as a `kind` (float or int), `default` when unset or blank. NaN and infinity are
-    refused, so is a value outside the range the settings registry gives `name` or below
-    `minimum` (when given)."""
+def env_number(env: Mapping[str, str], name: str, default: Any, kind: type = float) -> Any:
+    """`name` as a `kind` (float or int), `default` when unset or blank. NaN, infinity and a
+    value outside the range the settings registry gives `name` are refused (the registry is
+    the one place a range is written)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -36,11 +34,7 @@ def env_number(env: Mapping[str, str], name: str, default: Any, kind: type = flo
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number; "
                           f"unset it for the default {default}.") from None
-    setting = SETTINGS.get(name)
-    problem = setting.range_problem(value) if setting else (
-        "" if math.isfinite(value) else "must be a finite number")
-    if not problem and minimum is not None and value < minimum:
-        problem = f"must be at least {minimum}"
+    problem = SETTINGS[name].range_problem(value)
     if problem:
         raise ConfigError(f"{name}={raw!r} {problem}; unset it for the default {default}.")
     return value

@@ -44,8 +44,18 @@ TRANSITIONS: tuple[Transition, ...] = (
 )
 # Created by llm_signal: pending_review, auto_approved (policy.auto_approves) or error; an `error`
 # row is replaced by the next analysis of the same bar. rejected, expired and executed are final.
-INITIAL_STATUSES = frozenset({S.PENDING_REVIEW, S.AUTO_APPROVED, S.ERROR})
-FINAL_STATUSES = frozenset({S.REJECTED, S.EXPIRED, S.EXECUTED})
+
+
+def retryable_statuses(transitions: tuple[Transition, ...]) -> frozenset[S]:
+    """Statuses an approval ends in without an order that a person may approve again: the
+    table's cycles approved -> status -> approved (a new order attempt)."""
+    reached = {t.target for t in transitions if t.source == S.APPROVED}
+    return frozenset(t.source for t in transitions
+                     if t.target == S.APPROVED and t.actor == "person" and t.source in reached)
+
+
+# Ended without an order, with the reason on the signal: a person may re-approve or reject it.
+RETRYABLE_STATUSES = retryable_statuses(TRANSITIONS)
 
 
 class TransitionError(ValueError):

@@ -1,9 +1,10 @@
 """Secret handling for everything the platform writes: transcripts, errors, logs, MLflow, UI.
 
-The known secrets are the values of the credential variables (API keys, passwords, tokens),
-the user:password pairs and passwords inside URL variables, and the base64 forms of all of
-them (HTTP Basic auth sends `base64(user:password)`, so a server that echoes its request
-headers echoes that). `redact` replaces each with [REDACTED] and also blanks any
+The known secrets come from the settings registry: the value of every `secret` setting (API
+keys, passwords, tokens), except that a URL value (`scheme://`) of a `secret` or `url` setting
+gives only its user:password pair and password; and the base64 forms of all of them (HTTP
+Basic auth sends `base64(user:password)`, so a server that echoes its request headers echoes
+that). `redact` replaces each with [REDACTED] and also blanks any
 Authorization/API-key header value and any `Basic`/`Bearer` credential in free text, known or
 not, because an echoed header is a credential whoever issued it.
 """
@@ -18,15 +19,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from trading_assets.core.settings_registry import SETTINGS
+
+# Precedence (not a list of secrets: which variables are secret is the settings registry's).
 API_KEY_VARS = ("LLM_API_KEY", "OPENAI_API_KEY")
-SECRET_VARS = (*API_KEY_VARS, "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-               "AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD",
-               "POSTGRES_PASSWORD", "DAGSTER_POSTGRES_PASSWORD", "GRADIO_PASSWORD",
-               "TWS_PASSWORD", "MINIO_ACCESS_KEY", "RABBITMQ_PASSWORD")
-# Variables holding URLs that may carry user:password@ (their credentials are secrets too).
-URL_VARS = ("LLM_BASE_URL", "OPENAI_BASE_URL", "MLFLOW_TRACKING_URI", "APP_DATABASE_URL",
-            "PAPER_BROKER_DATABASE_URL", "ALERT_WEBHOOK_URL", "TRADING_CSV_URL",
-            "TRADING_CELERY_BROKER_URL")
+# Read by boto3 in the MLflow container, never by our code, so no registry entry names it.
+OUTSIDE_SECRET_VARS = ("AWS_SECRET_ACCESS_KEY",)
 REDACTED = "[REDACTED]"
 # Shorter "secrets" would garble ordinary text when scrubbed and are not real keys anyway.
 MIN_SECRET_LENGTH = 8
@@ -66,12 +64,16 @@ def _encodings(value: str) -> set[str]:
 def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     """Every secret that must never be written anywhere, longest first (see the module doc)."""
     env = os.environ if env is None else env
-    plain = {env.get(name, "") for name in SECRET_VARS}
-    for name in URL_VARS:
-        pair = url_credentials(env.get(name, ""))
-        if pair:
-            user, password = pair
-            plain |= {password, f"{user}:{password}"}
+    plain = {env.get(name, "") for name in OUTSIDE_SECRET_VARS}
+    for name, setting in SETTINGS.items():
+        value = env.get(name, "")
+        if setting.kind in ("url", "secret") and "://" in value:
+            pair = url_credentials(value)  # a URL keeps its host readable, loses its password
+            if pair:
+                user, password = pair
+                plain |= {password, f"{user}:{password}"}
+        elif setting.kind == "secret":
+            plain.add(value)
     values = set()
     for value in plain:
         if len(value) >= MIN_SECRET_LENGTH:

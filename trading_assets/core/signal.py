@@ -51,8 +51,6 @@ class SignalStatus(StrEnum):
 
 
 EXECUTABLE_STATUSES = frozenset({SignalStatus.APPROVED, SignalStatus.AUTO_APPROVED})
-# Ended without an order, with the reason on the signal: a person may re-approve or reject it.
-RETRYABLE_STATUSES = frozenset({SignalStatus.NOT_PLACED, SignalStatus.ORDER_FAILED})
 
 
 class TradingSignal(BaseModel):
