@@ -144,5 +144,5 @@ def test_bench_live_section_runs_the_daemon_paths_of_make_dev(tmp_path: Path) ->
     assert [live[k]["runs"] for k in ("ui_run", "runs_layer", "add_to_signal")] == [1, 1, 1]
     many = live["many"]
     assert (many["symbols"], many["symbols_completed"], many["runs_succeeded"]) == (3, 3, 1)
-    assert many["peak_tree_rss_mb"] > 0
+    assert many["peak_tree_rss_mb"] > 0 and many["most_runs_at_once"] == 1
     assert "via the daemon queue" in run.stdout

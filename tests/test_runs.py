@@ -285,3 +285,37 @@ def test_runs_execute_in_one_process_unless_the_setting_says_otherwise() -> None
     assert run_executor({"TRADING_EXECUTOR": "celery"}).name == "celery"
     with pytest.raises(ConfigError, match="TRADING_EXECUTOR='threads'"):
         run_executor({"TRADING_EXECUTOR": "threads"})
+
+
+def test_the_runs_of_one_launch_share_a_tag_that_the_project_home_runs_one_at_a_time(
+        home: Path, resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # 500 symbols through `make dev` were three runs at once on two cores, each with its chart
+    # workers: 2.5 GB for the dev tree. Now the chunks of one launch queue behind each other.
+    monkeypatch.setenv("TRADING_MAX_SYMBOLS_PER_RUN", "2")
+    instance = runs.get_instance()
+    symbols = ["AA", "BB", "CC", "DD", "EE"]
+    outcomes = runs.launch_symbols(symbols, instance=instance, resources=resources,
+                                   mode="daemon", timeout_s=0)  # no daemon: they stay queued
+    launched = [instance.get_run_by_id(o.run_id) for o in outcomes]
+    assert len(launched) == 3
+    assert {r.tags[runs.LAUNCH_TAG] for r in launched} == {launched[0].tags[runs.LAUNCH_TAG]}
+    assert launched[0].tags[runs.LAUNCH_TAG].startswith("cli-")
+    [single] = runs.launch_symbols(["FF"], instance=instance, resources=resources,
+                                   mode="daemon", timeout_s=0)
+    assert runs.LAUNCH_TAG not in instance.get_run_by_id(single.run_id).tags
+    limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": runs.LAUNCH_TAG, "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1} in limits
+
+
+def test_a_sensor_tick_that_makes_several_runs_ties_them_together_as_one_launch() -> None:
+    from trading_assets.automation.planning import analysis_requests
+    from trading_assets.core.orders import SymbolSettings
+
+    keys = ["AA", "BB", "CC", "DD", "EE"]
+    settings = {k: SymbolSettings(symbol=k) for k in keys}
+    several = analysis_requests(settings, keys, keys, "new-symbols-7", {}, 2, "sensor")
+    assert len(several) == 3
+    assert {r.tags[runs.LAUNCH_TAG] for r in several} == {"new-symbols-7"}
+    [one] = analysis_requests(settings, keys, keys, "new-symbols-8", {}, 10, "sensor")
+    assert runs.LAUNCH_TAG not in one.tags

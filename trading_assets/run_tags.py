@@ -15,6 +15,9 @@ LAUNCHERS = ("cli", "gradio", "sensor", "schedule", "bench", "replay")
 PARTITION_TAG = "dagster/partition"
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+# The chunk runs of one launch share this tag's value; the embedded instance runs them one
+# after another (runs.home_config), so a big launch does not start all its runs at once.
+LAUNCH_TAG = "trading/launch"
 ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 ANALYSIS_ASSET = "llm_signal"
 
@@ -27,6 +30,11 @@ def run_tags(batch: Sequence[str], launched_by: str) -> dict[str, str]:
     if len(batch) == 1:
         return {**tags, PARTITION_TAG: batch[0]}
     return {**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}
+
+
+def launch_tags(batches: int, launch_id: str) -> dict[str, str]:
+    """The tag tying together the runs of one launch, when it made more than one run."""
+    return {LAUNCH_TAG: launch_id} if batches > 1 else {}
 
 
 def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:

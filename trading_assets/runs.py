@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 from trading_assets.run_tags import (
     ACTIVE_STATUSES,
     ANALYSIS_ASSET,
+    LAUNCH_TAG,
     LAUNCHED_BY_TAG,
     LAUNCHERS,
     PARTITION_TAG,
@@ -42,12 +44,14 @@ from trading_assets.run_tags import (
     RANGE_START,
     analysing_symbols,
     analysis_runs,
+    launch_tags,
     run_symbols,
     run_tags,
 )
 
 # run_tags' names are part of this module's API too (callers launch and read runs here).
-__all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCHED_BY_TAG", "LAUNCHERS",
+__all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCH_TAG", "LAUNCHED_BY_TAG",
+           "LAUNCHERS",
            "LOCATION_NAME", "PARTITION_TAG", "QUIET_RUN_CONFIG", "RANGE_END", "RANGE_START",
            "RunOutcome", "analysing_symbols", "analysis_runs", "chunk_size", "daemon_running",
            "ensure_dagster_home", "execute_batch", "execute_pipeline", "get_instance",
@@ -81,6 +85,18 @@ class RunOutcome:
 # event log's folder is written out in full: a process that opens this home by path (not through
 # DAGSTER_HOME) must find the same files.
 _GENERATED = "# Written by trading-signals; delete this line to keep your own edits.\n"
+# With `make dev`, the chunk runs of one launch (or one sensor tick) queue one after another: on
+# a laptop, starting them together only shares the same cores among more processes, each with
+# its chart workers (500 symbols: 3 runs, 2.5 GB for the dev tree). Other runs are not held up.
+_LAUNCH_ONE_AT_A_TIME = f"""\
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: {LAUNCH_TAG}
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
 # What earlier versions wrote; such a home is upgraded in place (the same SQLite files).
 _OLD_HOME_CONFIG = "telemetry:\n  enabled: false\n"
 
@@ -89,7 +105,8 @@ def home_config(home: Path) -> str:
     """The dagster.yaml of a project-local instance at `home`."""
     return (f"{_GENERATED}telemetry:\n  enabled: false\nevent_log_storage:\n"
             "  module: trading_assets.event_log\n  class: BatchingSqliteEventLogStorage\n"
-            f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n")
+            f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n"
+            f"{_LAUNCH_ONE_AT_A_TIME}")
 
 
 def ensure_dagster_home() -> Path:
@@ -158,7 +175,8 @@ def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
     register_symbols(instance, resources["app_db"], list(symbols))
     batches = symbol_batches(instance, symbols)
     if mode == "daemon":
-        run_ids = [submit_batch(instance, batch, launched_by) for batch in batches]
+        launch = launch_tags(len(batches), f"{launched_by}-{uuid.uuid4().hex[:12]}")
+        run_ids = [submit_batch(instance, batch, launched_by, launch) for batch in batches]
         return wait_for_runs(instance, run_ids, timeout_s=timeout_s)
     return [execute_batch(instance, batch, resources, launched_by) for batch in batches]
 
@@ -195,7 +213,8 @@ def _job_origins() -> tuple[Any, Any]:
     return remote, python
 
 
-def submit_batch(instance: Any, batch: Sequence[str], launched_by: str) -> str:
+def submit_batch(instance: Any, batch: Sequence[str], launched_by: str,
+                 extra_tags: Mapping[str, str] | None = None) -> str:
     """Queue one symbol_pipeline run over `batch` on the instance; returns its run id.
 
     The run is created from the code location's own job (so the Dagster UI shows its plan) and
@@ -209,7 +228,8 @@ def submit_batch(instance: Any, batch: Sequence[str], launched_by: str) -> str:
     ensure_pool_limits(instance, job)
     remote, python = _job_origins()
     run = instance.create_run_for_job(job_def=job, run_config=QUIET_RUN_CONFIG,
-                                      tags=run_tags(batch, launched_by),
+                                      tags={**run_tags(batch, launched_by),
+                                            **(extra_tags or {})},
                                       remote_job_origin=remote, job_code_origin=python)
     instance.submit_run(run.run_id, workspace=None)  # QueuedRunCoordinator needs none
     return run.run_id

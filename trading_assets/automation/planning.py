@@ -28,7 +28,7 @@ from trading_assets.partitions import (
     invalid_keys,
     list_symbols,
 )
-from trading_assets.run_tags import PARTITION_TAG, run_tags
+from trading_assets.run_tags import PARTITION_TAG, launch_tags, run_tags
 from trading_assets.settings import AutomationConfig
 
 ANALYSIS_ASSETS = [ohlcv, indicators, charts, llm_signal]
@@ -112,6 +112,7 @@ def analysis_requests(settings: Mapping[str, SymbolSettings], symbols: Sequence[
     """Analysis runs for `symbols`, batched over the partition order `keys`."""
     priority = {s: settings[s].priority for s in symbols}
     batches = plan_batches(keys, symbols, priority, max_size)
+    tags = {**tags, **launch_tags(len(batches), prefix)}
     return [batch_request(batch, f"{prefix}-{i:03d}-{batch[0]}-{batch[-1]}",
                           ANALYSIS_ASSETS, ANALYSIS_CHECK_KEYS, tags, launched_by)
             for i, batch in enumerate(batches)]

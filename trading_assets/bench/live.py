@@ -205,7 +205,11 @@ def many_symbols(instance: Any, resources: dict[str, Any], n: int, root_pid: int
         sampler.join()
     wall = time.perf_counter() - started
     completed = set(instance.get_materialized_partitions(portfolio.key)) & set(symbols)
+    spans = [(stats.start_time, stats.end_time) for o in outcomes
+             if (stats := instance.get_run_stats(o.run_id)).start_time and stats.end_time]
     return {"symbols": n, "wall_s": round(wall, 3), "runs": len(outcomes),
+            "most_runs_at_once": max((sum(s <= t < e for s, e in spans) for t, _ in spans),
+                                     default=0),
             "runs_succeeded": sum(o.success for o in outcomes),
             "symbols_completed": len(completed),
             "failures": [f for o in outcomes for f in o.failures][:5],
@@ -278,6 +282,8 @@ def many_rows(many: dict[str, Any] | None, section: str, row: Callable[..., dict
             many["wall_s"], "s"),
         row(section, f"  runs ({many['runs_succeeded']} succeeded), symbols completed",
             many["symbols_completed"], "symbols", n, op=">="),
+        row(section, "  most of its runs running at once (one launch: one at a time)",
+            many["most_runs_at_once"], "runs", 1, op="=="),
         row(section, "  peak memory, whole dagster dev tree (webserver, daemon, code server, "
             "runs, chart workers)", many["peak_tree_rss_mb"], "MB"),
     ]
