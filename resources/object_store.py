@@ -47,6 +47,11 @@ class ObjectNotFoundError(FileNotFoundError):
     """A key the store does not hold (usually: the upstream asset has not run for the symbol)."""
 
 
+# Frames a run keeps in memory (bars, daily and weekly indicators: three per symbol, about
+# 0.1 MB each); a 200-symbol run fits, a bigger one reads its oldest frames from the store.
+MAX_RUN_FRAMES = 1000
+
+
 class ObjectStoreError(RuntimeError):
     """MinIO refused a request (credentials, bucket policy) in a way a retry will not fix."""
 
@@ -101,6 +106,19 @@ class ObjectStore(dg.ConfigurableResource):
     public_endpoint: str = ""
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # Frames this run wrote or read, by key (None outside a Dagster run: see setup_for_execution).
+    _frames: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Keep the run's frames in memory: a symbol's bars and indicators are written by one
+        step and read back by four more (checks, indicators, charts, llm_signal), and decoding
+        the parquet again was a tenth of a 500-symbol run. Dagster hands each run its own copy
+        of the resource, so nothing outlives the run; outside runs (the app, the CLI) every
+        read goes to the store."""
+        self._frames = {}
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._frames = None
 
     @property
     def is_local(self) -> bool:
@@ -198,12 +216,27 @@ class ObjectStore(dg.ConfigurableResource):
     def write_frame(self, key: str, frame: pd.DataFrame) -> str:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        return self.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+        location = self.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+        self._remember(key, frame.reset_index(drop=True))  # only once the write succeeded
+        return location
 
     def read_frame(self, key: str) -> pd.DataFrame:
+        """The frame under `key` (a copy: callers may change it freely)."""
         import pandas as pd
 
-        return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
+        if self._frames is not None and key in self._frames:
+            return self._frames[key].copy()
+        frame = pd.read_parquet(io.BytesIO(self.get_bytes(key)))
+        self._remember(key, frame)
+        return frame.copy() if self._frames is not None else frame
+
+    def _remember(self, key: str, frame: pd.DataFrame) -> None:
+        if self._frames is None:
+            return
+        self._frames.pop(key, None)
+        self._frames[key] = frame.copy()
+        while len(self._frames) > MAX_RUN_FRAMES:  # oldest first: a run's steps go in order
+            del self._frames[next(iter(self._frames))]
 
     def write_json(self, key: str, payload: object) -> str:
         data = json.dumps(payload, indent=2, default=str).encode()

@@ -25,6 +25,7 @@ from trading_assets.core.keys import (
     InvalidKeyError,
     bars_key,
     chart_key,
+    indicators_key,
     portfolio_key,
     transcript_key,
 )
@@ -229,3 +230,57 @@ def test_secrets_are_referenced_only_when_the_process_environment_holds_them(
     assert plain("a plain value") == "a plain value"
     monkeypatch.delenv("MINIO_SECRET_KEY")
     assert plain(dg.EnvVar("MINIO_SECRET_KEY")) == ""  # unset: no key, not the name
+
+
+# --- a run's frames in memory -------------------------------------------------------------------
+
+
+def _run_store(store: ObjectStore) -> ObjectStore:
+    """The store as a Dagster run's steps get it (its setup hook has run)."""
+    store.setup_for_execution(dg.build_init_resource_context())
+    return store
+
+
+def test_a_runs_frames_read_back_exactly_as_parquet_gives_them(local_store: ObjectStore) -> None:
+    from datetime import date
+
+    from trading_assets.core.bars import simulate_bars
+    from trading_assets.core.indicators import indicator_frames
+
+    bars = simulate_bars("ACME", date(2026, 11, 20))
+    frames = {bars_key("ACME"): bars, **{indicators_key("ACME", t): f for t, f in
+                                         indicator_frames(bars).items()}}
+    plain_store = ObjectStore(root=local_store.root)  # outside a run: always the store
+    run_store = _run_store(local_store)
+    for key, frame in frames.items():
+        run_store.write_frame(key, frame)
+        from_memory, from_parquet = run_store.read_frame(key), plain_store.read_frame(key)
+        pd.testing.assert_frame_equal(from_memory, from_parquet, check_exact=True)
+        from_memory.iloc[0, 0] = None  # a caller changing its copy changes nothing stored
+        pd.testing.assert_frame_equal(run_store.read_frame(key), from_parquet, check_exact=True)
+
+
+def test_a_run_reads_its_own_frames_from_memory_and_a_failed_write_is_not_remembered(
+        local_store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = bars_key("ACME")
+    first = pd.DataFrame({"close": [1.0, 2.0]})
+    run_store = _run_store(local_store)
+    run_store.write_frame(key, first)
+    decoded: list[int] = []
+    read_parquet = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: decoded.append(1) or
+                        read_parquet(*a, **k))
+    for _ in range(4):  # checks, indicators, charts, llm_signal
+        run_store.read_frame(key)
+    assert decoded == []
+
+    def disk_full(*_: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(object_store.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        run_store.write_frame(key, pd.DataFrame({"close": [9.0]}))
+    pd.testing.assert_frame_equal(run_store.read_frame(key), first)  # the stored one
+    run_store.teardown_after_execution(dg.build_init_resource_context())
+    monkeypatch.undo()
+    ObjectStore(root=local_store.root).read_frame(key)  # outside a run: from the store
