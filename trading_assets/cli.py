@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trading_assets.console import print_table
-from trading_assets.runs import RunOutcome, ensure_dagster_home, get_instance
+from trading_assets.runs import ACTIVE_STATUSES, RunOutcome, ensure_dagster_home, get_instance
 
 log = logging.getLogger("trading_assets.cli")
 
@@ -135,6 +135,8 @@ def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> in
     for run in outcomes:
         for line in run.failures:  # one line each; the tracebacks are in the run's event log
             log.debug("run %s: %s", run.run_id, line)
+        if run.status in ACTIVE_STATUSES:  # the wait gave up on it: why, and what to do
+            print(run.failures[-1], file=sys.stderr)
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (details: the Dagster run "
               f"{', '.join(r.run_id[:8] for r in outcomes if not r.success) or 'log'})",
