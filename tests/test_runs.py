@@ -369,6 +369,29 @@ def test_cli_exits_non_zero_and_marks_a_failed_csv_symbol(
     assert "FAILED: BAD" in captured.err
 
 
+def test_a_cli_command_builds_the_resources_once_and_ends_on_a_run_no_daemon_starts(
+        home: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from trading_assets import cli, settings
+
+    for name, value in {**env, "TRADING_QUEUE_WAIT_S": "1"}.items():
+        monkeypatch.setenv(name, value)
+    builds = []
+    build = settings.build_resources
+    monkeypatch.setattr(settings, "build_resources",
+                        lambda *a, **k: builds.append(1) or build(*a, **k))
+    assert cli.main(["symbols", "add", "ACME"]) == 0
+    assert len(builds) == 1  # the start check's resources serve the command
+    clock = _Clock()
+    monkeypatch.setattr(runs, "time", clock)
+    _heartbeat(runs.get_instance(), clock.now)  # a daemon that never starts the run
+    assert cli.main(["materialize", "--symbols", "ACME"]) == 1
+    assert len(builds) == 2 and clock.sleeps == 2  # gave up after TRADING_QUEUE_WAIT_S
+    err = capsys.readouterr().err
+    assert "is still QUEUED: the Dagster daemon has not started it in 1 s" in err
+    assert "FAILED: ACME" in err
+
+
 def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
     from ui.config import UIContext, UIError
