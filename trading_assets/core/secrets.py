@@ -11,6 +11,7 @@ not, because an echoed header is a credential whoever issued it.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import re
@@ -66,17 +67,28 @@ def _encodings(value: str) -> set[str]:
 def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     """Every secret that must never be written anywhere, longest first (see the module doc)."""
     env = os.environ if env is None else env
-    plain = {env.get(name, "") for name in SECRET_VARS}
+    return list(_secrets_of(tuple(env.get(name, "") for name in _SECRET_SOURCES)))
+
+
+_SECRET_SOURCES = (*SECRET_VARS, *URL_VARS)
+
+
+@functools.lru_cache(maxsize=16)
+def _secrets_of(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The secrets of one state of the variables (_SECRET_SOURCES' values, in order): the log
+    filter asks for every record, so a state is worked out once, a changed one again."""
+    by_name = dict(zip(_SECRET_SOURCES, values, strict=True))
+    plain = {by_name[name] for name in SECRET_VARS}
     for name in URL_VARS:
-        pair = url_credentials(env.get(name, ""))
+        pair = url_credentials(by_name[name])
         if pair:
             user, password = pair
             plain |= {password, f"{user}:{password}"}
-    values = set()
+    found = set()
     for value in plain:
         if len(value) >= MIN_SECRET_LENGTH:
-            values |= _encodings(value)
-    return sorted(values, key=len, reverse=True)
+            found |= _encodings(value)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(value: Any, secrets: list[str] | None = None) -> Any:
