@@ -140,6 +140,29 @@ class AppDatabase(OrdersLedger):
                 )
             ).first()
 
+    def analyses_in_progress(self, keys: Iterable[tuple[str, date]], *, analyst: str,
+                             holder: str, identity: tuple[str, str, str]
+                             ) -> set[tuple[str, date]]:
+        """The (symbol, bar date) keys still being analysed elsewhere: another holder's lease
+        runs and no usable signal (any but error) from this analyst is stored yet. One query
+        for all of them: what a run waiting on other runs' analyses polls."""
+        wanted = set(keys)
+        provider, model, prompt_version = identity
+        usable = select(SignalRow.id).where(
+            SignalRow.symbol == AnalysisClaimRow.symbol,
+            SignalRow.bar_date == AnalysisClaimRow.bar_date, SignalRow.mode == "live",
+            SignalRow.provider == provider, SignalRow.model == model,
+            SignalRow.prompt_version == prompt_version, SignalRow.variant == "",
+            SignalRow.status != SignalStatus.ERROR.value).exists()
+        with self.session() as session:
+            rows = session.execute(select(AnalysisClaimRow.symbol, AnalysisClaimRow.bar_date)
+                                   .where(AnalysisClaimRow.analyst == analyst,
+                                          AnalysisClaimRow.holder != holder,
+                                          AnalysisClaimRow.expires_at >= utcnow(),
+                                          AnalysisClaimRow.symbol.in_({s for s, _ in wanted}),
+                                          ~usable)).all()
+        return {(symbol, bar_date) for symbol, bar_date in rows} & wanted
+
     def record_signal(
         self,
         *,

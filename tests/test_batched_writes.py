@@ -83,3 +83,43 @@ def test_a_run_links_its_signals_to_their_mlflow_runs_in_one_commit(
     assert all(row is not None and row.mlflow_run_id for row in rows.values())
     # One UPDATE statement (executemany) for the run's three links, not one per signal.
     assert len(linked) == 1, linked
+
+
+def test_a_run_waiting_on_another_runs_analyses_polls_them_in_one_query(
+        instance: Any, resources: dict[str, Any], monkeypatch: Any) -> None:
+    from types import SimpleNamespace
+
+    from tests.conftest import run_symbols
+    from trading_assets.assets import signals
+    from trading_assets.assets.charts import charts
+    from trading_assets.assets.indicators import indicators
+    from trading_assets.assets.market_data import ohlcv
+
+    app_db, store = resources["app_db"], resources["store"]
+    symbols = ["AAA", "BBB", "CCC", "DDD"]
+    assert run_symbols(instance, resources, symbols, assets=[ohlcv, indicators, charts]).success
+    keys = [(s, signals.bar_info(store, s)[1]) for s in symbols]
+    analyst = "|".join(resources["analyst"].identity())
+    assert app_db.claim_analyses(keys, analyst, "other-run", 900.0) == [True] * 4
+    statements: list[str] = []
+    at_poll: list[int] = []
+
+    def sleep(_seconds: float) -> None:  # the other run ends its analyses at the third poll
+        at_poll.append(len(statements))
+        if len(at_poll) == 3:
+            app_db.release_analyses(keys, analyst, "other-run")
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    monkeypatch.setattr(signals, "time", SimpleNamespace(sleep=sleep))
+    event.listen(app_db.engine, "before_cursor_execute", on_execute)
+    try:
+        result = run_symbols(instance, resources, symbols, assets=[signals.llm_signal])
+    finally:
+        event.remove(app_db.engine, "before_cursor_execute", on_execute)
+    assert result.success and len(at_poll) == 3
+    # While the other run holds them, one query per poll for all four symbols.
+    assert [b - a for a, b in zip(at_poll, at_poll[1:], strict=False)] == [1, 1]
+    # Once its leases ended this run analysed them itself, as before.
+    assert {app_db.latest_signal(s).dagster_run_id for s in symbols} == {result.run_id}

@@ -39,12 +39,42 @@ def _sense(name: str, instance: dg.DagsterInstance, resources: dict[str, Any],
         return sensor(ctx)
 
 
-def _active_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> str:
+def _active_run(instance: dg.DagsterInstance, tags: dict[str, str],
+                status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED) -> str:
     """A run record as the queue holds it while the daemon has not finished it."""
     run_id = str(uuid.uuid4())
+    remote, python = runs._job_origins()  # a queued run names where the daemon finds its job
     instance.add_run(dg.DagsterRun(job_name=runs.JOB_NAME, run_id=run_id, tags=tags,
-                                   status=dg.DagsterRunStatus.STARTED))
+                                   status=status, remote_job_origin=remote,
+                                   job_code_origin=python))
     return run_id
+
+
+class _Clock:
+    """Stands in for the runs layer's `time`: a sleep advances it at once and counts a poll;
+    `on_sleep` plays what the world does meanwhile (a daemon heartbeat, a run finishing)."""
+
+    def __init__(self, on_sleep: Any = None) -> None:
+        self.now, self.sleeps, self.on_sleep = 1_800_000_000.0, 0, on_sleep
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        assert self.sleeps < 1000, "the wait never ends"
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep(self)
+
+
+def _heartbeat(instance: dg.DagsterInstance, at: float) -> None:
+    from dagster._daemon.types import DaemonHeartbeat
+
+    instance.add_daemon_heartbeat(DaemonHeartbeat(at, "QUEUED_RUN_COORDINATOR", "test", None))
 
 
 # --- the runs layer on a real instance ----------------------------------------------------
@@ -93,6 +123,88 @@ def test_with_a_daemon_heartbeat_runs_are_queued_for_the_daemon(home: Path) -> N
     assert not outcome.success and outcome.status == "QUEUED"
     assert "still QUEUED" in outcome.failures[0]
 
+
+
+def test_a_wait_for_queued_runs_ends_when_the_daemon_heartbeat_goes_stale(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The daemon took the runs' submission, then died: the CLI, Gradio and bench waited forever.
+    monkeypatch.setenv("TRADING_QUEUE_WAIT_S", "3600")
+    clock = _Clock()
+    monkeypatch.setattr(runs, "time", clock)
+    instance = runs.get_instance()
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA"])
+    _heartbeat(instance, clock.now)
+    queued = _active_run(instance, {"dagster/partition": "ACME"}, dg.DagsterRunStatus.QUEUED)
+    done = _active_run(instance, {"dagster/partition": "BETA"}, dg.DagsterRunStatus.SUCCESS)
+    stuck, ok = runs.wait_for_runs(instance, [queued, done], poll_s=10)
+    assert clock.sleeps == 6  # the heartbeat was 60 s old (HEARTBEAT_MAX_AGE_S) at poll 7
+    assert ok.success and ok.symbols == ["BETA"]
+    assert not stuck.success and stuck.status == "QUEUED" and stuck.symbols == ["ACME"]
+    [why] = stuck.failures
+    assert why.startswith(f"run {queued[:8]} is still QUEUED: the Dagster daemon's last "
+                          "heartbeat is 60 s old; start `make dev` (or `dagster-daemon run`) "
+                          "or run with --in-process")
+    assert why.endswith("the run stays queued and will start when a daemon does")
+
+
+def test_a_queued_run_a_live_daemon_never_starts_is_given_up_after_the_queue_wait(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADING_QUEUE_WAIT_S", "30")
+    instance = runs.get_instance()
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA"])
+    running = _active_run(instance, {"dagster/partition": "BETA"})
+
+    def daemon(clock: _Clock) -> None:  # heartbeats; the started run ends at the 5th poll
+        _heartbeat(instance, clock.now)
+        if clock.sleeps == 5:
+            instance.report_run_failed(instance.get_run_by_id(running))
+
+    clock = _Clock(daemon)
+    monkeypatch.setattr(runs, "time", clock)
+    _heartbeat(instance, clock.now)
+    queued = _active_run(instance, {"dagster/partition": "ACME"}, dg.DagsterRunStatus.QUEUED)
+    stuck, ended = runs.wait_for_runs(instance, [queued, running], poll_s=10)
+    # Given up on the queued run after 30 s, but still waited for the started one to end.
+    assert clock.sleeps == 5
+    assert ended.status == "FAILURE" and not any("still" in f for f in ended.failures)
+    assert stuck.status == "QUEUED" and not stuck.success
+    assert "the Dagster daemon has not started it in 30 s" in stuck.failures[0]
+    assert "the run stays queued" in stuck.failures[0]
+
+
+def test_a_wait_for_a_started_run_ends_when_no_daemon_heartbeats(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui.config import RunLauncher
+
+    clock = _Clock()
+    monkeypatch.setattr(runs, "time", clock)
+    instance = runs.get_instance()
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME"])
+    started = _active_run(instance, {"dagster/partition": "ACME"})
+    [one] = runs.wait_for_runs(instance, [started], poll_s=10)
+    assert clock.sleeps == 0 and not one.success and one.status == "STARTED"
+    assert one.failures[0].startswith(f"run {started[:8]} is still STARTED: no Dagster daemon "
+                                      "is heartbeating on this instance")
+    # Gradio's "Run now" ends too, and its message is the reason.
+    launcher = RunLauncher(lambda symbols, inst, res: runs.wait_for_runs(inst, [started]))
+    launch = launcher.start(["ACME"], instance, {})
+    assert launcher.join()
+    assert launch.success is False and launch.error == one.failures[0]
+
+
+def test_waiting_for_several_runs_reads_the_symbol_list_once(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    instance = runs.get_instance()
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["ACME", "BETA", "GAMA"])
+    run_ids = [_active_run(instance, {"dagster/partition": s}, dg.DagsterRunStatus.SUCCESS)
+               for s in ("ACME", "BETA", "GAMA")]
+    reads = []
+    original = instance.get_dynamic_partitions
+    monkeypatch.setattr(instance, "get_dynamic_partitions",
+                        lambda name: reads.append(name) or original(name))
+    outcomes = runs.wait_for_runs(instance, run_ids)
+    assert [o.symbols for o in outcomes] == [["ACME"], ["BETA"], ["GAMA"]]
+    assert len(reads) == 1
 
 
 def test_submitting_a_run_creates_the_pool_limit_rows_before_the_daemon_starts_it(
@@ -255,6 +367,29 @@ def test_cli_exits_non_zero_and_marks_a_failed_csv_symbol(
     assert "pending_review" in rows["GOOD"]
     assert "Traceback" not in captured.err and "Traceback" not in captured.out
     assert "FAILED: BAD" in captured.err
+
+
+def test_a_cli_command_builds_the_resources_once_and_ends_on_a_run_no_daemon_starts(
+        home: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from trading_assets import cli, settings
+
+    for name, value in {**env, "TRADING_QUEUE_WAIT_S": "1"}.items():
+        monkeypatch.setenv(name, value)
+    builds = []
+    build = settings.build_resources
+    monkeypatch.setattr(settings, "build_resources",
+                        lambda *a, **k: builds.append(1) or build(*a, **k))
+    assert cli.main(["symbols", "add", "ACME"]) == 0
+    assert len(builds) == 1  # the start check's resources serve the command
+    clock = _Clock()
+    monkeypatch.setattr(runs, "time", clock)
+    _heartbeat(runs.get_instance(), clock.now)  # a daemon that never starts the run
+    assert cli.main(["materialize", "--symbols", "ACME"]) == 1
+    assert len(builds) == 2 and clock.sleeps == 2  # gave up after TRADING_QUEUE_WAIT_S
+    err = capsys.readouterr().err
+    assert "is still QUEUED: the Dagster daemon has not started it in 1 s" in err
+    assert "FAILED: ACME" in err
 
 
 def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(

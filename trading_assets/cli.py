@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trading_assets.console import print_table
-from trading_assets.runs import RunOutcome, ensure_dagster_home, get_instance
+from trading_assets.runs import ACTIVE_STATUSES, RunOutcome, ensure_dagster_home, get_instance
 
 log = logging.getLogger("trading_assets.cli")
 
@@ -87,19 +87,19 @@ def summary_rows(symbols: list[str], resources: dict[str, Any],
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_and_report(args.symbols or os.environ.get("SYMBOLS") or DEMO_SYMBOLS, demo=True,
-                          in_process=args.in_process)
+    return run_and_report(args.symbols or os.environ.get("SYMBOLS") or DEMO_SYMBOLS,
+                          args.resources, demo=True, in_process=args.in_process)
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    return run_and_report(args.symbols, demo=False, in_process=args.in_process)
+    return run_and_report(args.symbols, args.resources, demo=False, in_process=args.in_process)
 
 
-def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> int:
+def run_and_report(raw_symbols: str, resources: dict[str, Any], demo: bool,
+                   in_process: bool = False) -> int:
     """Run the pipeline for the symbols and print one row each; 1 when any symbol failed."""
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
     from trading_assets.runs import launch_symbols, resolve_mode
-    from trading_assets.settings import build_resources
 
     try:
         symbols = parse_symbols(raw_symbols)
@@ -108,7 +108,6 @@ def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> in
         return 2
     started = time.perf_counter()
     home = ensure_dagster_home()
-    resources = build_resources()
     instance = get_instance()
     mode = resolve_mode(instance, "in-process" if in_process else "auto")
     market, analyst, broker = resources["market_data"], resources["analyst"], resources["broker"]
@@ -135,6 +134,8 @@ def run_and_report(raw_symbols: str, demo: bool, in_process: bool = False) -> in
     for run in outcomes:
         for line in run.failures:  # one line each; the tracebacks are in the run's event log
             log.debug("run %s: %s", run.run_id, line)
+        if run.status in ACTIVE_STATUSES:  # the wait gave up on it: why, and what to do
+            print(run.failures[-1], file=sys.stderr)
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (details: the Dagster run "
               f"{', '.join(r.run_id[:8] for r in outcomes if not r.success) or 'log'})",
@@ -164,10 +165,9 @@ def run_mode_text(mode: str, forced: bool) -> str:
 def cmd_symbols(args: argparse.Namespace) -> int:
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
     from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols
-    from trading_assets.settings import build_resources
 
     instance = get_instance()
-    app_db = build_resources()["app_db"]
+    app_db = args.resources["app_db"]
     if args.action == "list":
         symbols = list_symbols(instance)
         rows = []
@@ -198,9 +198,8 @@ def cmd_signals(args: argparse.Namespace) -> int:
     from trading_assets.core.errors import error_text
     from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
     from trading_assets.core.signal import SignalStatus
-    from trading_assets.settings import build_resources
 
-    app_db = build_resources()["app_db"]
+    app_db = args.resources["app_db"]
     if args.action == "list":
         rows = [{"id": s.id, "symbol": s.symbol, "bar date": str(s.bar_date),
                  "action": s.action or "-",
@@ -308,8 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trading_assets.settings import ConfigError, check_start
 
     try:
-        if args.command not in ("ui", "bench"):  # the UI checks at its own start
-            check_start()
+        # The commands use the checked resources (each built once); the UI checks at its own
+        # start, bench builds its own per scenario.
+        args.resources = None if args.command in ("ui", "bench") else check_start()
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -363,7 +363,6 @@ def main(args: argparse.Namespace) -> int:
     from trading_assets.core.replay import ReplayError, replay_dates
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
     from trading_assets.runs import ensure_dagster_home
-    from trading_assets.settings import build_resources
 
     try:
         symbols = parse_symbols(args.symbols)
@@ -376,7 +375,7 @@ def main(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     started = time.perf_counter()
     home = ensure_dagster_home()
-    resources = build_resources(env)
+    resources = args.resources  # the CLI's checked resources, from this same environment
     app_db, store = resources["app_db"], resources["store"]
     window = resources["market_data"].lookback_days  # the history a live run analyses
     market = replay_market(resources["market_data"], args.start, window)

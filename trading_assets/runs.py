@@ -11,7 +11,9 @@ API (small on purpose; other executors build on it):
   (launch here: steps run in this process, or on the Celery workers when TRADING_EXECUTOR=celery)
   or ``"auto"`` (daemon when one is heartbeating, else in-process); each outcome says which
   mode ran it (``"celery"`` for an in-process launch whose steps ran on the workers).
-* ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time.
+* ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time. A wait
+  never hangs: it gives up on a run the daemon has not started (stale heartbeat, or
+  TRADING_QUEUE_WAIT_S) or a started run no daemon watches, and that run's outcome says why.
 * ``run_failures(instance, run_id)``: each failed step with its underlying error.
 * ``run_tags``, ``run_symbols``, ``analysis_runs`` (trading_assets/run_tags.py, re-exported
   here): the tags every run carries and what they say about a run, which the sensors read
@@ -141,21 +143,39 @@ def chunk_size() -> int:
 
 def daemon_running(instance: Any) -> bool:
     """True when the instance queues runs and a daemon drains the queue (fresh heartbeat)."""
+    return _queues_runs(instance) and _daemon_silence(instance) is None
+
+
+def _queues_runs(instance: Any) -> bool:
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
-    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
-        return False
+    return isinstance(instance.run_coordinator, QueuedRunCoordinator)
+
+
+def _daemon_silence(instance: Any) -> str | None:
+    """None while the queue daemon heartbeats, else how it is silent ("never heartbeat", ...)."""
     beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
-    return beat is not None and time.time() - beat.timestamp < HEARTBEAT_MAX_AGE_S
+    if beat is None:
+        return "no Dagster daemon is heartbeating on this instance"
+    age = time.time() - beat.timestamp
+    if age < HEARTBEAT_MAX_AGE_S:
+        return None
+    return f"the Dagster daemon's last heartbeat is {age:.0f} s old"
+
+
+def queue_wait_s() -> float:
+    """TRADING_QUEUE_WAIT_S: how long a launcher waits for the daemon to start a queued run."""
+    from trading_assets.core.env import env_number
+
+    return float(env_number(os.environ, "TRADING_QUEUE_WAIT_S", 300.0))
 
 
 def symbol_batches(instance: Any, symbols: Sequence[str], size: int | None = None
                    ) -> list[list[str]]:
     """Contiguous stretches of the partition list covering `symbols`, `size` at most each."""
-    from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches
+    from trading_assets.partitions import contiguous_batches
 
-    keys = instance.get_dynamic_partitions(SYMBOLS_PARTITION)
-    return contiguous_batches(keys, symbols, size or chunk_size())
+    return contiguous_batches(_partition_keys(instance), symbols, size or chunk_size())
 
 
 def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
@@ -237,31 +257,68 @@ def submit_batch(instance: Any, batch: Sequence[str], launched_by: str,
 
 def wait_for_runs(instance: Any, run_ids: Sequence[str], timeout_s: float | None = None,
                   poll_s: float = 0.5) -> list[RunOutcome]:
-    """Poll until every run has finished (or `timeout_s` passed); one outcome per run."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    pending = list(run_ids)
+    """Poll until every run has finished, one outcome per run; never forever.
+
+    A run still waiting for the daemon is given up (not canceled) once the daemon's heartbeat
+    is stale or TRADING_QUEUE_WAIT_S passed; a started run once the heartbeat is stale; every
+    run once `timeout_s` passed. The outcome of a run given up says why and what to do.
+    """
+    start = time.monotonic()
+    deadline = None if timeout_s is None else start + timeout_s
+    queue_limit = queue_wait_s()
+    pending, given_up = list(run_ids), {}
     while pending and (deadline is None or time.monotonic() < deadline):
-        pending = [i for i in pending if not instance.get_run_by_id(i).is_finished]
+        active = [run for run in (instance.get_run_by_id(i) for i in pending)
+                  if not run.is_finished]
+        silence = _daemon_silence(instance) if active and _queues_runs(instance) else None
+        for run in active:
+            why = _stalled(run, silence, time.monotonic() - start, queue_limit)
+            if why:
+                given_up[run.run_id] = why
+        pending = [run.run_id for run in active if run.run_id not in given_up]
         if pending:
             time.sleep(poll_s)
-    return [outcome(instance, run_id, "daemon") for run_id in run_ids]
+    keys = _partition_keys(instance)
+    return [outcome(instance, run_id, "daemon", keys=keys, unfinished=given_up.get(run_id, ""))
+            for run_id in run_ids]
 
 
-def outcome(instance: Any, run_id: str, mode: str) -> RunOutcome:
-    """What became of a run: its symbols, status and failures, read from the instance."""
+def _stalled(run: Any, silence: str | None, waited_s: float, queue_limit: float) -> str:
+    """Why waiting longer for an unfinished run is pointless, or "" to keep waiting."""
+    status = run.status.value
+    head = f"run {run.run_id[:8]} is still {status}: "
+    if status in ("QUEUED", "NOT_STARTED") and (silence or waited_s >= queue_limit):
+        why = silence or (f"the Dagster daemon has not started it in {waited_s:.0f} s "
+                          "(TRADING_QUEUE_WAIT_S; the queue's run and pool limits may hold it)")
+        return (f"{head}{why}; start `make dev` (or `dagster-daemon run`) or run with "
+                "--in-process; the run stays queued and will start when a daemon does")
+    if status in ("STARTING", "STARTED") and silence:
+        return (f"{head}{silence}, so nothing watches it; it may still finish: see it in the "
+                "Dagster UI (`make dev`, which also restarts the daemon)")
+    return ""
+
+
+def outcome(instance: Any, run_id: str, mode: str, *, keys: Sequence[str] | None = None,
+            unfinished: str = "") -> RunOutcome:
+    """What became of a run: its symbols, status and failures, read from the instance.
+
+    `keys`: the symbols partition list when the caller has read it already (one read for
+    several runs); `unfinished`: why the wait for this run ended early, when it did.
+    """
     run = instance.get_run_by_id(run_id)
-    symbols = _symbols_of(instance, run.tags)
+    symbols = run_symbols(run.tags, list(_partition_keys(instance) if keys is None else keys))
     failures = run_failures(instance, run_id)
     if not run.is_finished:
-        failures.append(f"run {run_id[:8]} still {run.status.value} when the wait ended")
+        failures.append(unfinished or
+                        f"run {run_id[:8]} still {run.status.value} when the wait ended")
     return RunOutcome(run_id=run_id, symbols=symbols, success=run.is_success, mode=mode,
                       failures=failures, status=run.status.value)
 
 
-def _symbols_of(instance: Any, tags: Mapping[str, str]) -> list[str]:
+def _partition_keys(instance: Any) -> list[str]:
     from trading_assets.partitions import SYMBOLS_PARTITION
 
-    return run_symbols(tags, list(instance.get_dynamic_partitions(SYMBOLS_PARTITION)))
+    return list(instance.get_dynamic_partitions(SYMBOLS_PARTITION))
 
 
 def run_failures(instance: Any, run_id: str) -> list[str]:
@@ -348,10 +405,13 @@ def materialize_ranges(instance: Any, symbols: Sequence[str], assets: Sequence[A
     """Materialize other `assets` (replay's outcomes) in-process, a run per symbol range."""
     import dagster as dg
 
+    from trading_assets.partitions import contiguous_batches
+
+    keys = _partition_keys(instance)  # one read for the batches and every outcome
     outcomes = []
-    for batch in symbol_batches(instance, symbols):
+    for batch in contiguous_batches(keys, symbols, chunk_size()):
         result = dg.materialize(list(assets), instance=instance, resources=dict(resources),
                                 raise_on_error=False, run_config=QUIET_RUN_CONFIG,
                                 tags=run_tags(batch, launched_by))
-        outcomes.append(outcome(instance, result.run_id, "in-process"))
+        outcomes.append(outcome(instance, result.run_id, "in-process", keys=keys))
     return outcomes

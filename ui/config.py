@@ -166,7 +166,7 @@ class RunLauncher:
             run_ids = [r.run_id for r in results]
             success = all(r.success for r in results)
             failures = [f for r in results for f in getattr(r, "failures", [])]
-            error = "" if success else (failures[0].splitlines()[0][:200] if failures
+            error = "" if success else (failures[0].splitlines()[0][:400] if failures
                                         else "a step failed; see the run in Dagster")
         except Exception as exc:  # the thread has no caller: the error goes to the page
             log.exception("Run now failed for %s", launch.symbols)

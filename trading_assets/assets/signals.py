@@ -132,14 +132,16 @@ def llm_signal(
     # Symbols another run is analysing: reuse its signal, or take over when its claim ends.
     while waiting:
         time.sleep(CLAIM_POLL_S)
+        ready, waiting = claims.settled(waiting, identity)
         pending = []
-        for request in waiting:
+        for request in ready:
             existing = stored_signal(app_db, identity, request.symbol, request.bar_date)
             if existing is None:
                 pending.append(request)
             else:
                 loop.record(request.symbol, signal_metadata(existing, reused=True))
-        mine, waiting = claims.take(pending)
+        mine, held = claims.take(pending)
+        waiting += held
         analyze(context, loop, store, app_db, analyst, tracking, claims, mine)
     loop.finish()
 
@@ -162,10 +164,22 @@ class AnalysisClaims:
     def take(self, requests: list[AnalysisRequest]
              ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
         """Claim each request: (the ones this run now holds, the ones another run holds)."""
+        if not requests:
+            return [], []
         taken = self.app_db.claim_analyses([(r.symbol, r.bar_date) for r in requests],
                                            self.analyst, self.holder, ANALYSIS_LEASE_S)
         return ([r for r, ok in zip(requests, taken, strict=True) if ok],
                 [r for r, ok in zip(requests, taken, strict=True) if not ok])
+
+    def settled(self, waiting: list[AnalysisRequest], identity: tuple[str, str, str]
+                ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
+        """(the requests whose other holder is done: signal stored or lease ended, the ones
+        still in progress there), in one query for all of them however many wait."""
+        busy = self.app_db.analyses_in_progress([(r.symbol, r.bar_date) for r in waiting],
+                                                analyst=self.analyst, holder=self.holder,
+                                                identity=identity)
+        return ([r for r in waiting if (r.symbol, r.bar_date) not in busy],
+                [r for r in waiting if (r.symbol, r.bar_date) in busy])
 
     def release(self, requests: list[AnalysisRequest]) -> None:
         self.app_db.release_analyses([(r.symbol, r.bar_date) for r in requests], self.analyst,

@@ -12,6 +12,7 @@ not, because an echoed header is a credential whoever issued it.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import re
@@ -64,21 +65,34 @@ def _encodings(value: str) -> set[str]:
 def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     """Every secret that must never be written anywhere, longest first (see the module doc)."""
     env = os.environ if env is None else env
-    plain = {env.get(name, "") for name in OUTSIDE_SECRET_VARS}
-    for name, setting in SETTINGS.items():
-        value = env.get(name, "")
-        if setting.kind in ("url", "secret") and "://" in value:
+    return list(_secrets_of(tuple(env.get(name, "") for name in _SECRET_SOURCES)))
+
+
+# Every variable whose value can hold a secret: the registry's `secret` and `url` settings,
+# and the few read only outside our code.
+_SECRET_SOURCES = (*OUTSIDE_SECRET_VARS,
+                   *(name for name, s in SETTINGS.items() if s.kind in ("url", "secret")))
+
+
+@functools.lru_cache(maxsize=16)
+def _secrets_of(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The secrets of one state of the variables (_SECRET_SOURCES' values, in order): the log
+    filter asks for every record, so a state is worked out once, a changed one again."""
+    plain = set()
+    for name, value in zip(_SECRET_SOURCES, values, strict=True):
+        setting = SETTINGS.get(name)
+        if setting is not None and "://" in value:
             pair = url_credentials(value)  # a URL keeps its host readable, loses its password
             if pair:
                 user, password = pair
                 plain |= {password, f"{user}:{password}"}
-        elif setting.kind == "secret":
+        elif setting is None or setting.kind == "secret":
             plain.add(value)
-    values = set()
+    found = set()
     for value in plain:
         if len(value) >= MIN_SECRET_LENGTH:
-            values |= _encodings(value)
-    return sorted(values, key=len, reverse=True)
+            found |= _encodings(value)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(value: Any, secrets: list[str] | None = None) -> Any:
