@@ -11,10 +11,7 @@ from trading_assets.core import secrets
 
 def test_the_log_filter_builds_the_secret_list_once_per_environment_state(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    rebuilds = []
-    parse = secrets.url_credentials
-    monkeypatch.setattr(secrets, "url_credentials",
-                        lambda url: rebuilds.append(url) or parse(url))
+    secrets._secrets_of.cache_clear()
     monkeypatch.setenv("LLM_API_KEY", "sk-first-key-123456")
     logger = logging.getLogger("trading_assets.test_secrets")
     logger.addFilter(secrets.RedactingFilter())
@@ -26,5 +23,5 @@ def test_the_log_filter_builds_the_secret_list_once_per_environment_state(
         logger.info("retry with sk-rotated-key-654321")
     assert "sk-first-key" not in caplog.text and "sk-rotated-key" not in caplog.text
     assert caplog.text.count("[REDACTED]") == 101
-    # Each rebuild parses every URL variable once: two environment states, two rebuilds.
-    assert len(rebuilds) == 2 * len(secrets.URL_VARS)
+    # Two environment states, two builds of the list (not one per record).
+    assert secrets._secrets_of.cache_info().misses == 2

@@ -260,19 +260,26 @@ def wait_for_runs(instance: Any, run_ids: Sequence[str], timeout_s: float | None
     """Poll until every run has finished, one outcome per run; never forever.
 
     A run still waiting for the daemon is given up (not canceled) once the daemon's heartbeat
-    is stale or TRADING_QUEUE_WAIT_S passed; a started run once the heartbeat is stale; every
-    run once `timeout_s` passed. The outcome of a run given up says why and what to do.
+    is stale, or once TRADING_QUEUE_WAIT_S passed with none of these runs running or ending (the
+    runs of one launch queue behind each other, so a queued run behind a running sibling is
+    moving); a started run once the heartbeat is stale; every run once `timeout_s` passed. The
+    outcome of a run given up says why and what to do.
     """
     start = time.monotonic()
     deadline = None if timeout_s is None else start + timeout_s
     queue_limit = queue_wait_s()
     pending, given_up = list(run_ids), {}
+    moved = start  # when one of these runs last ran or ended
     while pending and (deadline is None or time.monotonic() < deadline):
-        active = [run for run in (instance.get_run_by_id(i) for i in pending)
-                  if not run.is_finished]
+        polled = [instance.get_run_by_id(i) for i in pending]
+        active = [run for run in polled if not run.is_finished]
+        now = time.monotonic()
+        if len(active) < len(polled) or any(r.status.value in ("STARTING", "STARTED")
+                                            for r in active):
+            moved = now
         silence = _daemon_silence(instance) if active and _queues_runs(instance) else None
         for run in active:
-            why = _stalled(run, silence, time.monotonic() - start, queue_limit)
+            why = _stalled(run, silence, now - moved, queue_limit)
             if why:
                 given_up[run.run_id] = why
         pending = [run.run_id for run in active if run.run_id not in given_up]
@@ -288,8 +295,9 @@ def _stalled(run: Any, silence: str | None, waited_s: float, queue_limit: float)
     status = run.status.value
     head = f"run {run.run_id[:8]} is still {status}: "
     if status in ("QUEUED", "NOT_STARTED") and (silence or waited_s >= queue_limit):
-        why = silence or (f"the Dagster daemon has not started it in {waited_s:.0f} s "
-                          "(TRADING_QUEUE_WAIT_S; the queue's run and pool limits may hold it)")
+        why = silence or (f"the Dagster daemon has not started it in {waited_s:.0f} s in which "
+                          "no run of this launch ran (TRADING_QUEUE_WAIT_S; the queue's run "
+                          "and pool limits may hold it)")
         return (f"{head}{why}; start `make dev` (or `dagster-daemon run`) or run with "
                 "--in-process; the run stays queued and will start when a daemon does")
     if status in ("STARTING", "STARTED") and silence:
