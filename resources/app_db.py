@@ -225,9 +225,6 @@ class AppDatabase(OrdersLedger):
         with self.session() as session:
             return session.get(SignalRow, signal_id)
 
-    def set_mlflow_run(self, signal_id: str, mlflow_run_id: str) -> None:
-        self.set_mlflow_runs({signal_id: mlflow_run_id})
-
     def set_mlflow_runs(self, run_ids: Mapping[str, str]) -> None:
         """Link signals to their MLflow runs ({signal id: run id}) in one statement and commit."""
         if not run_ids:

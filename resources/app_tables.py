@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from sqlalchemy import (
@@ -32,6 +32,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from trading_assets.core.env import plain
+
+if TYPE_CHECKING:
+    from resources.migrations import Chain
 from trading_assets.core.signal import TradingSignal
 
 
@@ -206,20 +209,23 @@ class AnalysisClaimRow(Base):
     analyst: Mapped[str] = mapped_column(String(320), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-_ENGINES: dict[str, Engine] = {}
+# Keyed by (the chain's version table, URL): the paper book may share a database with these tables.
+_ENGINES: dict[tuple[str, str], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process, its schema migrated to head on first use.
+def engine_for(url: str, chain: Chain | None = None) -> Engine:
+    """One engine per URL and migration chain per process, its schema migrated to head on first
+    use (the application tables by default; the paper broker passes PAPER_CHAIN).
 
     The schema comes from the Alembic scripts in resources/migrations (never create_all), so an
     upgrade adds to the existing signals, reviews and orders ledger instead of losing them.
     """
-    from resources.migrations import upgrade_to_head
+    from resources.migrations import APP_CHAIN, upgrade_to_head
 
+    chain = chain or APP_CHAIN
     with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
+        engine = _ENGINES.get((chain.version_table, url))
         if engine is None:
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -228,8 +234,8 @@ def engine_for(url: str) -> Engine:
                 kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             engine = create_engine(url, **kwargs)
             # An in-memory database lives in the engine's own connection: migrate through it.
-            upgrade_to_head(engine if _in_memory(url) else url)
-            _ENGINES[url] = engine
+            upgrade_to_head(engine if _in_memory(url) else url, chain=chain)
+            _ENGINES[(chain.version_table, url)] = engine
         return engine
 
 

@@ -6,7 +6,6 @@ source raises, it never falls back to another one.
 
 
 import io
-import re
 import string
 import time
 import urllib.error
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
+from pydantic import field_validator
 
 from resources.ibkr import IBKRResource
 from trading_assets.core.bars import (
@@ -30,6 +30,7 @@ from trading_assets.core.bars import (
 from trading_assets.core.calendar import last_completed_session
 from trading_assets.core.env import plain
 from trading_assets.core.orders import SymbolSettings
+from trading_assets.core.secrets import public_url
 from trading_assets.core.symbols import validate_symbol
 
 if TYPE_CHECKING:  # pandas loads with the first bars, not when the definitions load
@@ -129,17 +130,6 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def public_url(url: str) -> str:
-    """`url` fit for messages: user:password and query values that look like keys hidden."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "&".join(
-        f"{name}=[REDACTED]" if re.search(r"key|token|secret|pass|auth", name, re.I)
-        else f"{name}={value}" if value else name
-        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
 def check_url_template(template: str, setting: str = "TRADING_CSV_URL") -> str:
     """The template when it is an http(s) URL holding {symbol} or {symbol_lower} and no other
     placeholder, else ValueError saying what to fix."""
@@ -160,11 +150,11 @@ def check_url_template(template: str, setting: str = "TRADING_CSV_URL") -> str:
 
 
 def symbol_url(template: str, symbol: str) -> str:
-    """The template filled with a validated symbol, percent-encoded: no path tricks."""
+    """The (checked) template filled with a validated symbol, percent-encoded: no path tricks."""
     symbol = validate_symbol(symbol)
     values = {"symbol": urllib.parse.quote(symbol, safe=""),
               "symbol_lower": urllib.parse.quote(symbol.lower(), safe="")}
-    return check_url_template(template).format(**values)
+    return template.format(**values)
 
 
 def download(url: str, timeout_s: float) -> bytes:
@@ -215,6 +205,14 @@ class UrlMarketData(MarketData):
     timeout_s: float = 30.0
     columns: str = ""  # TRADING_CSV_COLUMNS
 
+    @field_validator("url_template", mode="before")
+    @classmethod
+    def _checked_template(cls, template: object) -> object:
+        # Once, when the source is built: a plain template here, an EnvVar's value when a run
+        # resolves it (Dagster builds the resource again then), never once per symbol.
+        return check_url_template(template) if isinstance(template, str) and \
+            not isinstance(template, dg.EnvVar) else template
+
     def describe(self) -> str:
         return f"CSV from {public_url(plain(self.url_template))}"
 
@@ -248,5 +246,4 @@ MARKET_DATA_CLASSES: dict[str, type[MarketData]] = {
 }
 
 __all__ = ["Bars", "CsvMarketData", "IbkrMarketData", "MARKET_DATA_CLASSES", "MarketData",
-           "SOURCES", "SimulatedMarketData", "UrlMarketData", "check_url_template",
-           "public_url"]
+           "SOURCES", "SimulatedMarketData", "UrlMarketData", "check_url_template"]

@@ -5,18 +5,17 @@ already have an order for this signal?" exactly as IBKR does. Fills at the lates
 slippage, charging commission; a BUY the cash cannot pay for is Cancelled with the reason.
 """
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, inspect, select, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from resources.app_tables import engine_for
 from resources.broker import Broker
+from resources.migrations import PAPER_CHAIN
+from resources.paper_tables import PaperAccountRow, PaperOrderRow, PaperPositionRow
 from trading_assets.core.env import plain
 from trading_assets.core.orders import (
     AccountSnapshot,
@@ -29,68 +28,6 @@ from trading_assets.core.orders import (
 from trading_assets.core.signal import Action
 
 PAPER_ACCOUNT = "PAPER-1"
-
-
-class PaperBase(DeclarativeBase):
-    pass
-
-
-class PaperAccountRow(PaperBase):
-    __tablename__ = "paper_account"
-
-    account: Mapped[str] = mapped_column(String(16), primary_key=True)
-    cash: Mapped[float] = mapped_column(Float)
-    starting_cash: Mapped[float] = mapped_column(Float)
-    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
-
-
-class PaperPositionRow(PaperBase):
-    __tablename__ = "paper_positions"
-
-    symbol: Mapped[str] = mapped_column(String(12), primary_key=True)
-    quantity: Mapped[float] = mapped_column(Float, default=0.0)
-    avg_cost: Mapped[float] = mapped_column(Float, default=0.0)
-    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
-    last_price: Mapped[float] = mapped_column(Float, default=0.0)
-
-
-class PaperOrderRow(PaperBase):
-    __tablename__ = "paper_orders"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_ref: Mapped[str] = mapped_column(String(64), unique=True)
-    symbol: Mapped[str] = mapped_column(String(12))
-    action: Mapped[str] = mapped_column(String(8))
-    quantity: Mapped[float] = mapped_column(Float)
-    order_type: Mapped[str] = mapped_column(String(16))
-    limit_price: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
-    filled: Mapped[float] = mapped_column(Float, default=0.0)
-    avg_fill_price: Mapped[float | None] = mapped_column(Float, nullable=True)
-    commission: Mapped[float] = mapped_column(Float, default=0.0)
-    reason: Mapped[str] = mapped_column(Text, default="")  # why it was cancelled
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 default=lambda: datetime.now(UTC))
-
-
-_ENGINES: dict[str, Engine] = {}
-_LOCK = threading.Lock()
-
-
-def _paper_engine(url: str) -> Engine:
-    with _LOCK:
-        if url not in _ENGINES:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30} if "sqlite" in url else {})
-            PaperBase.metadata.create_all(engine)
-            # A paper book created before orders carried a reason gains the column in place.
-            if "reason" not in {c["name"] for c in inspect(engine).get_columns("paper_orders")}:
-                with engine.begin() as connection:
-                    connection.execute(text("ALTER TABLE paper_orders ADD COLUMN reason TEXT "
-                                            "DEFAULT ''"))
-            _ENGINES[url] = engine
-        return _ENGINES[url]
 
 
 def _order_row(session: Session, order_ref: str) -> PaperOrderRow | None:
@@ -122,8 +59,9 @@ class PaperBroker(Broker):
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        # An EnvVar reference (it may hold a password) until a Dagster run resolves it.
-        engine = _paper_engine(plain(self.paper_database_url))
+        # An EnvVar reference (it may hold a password) until a Dagster run resolves it. The
+        # shared engine cache migrates the paper book to head (resources/migrations/paper).
+        engine = engine_for(plain(self.paper_database_url), PAPER_CHAIN)
         factory = sessionmaker(engine, expire_on_commit=False)
         with factory() as session, session.begin():
             if session.get(PaperAccountRow, PAPER_ACCOUNT) is None:

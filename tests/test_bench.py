@@ -146,3 +146,40 @@ def test_bench_live_section_runs_the_daemon_paths_of_make_dev(tmp_path: Path) ->
     assert (many["symbols"], many["symbols_completed"], many["runs_succeeded"]) == (3, 3, 1)
     assert many["peak_tree_rss_mb"] > 0 and many["most_runs_at_once"] == 1
     assert "via the daemon queue" in run.stdout
+
+
+def test_the_celery_bench_runs_on_embedded_defaults_and_the_users_broker(tmp_path: Path) -> None:
+    from trading_assets.bench.celery import celery_bench_env
+
+    user = {"PATH": "/usr/bin", "LLM_API_KEY": "sk-user", "LLM_BASE_URL": "https://llm.example",
+            "IBKR_HOST": "gateway.example", "TRADING_DATA_SOURCE": "ibkr",
+            "TRADING_CELERY_BROKER_URL": "pyamqp://bench:pw@broker.example:5672//"}
+    env = celery_bench_env(tmp_path, {"app": "postgresql:///app", "paper": "postgresql:///p"},
+                           base=user)
+    assert not [name for name in env if name.startswith(("LLM_", "IBKR_"))]
+    assert "TRADING_DATA_SOURCE" not in env and env["PATH"] == "/usr/bin"
+    assert env["TRADING_CELERY_BROKER_URL"] == "pyamqp://bench:pw@broker.example:5672//"
+    assert (env["TRADING_EXECUTOR"], env["APP_DATABASE_URL"], env["PAPER_BROKER_DATABASE_URL"]) \
+        == ("celery", "postgresql:///app", "postgresql:///p")
+    assert env["DAGSTER_HOME"].startswith(str(tmp_path))
+
+
+@pytest.mark.celery
+def test_the_bench_worker_harness_starts_consumes_and_cleans_up(tmp_path: Path) -> None:
+    """The one harness of the bench and the celery tests, on the test broker."""
+    from tests.peers.celery_workers import CeleryWorkers, celery_env, check_broker
+    from trading_assets.bench.common import bench_env
+
+    check_broker()
+    env = celery_env(bench_env(tmp_path))
+    Path(env["DAGSTER_HOME"]).mkdir()  # the worker opens the (embedded) instance
+    workers = CeleryWorkers(env, tmp_path / "logs")
+    try:
+        worker = workers.start("h1")
+        workers.wait_ready(1)
+        assert (workers.consumers(), workers.depth()) == (1, 0)
+        assert worker.hostname.startswith(f"h1-{workers.queue}@")
+    finally:
+        workers.stop_all()
+    assert worker.process.returncode is not None
+    assert (workers.consumers(), workers.depth()) == (0, 0)  # the queue is gone

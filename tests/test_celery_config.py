@@ -65,3 +65,23 @@ def test_the_worker_config_is_valid_for_dagster_celery_and_matches_the_executor(
     assert command[command.index("-q") + 1] == "q1"
     assert command[command.index("-i") + 1] == "trading_assets.celery_worker"
     assert command[-2:] == ["-P", "solo"]  # a killed worker takes its step with it
+
+
+def test_a_worker_refuses_a_broker_url_with_an_empty_password(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from trading_assets import executors
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(executors.os, "execvp", lambda _file, argv: started.append(argv))
+    monkeypatch.setenv("PATH", executors.os.environ["PATH"])  # main() puts the venv in front
+    # What docker-compose's celery profile passes when RABBITMQ_PASSWORD is left empty.
+    monkeypatch.setenv("TRADING_CELERY_BROKER_URL", "pyamqp://trading:@rabbitmq:5672//")
+    with pytest.raises(SystemExit) as exit_info:
+        executors.main(["worker", "--name", "worker-1"])
+    assert exit_info.value.code == 2 and started == []
+    assert "empty password" in capsys.readouterr().err
+    # A password, or no user at all (RabbitMQ's guest default), starts the worker.
+    for url in ("pyamqp://trading:s3cret@rabbitmq:5672//", "pyamqp://guest@127.0.0.1:5672//"):
+        monkeypatch.setenv("TRADING_CELERY_BROKER_URL", url)
+        executors.main(["worker", "--name", "worker-1"])
+    assert len(started) == 2

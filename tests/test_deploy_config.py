@@ -110,6 +110,22 @@ def test_the_celery_profile_is_rabbitmq_and_two_workers_of_the_app_image() -> No
         "dagster-celery", "worker", "start", "-A"]
 
 
+def test_the_two_celery_workers_are_one_block_differing_only_in_their_name() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert text.count("<<: *celery-worker\n") == 2, "both workers merge the x-celery-worker block"
+
+    def without_name(service: str) -> dict[str, Any]:
+        spec = dict(SERVICES[service])
+        name = service.removeprefix("celery-")
+        command = [w.replace(name, "NAME") for w in command_words(service)]
+        health = {**spec["healthcheck"],
+                  "test": [w.replace(name, "NAME") for w in spec["healthcheck"]["test"]]}
+        return {**spec, "command": command, "healthcheck": health}
+
+    assert without_name("celery-worker-1") == without_name("celery-worker-2")
+    assert command_words("celery-worker-1")[-1] == "worker-1"
+
+
 @pytest.mark.parametrize("service", sorted(EXPECTED_SERVICES))
 def test_every_long_running_service_has_a_healthcheck(service: str) -> None:
     spec = SERVICES[service]

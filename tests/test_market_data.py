@@ -196,14 +196,36 @@ def test_symbols_are_validated_before_they_reach_the_url(provider: str) -> None:
 def test_bad_url_templates_are_refused_at_start(template: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         url_source(template)
+    with pytest.raises(ValueError, match=message):  # built directly, not through the settings
+        UrlMarketData(url_template=template)
+
+
+def test_the_url_template_is_checked_once_not_per_symbol(
+        provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import resources.market_data as market_data
+
+    checked: list[str] = []
+    real_check = market_data.check_url_template
+    monkeypatch.setattr(market_data, "check_url_template",
+                        lambda template, *args: checked.append(template) or
+                        real_check(template, *args))
+    market = UrlMarketData(url_template=provider + "/yahoo/{symbol}.csv")
+    for symbol in ("TSLA", "NVDA", "AMD"):
+        market.fetch(symbol)
+    assert checked == [provider + "/yahoo/{symbol}.csv"]
 
 
 def test_keys_in_the_url_never_reach_error_messages(provider: str) -> None:
     market = url_source(provider + "/missing/{symbol}.csv?apikey=s3cr3t&i=d")
     with pytest.raises(BarDataError) as info:
         market.fetch("TSLA")
-    assert "s3cr3t" not in str(info.value) and "apikey=[REDACTED]" in str(info.value)
+    assert "s3cr3t" not in str(info.value) and "/missing/TSLA.csv" in str(info.value)
     assert "s3cr3t" not in market.describe()
+    # One helper decides what of a URL may be shown, the same one the other resources use.
+    import resources.market_data as market_data
+    from trading_assets.core import secrets
+
+    assert market_data.public_url is secrets.public_url
 
 
 def test_ohlcv_stores_url_bars_labelled_with_their_source(

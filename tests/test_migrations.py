@@ -35,8 +35,8 @@ from resources.migrations import (
     upgrade_to_head,
 )
 from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
-from trading_assets.core.orders import SymbolSettings
-from trading_assets.core.signal import AnalysisOutcome, SignalStatus, TradingSignal
+from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.signal import Action, AnalysisOutcome, SignalStatus, TradingSignal
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = {"symbol_settings", "signals", "signal_reviews", "orders", "order_decisions",
@@ -66,11 +66,11 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def revision_of(url: str) -> str | None:
+def revision_of(url: str, version_table: str = VERSION_TABLE) -> str | None:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            return current_revision(connection)
+            return current_revision(connection, version_table)
     finally:
         engine.dispose()
 
@@ -319,3 +319,78 @@ def test_the_migrations_import_nothing_of_the_code_location(tmp_path: Path) -> N
             wrong = [n for n in names
                      if n.startswith("trading_assets") and not n.startswith("trading_assets.core")]
             assert wrong == [], f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+# --- the paper broker's own database ------------------------------------------------------------
+
+
+def old_paper_book(url: str, *, with_reason: bool) -> None:
+    """The paper book as the code before its migrations built it (create_all; `reason` came
+    later, by an ALTER TABLE on open), with a filled order in it."""
+    metadata = sa.MetaData()
+    sa.Table("paper_account", metadata,
+             sa.Column("account", sa.String(16), primary_key=True),
+             sa.Column("cash", sa.Float, nullable=False),
+             sa.Column("starting_cash", sa.Float, nullable=False),
+             sa.Column("realized_pnl", sa.Float, nullable=False))
+    sa.Table("paper_positions", metadata,
+             sa.Column("symbol", sa.String(12), primary_key=True),
+             *[sa.Column(name, sa.Float, nullable=False)
+               for name in ("quantity", "avg_cost", "realized_pnl", "last_price")])
+    sa.Table("paper_orders", metadata,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("order_ref", sa.String(64), nullable=False, unique=True),
+             sa.Column("symbol", sa.String(12), nullable=False),
+             sa.Column("action", sa.String(8), nullable=False),
+             sa.Column("quantity", sa.Float, nullable=False),
+             sa.Column("order_type", sa.String(16), nullable=False),
+             sa.Column("limit_price", sa.Float, nullable=True),
+             sa.Column("status", sa.String(16), nullable=False),
+             sa.Column("filled", sa.Float, nullable=False),
+             sa.Column("avg_fill_price", sa.Float, nullable=True),
+             sa.Column("commission", sa.Float, nullable=False),
+             *([sa.Column("reason", sa.Text, server_default="")] if with_reason else []),
+             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False))
+    engine = sa.create_engine(url)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(metadata.tables["paper_account"].insert().values(
+                account="PAPER-1", cash=99_000.0, starting_cash=100_000.0, realized_pnl=0.0))
+            connection.execute(metadata.tables["paper_orders"].insert().values(
+                order_ref="old-signal", symbol="TSLA", action="BUY", quantity=4.0,
+                order_type="MKT", status="Filled", filled=4.0, avg_fill_price=250.0,
+                commission=1.0, created_at=sa.func.now()))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("with_reason", [False, True], ids=["before-reason", "after-reason"])
+def test_a_paper_book_built_by_the_old_code_opens_and_is_migrated(
+        new_database: Callable[[str], str], with_reason: bool) -> None:
+    from resources.migrations import PAPER_CHAIN
+    from resources.paper_broker import PaperBroker
+
+    url = new_database("paper_old")
+    old_paper_book(url, with_reason=with_reason)
+    broker = PaperBroker(paper_database_url=url, starting_cash=100_000.0)
+    old = broker.find_order("old-signal")
+    assert old is not None and (old.status, old.filled, old.reason) == ("Filled", 4.0, "")
+    assert broker.account().cash == 99_000.0
+    # The column the old code added by hand now comes from the paper broker's migrations.
+    request = OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10_000,
+                           order_type=OrderType.MARKET, order_ref="too-big")
+    assert broker.place_order(request, market_price=250.0).reason.startswith("insufficient cash")
+    assert broker.find_order("too-big").reason.startswith("insufficient cash")  # type: ignore[union-attr]
+    assert revision_of(url, PAPER_CHAIN.version_table) == head_revision(PAPER_CHAIN.scripts)
+
+
+def test_paper_book_models_and_migrations_do_not_drift(
+        new_database: Callable[[str], str]) -> None:
+    from resources.migrations import PAPER_CHAIN
+    from resources.paper_tables import PaperBase
+
+    url = new_database("paper_drift")
+    assert upgrade_to_head(url, chain=PAPER_CHAIN) == head_revision(PAPER_CHAIN.scripts)
+    assert tables(url) == set(PaperBase.metadata.tables) | {PAPER_CHAIN.version_table}
+    assert schema_diffs(url, PaperBase.metadata, PAPER_CHAIN.version_table) == []

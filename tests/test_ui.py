@@ -445,7 +445,7 @@ def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext
     ctx.config = UIConfig(mlflow_url="http://mlflow.test:5000")
     tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 18))
     nvda = seed_signal(ctx, "NVDA", bar_date=date(2026, 11, 20))
-    ctx.app_db.set_mlflow_run(nvda.id, "abcdef0123456789")
+    ctx.app_db.set_mlflow_runs({nvda.id: "abcdef0123456789"})
     review(ctx, tsla.id, "approve", "ok", "alice")
     assert list(history_table(ctx)["symbol"]) == ["NVDA", "TSLA"]
     approved = history_table(ctx, status="approved")

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -42,6 +43,19 @@ def broker_url(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     host = env.get("DAGSTER_CELERY_BROKER_HOST", "").strip() or "127.0.0.1"
     return env.get("TRADING_CELERY_BROKER_URL", "").strip() or f"pyamqp://guest@{host}:5672//"
+
+
+def check_broker_password(url: str) -> None:
+    """Refuse a broker URL that names a user with an empty password (RABBITMQ_PASSWORD left empty
+    under docker-compose's celery profile, which compose itself cannot require: it interpolates
+    every service, even outside its profile)."""
+    parts = urlsplit(url)
+    if parts.username and parts.password == "":
+        raise ConfigError(
+            f"TRADING_CELERY_BROKER_URL has user {parts.username!r} and an empty password. Set "
+            "RABBITMQ_PASSWORD in .env (docker compose --profile celery), or put the password "
+            "in the URL."
+        )
 
 
 def celery_queue(env: Mapping[str, str] | None = None) -> str:
@@ -139,6 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--name", default="trading", help="worker name (before the @host)")
     worker.add_argument("--concurrency", type=int, default=1, help="steps at once (default 1)")
     args = parser.parse_args(argv)
+    try:
+        check_broker_password(broker_url())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     config = Path(tempfile.mkdtemp(prefix="trading-celery-")) / "celery.yaml"
     write_worker_config(config)
     command = worker_command(args.name, config, concurrency=args.concurrency)

@@ -6,8 +6,9 @@ Needs `pip install '.[celery]'`, RabbitMQ (TRADING_CELERY_BROKER_URL, default th
 a PostgreSQL server (--postgres, default postgresql://postgres@127.0.0.1:5432/postgres) where
 it creates throwaway databases: launcher and workers must share the instance. Each worker
 count gets fresh databases, a fresh data folder and its own queue, on embedded defaults
-(simulated bars, rules analyst, paper broker). Chunk runs are launched from their own
-processes, `--parallel` at a time, the same way for every worker count.
+(simulated bars, rules analyst, paper broker: bench_env drops the user's LLM_*, IBKR_* ...).
+Chunk runs are launched from their own processes, `--parallel` at a time, the same way for every
+worker count. CeleryWorkers is also the worker harness of the celery tests.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from trading_assets.bench.common import bench_env
 
 INSTANCE_YAML = """storage:
   postgres:
@@ -60,36 +64,129 @@ def databases(server: str, token: str, purposes: tuple[str, ...]) -> Iterator[di
         engine.dispose()
 
 
-def queue_state(broker: str, queue: str) -> tuple[int, int]:
-    """(messages waiting, consumers) of `queue`; (0, 0) before anyone declared it."""
-    from amqp.exceptions import NotFound
-    from kombu import Connection
+@dataclass
+class Worker:
+    """One `python -m trading_assets.executors worker` process (it runs celery as its child)."""
 
-    with Connection(broker, connect_timeout=3) as connection:
-        try:
-            result = connection.default_channel.queue_declare(queue, passive=True)
-        except NotFound:
-            return 0, 0
-        return result.message_count, result.consumer_count
+    name: str  # the part before @host
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{os.uname().nodename}"
+
+    def celery_pid(self) -> int:
+        """The Celery worker itself: `dagster-celery worker start` runs it as its child."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            if children.exists() and children.read_text().split():
+                return int(children.read_text().split()[0])
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {self.name} started no celery process; see {self.log}")
 
 
-def start_workers(count: int, env: Mapping[str, str], logs: Path) -> list[subprocess.Popen]:
-    """`count` workers on env's queue, returned once all of them consume it."""
-    from trading_assets.executors import broker_url, celery_queue
+@dataclass
+class CeleryWorkers:
+    """Real workers on one queue of their own (the bench's and the celery tests' one harness):
+    start them the documented way, wait until they consume, read the queue, kill them and
+    delete the queue. `env` is the whole environment of launcher and workers (its
+    TRADING_CELERY_BROKER_URL names the broker)."""
 
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "trading_assets.executors", "worker", "--name", f"bench-{i}"],
-        env=dict(env), stdout=(logs / f"worker-{i}.log").open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True) for i in range(count)]
-    deadline = time.monotonic() + 300
-    while queue_state(broker_url(env), celery_queue(env))[1] < count:
-        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-            for worker in workers:
-                os.killpg(worker.pid, signal.SIGKILL)
-            logs_text = "".join(p.read_text()[-1500:] for p in sorted(logs.glob("*.log")))
-            raise RuntimeError(f"workers did not start:\n{logs_text}")
-        time.sleep(0.5)
-    return workers
+    env: dict[str, str]
+    logs: Path
+    queue: str = field(default_factory=lambda: f"trading-{uuid.uuid4().hex[:10]}")
+    workers: list[Worker] = field(default_factory=list)
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    def process_env(self) -> dict[str, str]:
+        return {**self.env, "TRADING_CELERY_QUEUE": self.queue}
+
+    def start(self, name: str) -> Worker:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{name}.log"
+        out = log.open("wb")
+        self._files.append(out)
+        name = f"{name}-{self.queue}"  # unique per queue: hostnames show in the event log
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trading_assets.executors", "worker", "--name", name],
+            env=self.process_env(), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: cleanup kills the whole tree
+        )
+        worker = Worker(name, process, log)
+        self.workers.append(worker)
+        return worker
+
+    def consumers(self) -> int:
+        return self._declare()[1]
+
+    def depth(self) -> int:
+        """Messages waiting in the queue (steps no worker has taken)."""
+        return self._declare()[0]
+
+    def wait_ready(self, count: int, timeout_s: float = 90) -> None:
+        """Until `count` workers consume the queue (a worker is ready once it consumes)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.consumers() >= count:
+                return
+            for worker in self.workers:
+                if worker.process.poll() is not None:
+                    raise RuntimeError(f"worker {worker.name} exited: "
+                                       f"{worker.log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        raise RuntimeError(f"{count} workers not consuming {self.queue} after {timeout_s} s")
+
+    def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> int:
+        """Kill the Celery worker process (not its launcher) with `sig`; return its pid."""
+        pid = worker.celery_pid()
+        os.kill(pid, sig)
+        return pid
+
+    def stop_all(self) -> None:
+        """Kill every worker's process group, then delete the queue (and what is in it)."""
+        for worker in self.workers:
+            try:
+                os.killpg(worker.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            worker.process.wait(timeout=30)
+        for out in self._files:
+            out.close()
+        with self._connection() as connection:
+            connection.default_channel.queue_delete(self.queue)
+
+    def _connection(self) -> Any:
+        from kombu import Connection
+
+        from trading_assets.executors import broker_url
+
+        return Connection(broker_url(self.env), connect_timeout=3)
+
+    def _declare(self) -> tuple[int, int]:
+        """(messages, consumers) of the queue, (0, 0) while nobody declared it."""
+        from amqp.exceptions import NotFound
+
+        with self._connection() as connection:
+            try:
+                # Passive: only looks, so the queue keeps the arguments Celery declares it with.
+                result = connection.default_channel.queue_declare(self.queue, passive=True)
+            except NotFound:
+                return 0, 0
+            return result.message_count, result.consumer_count
+
+
+def celery_bench_env(workdir: Path, urls: Mapping[str, str],
+                     base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """bench_env under `workdir` (embedded defaults: none of the user's LLM_*, IBKR_* ...
+    settings) on these databases, with the Celery executor on the user's broker."""
+    from trading_assets.executors import broker_url
+
+    base = os.environ if base is None else base
+    return {**bench_env(workdir, base=base), "TRADING_EXECUTOR": "celery",
+            "TRADING_CELERY_BROKER_URL": broker_url(base),
+            "APP_DATABASE_URL": urls["app"], "PAPER_BROKER_DATABASE_URL": urls["paper"]}
 
 
 def launch(batch: list[str], env: Mapping[str, str]) -> bool:
@@ -104,52 +201,36 @@ def bench_workers(workers: int, symbols: int, chunk: int, parallel: int, server:
     """Materialize `symbols` as chunk runs on `workers` workers; elapsed wall time and counts."""
     import dagster as dg
 
-    from trading_assets.executors import broker_url
     from trading_assets.partitions import register_symbols
     from trading_assets.runs import symbol_batches
     from trading_assets.settings import build_resources
 
     token = uuid.uuid4().hex[:8]
-    home, logs = workdir / f"home-{workers}", workdir / f"logs-{workers}"
-    home.mkdir()
-    logs.mkdir()
     with databases(server, token, ("dagster", "app", "paper")) as urls:
+        env = celery_bench_env(workdir / f"workers-{workers}", urls)
+        home = Path(env["DAGSTER_HOME"])
+        home.mkdir(parents=True)
         # dagster-postgres is written for psycopg2 (SQLAlchemy 2.1 would pick psycopg 3).
         dagster_url = urls["dagster"].replace("postgresql://", "postgresql+psycopg2://", 1)
         (home / "dagster.yaml").write_text(INSTANCE_YAML.format(url=dagster_url))
-        env = {**os.environ, "DAGSTER_HOME": str(home),
-               "TRADING_DATA_DIR": str(workdir / f"data-{workers}"),
-               "TRADING_SIMULATED_AS_OF": "2026-11-20", "MLFLOW_TRACKING_URI": "off",
-               "APP_DATABASE_URL": urls["app"], "PAPER_BROKER_DATABASE_URL": urls["paper"],
-               "TRADING_EXECUTOR": "celery", "TRADING_CELERY_QUEUE": f"bench-{token}",
-               "PYTHONWARNINGS": "ignore"}
         names = [f"B{i:04d}" for i in range(symbols)]
         with dg.DagsterInstance.from_config(str(home)) as instance:
             register_symbols(instance, build_resources(env)["app_db"], names)
             batches = symbol_batches(instance, names, chunk)  # the runs layer's chunks
-        procs: list[subprocess.Popen] = []
+        cluster = CeleryWorkers(env, home.parent / "logs", queue=f"bench-{token}")
         try:
-            procs = start_workers(workers, env, logs)
+            for i in range(workers):
+                cluster.start(f"bench-{i}")
+            cluster.wait_ready(workers, timeout_s=300)
             started = time.perf_counter()
             with ThreadPoolExecutor(parallel) as pool:
-                ok = list(pool.map(lambda batch: launch(batch, env), batches))
+                ok = list(pool.map(lambda batch: launch(batch, cluster.process_env()), batches))
             elapsed = time.perf_counter() - started
         finally:
-            for proc in procs:
-                # The whole group: `dagster-celery worker start` runs celery as its child.
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _delete_queue(broker_url(env), env["TRADING_CELERY_QUEUE"])
+            cluster.stop_all()
     return {"workers": workers, "symbols": symbols, "runs": len(batches),
             "runs_ok": sum(ok), "seconds": round(elapsed, 1),
             "symbols_per_min": round(symbols / elapsed * 60, 1)}
-
-
-def _delete_queue(broker: str, queue: str) -> None:
-    from kombu import Connection
-
-    with Connection(broker, connect_timeout=3) as connection:
-        connection.default_channel.queue_delete(queue)
 
 
 def _launch_main(batch: list[str]) -> int:
