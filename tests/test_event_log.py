@@ -180,3 +180,14 @@ def test_an_index_write_that_fails_after_the_run_file_committed_is_redone_one_by
     for asset in SYMBOL_ASSETS:  # the index: each once, nothing pending
         assert instance.get_materialized_partitions(asset.key) == set(SYMBOLS[:3])
         assert pending(instance, asset.key) == {}
+
+
+def test_without_the_helpers_it_relies_on_it_writes_one_event_at_a_time(
+        home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A future Dagster without the private index helpers: plain per-event writes, no batches.
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    monkeypatch.delattr(SqlEventLogStorage, "_store_asset_event_tags")
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    storage = BatchingSqliteEventLogStorage(str(tmp_path / "storage"))
+    assert not storage.batches and "DAGSTER_EVENT_BATCH_SIZE" not in os.environ

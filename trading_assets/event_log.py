@@ -33,6 +33,10 @@ from dagster._serdes import ConfigurableClassData
 EVENT_BATCH_SIZE = "1000"
 
 
+_INDEX_HELPERS = ("prepare_insert_event", "_store_asset_event_tags", "_store_asset_event",
+                  "index_transaction", "run_connection")
+
+
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """``SqliteEventLogStorage`` whose ``store_event_batch`` is one transaction per file.
 
@@ -42,7 +46,11 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(base_dir, inst_data=inst_data)
-        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+        # The index rows are written through the same (private) helpers store_event uses; a
+        # Dagster release without them gets one write per event again, never a half batch.
+        self.batches = all(callable(getattr(self, name, None)) for name in _INDEX_HELPERS)
+        if self.batches:
+            os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
@@ -59,7 +67,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         time here instead: handing it back would write the run's rows a second time.
         """
         check.sequence_param(events, "events", of_type=EventLogEntry)
-        if len({event.run_id for event in events}) != 1:
+        if not self.batches or len({event.run_id for event in events}) != 1:
             super().store_event_batch(events)
             return
         batched = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
