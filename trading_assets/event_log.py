@@ -3,8 +3,8 @@
 A run over a range of symbols writes one "materialization planned" event per symbol and asset
 when it starts, and one materialization per symbol and asset as each step ends: 6,000 events
 for 500 symbols. Dagster's SQLite storage writes every event on its own: a new engine, a new
-connection and a commit to the run's file, then the same again for the cross-run index. That was
-about half of the run process's CPU on a 500-symbol run. Dagster already hands such events over
+connection and a commit to the run's file, then the same again for the cross-run index: a third
+of the run process's samples in a profile of 200 symbols (about half of its main thread). Dagster already hands such events over
 as a batch when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its PostgreSQL storage writes them in one
 statement); the SQLite storage falls back to one write per event. This class writes the batch
 in one transaction per file, with the same rows, so the UI and every query see the same thing.
@@ -27,8 +27,8 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
 
-# Events one step hands over together: every partition of a step's output (500 at most per
-# run here), or every planned event of a run at launch (6 per symbol). A batch is also written
+# Events one step hands over together: every partition of a step's output (at most
+# TRADING_MAX_SYMBOLS_PER_RUN, 200 by default), or a run's planned events at launch (6 per symbol). A batch is also written
 # when it reaches this size, so memory stays bounded on a bigger range.
 EVENT_BATCH_SIZE = "1000"
 
@@ -64,7 +64,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         first, and the run's file is written all or nothing, so a failure there leaves nothing
         behind and Dagster's fallback (one ``store_event`` per event) writes each event once.
         Once the run's file holds the batch, a failing index write is redone one event at a
-        time here instead: handing it back would write the run's rows a second time.
+        time here instead: handing it back would write the run's rows a second time (which
+        only happens if the index keeps failing event by event too).
         """
         check.sequence_param(events, "events", of_type=EventLogEntry)
         if not self.batches or len({event.run_id for event in events}) != 1:
