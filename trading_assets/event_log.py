@@ -4,10 +4,11 @@ A run over a range of symbols writes one "materialization planned" event per sym
 when it starts, and one materialization per symbol and asset as each step ends: 6,000 events
 for 500 symbols. Dagster's SQLite storage writes every event on its own: a new engine, a new
 connection and a commit to the run's file, then the same again for the cross-run index: a third
-of the run process's samples in a profile of 200 symbols (about half of its main thread). Dagster already hands such events over
-as a batch when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its PostgreSQL storage writes them in one
-statement); the SQLite storage falls back to one write per event. This class writes the batch
-in one transaction per file, with the same rows, so the UI and every query see the same thing.
+of the run process's samples in a profile of 200 symbols (about half of its main thread).
+Dagster already hands such events over as a batch when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its
+PostgreSQL storage writes them in one statement); the SQLite storage falls back to one write per
+event. This class writes the batch in one transaction per file, with the same rows, so the UI
+and every query see the same thing.
 
 Used by the project-local DAGSTER_HOME (``runs.home_config`` is its dagster.yaml, with
 ``base_dir`` the ``storage`` folder Dagster's default uses); a PostgreSQL instance (the
@@ -28,8 +29,8 @@ from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
 
 # Events one step hands over together: every partition of a step's output (at most
-# TRADING_MAX_SYMBOLS_PER_RUN, 200 by default), or a run's planned events at launch (6 per symbol). A batch is also written
-# when it reaches this size, so memory stays bounded on a bigger range.
+# TRADING_MAX_SYMBOLS_PER_RUN, 200 by default), or a run's planned events at launch (6 per
+# symbol). A batch is also written when it reaches this size, so memory stays bounded.
 EVENT_BATCH_SIZE = "1000"
 
 
