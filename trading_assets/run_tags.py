@@ -18,7 +18,10 @@ RANGE_END = "dagster/asset_partition_range_end"
 # The chunk runs of one launch share this tag's value; the embedded instance runs them one
 # after another (runs.home_config), so a big launch does not start all its runs at once.
 LAUNCH_TAG = "trading/launch"
-ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+# Unfinished runs: still waiting for the daemon, or running.
+WAITING_STATUSES = ("QUEUED", "NOT_STARTED")
+RUNNING_STATUSES = ("STARTING", "STARTED")
+ACTIVE_STATUSES = WAITING_STATUSES + RUNNING_STATUSES
 ANALYSIS_ASSET = "llm_signal"
 
 

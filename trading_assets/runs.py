@@ -44,6 +44,8 @@ from trading_assets.run_tags import (
     PARTITION_TAG,
     RANGE_END,
     RANGE_START,
+    RUNNING_STATUSES,
+    WAITING_STATUSES,
     analysing_symbols,
     analysis_runs,
     launch_tags,
@@ -170,12 +172,14 @@ def queue_wait_s() -> float:
     return float(env_number(os.environ, "TRADING_QUEUE_WAIT_S", 300.0))
 
 
-def symbol_batches(instance: Any, symbols: Sequence[str], size: int | None = None
-                   ) -> list[list[str]]:
-    """Contiguous stretches of the partition list covering `symbols`, `size` at most each."""
+def symbol_batches(instance: Any, symbols: Sequence[str], size: int | None = None,
+                   keys: Sequence[str] | None = None) -> list[list[str]]:
+    """Contiguous stretches of the partition list covering `symbols`, `size` at most each
+    (`keys`: that list when the caller has read it already)."""
     from trading_assets.partitions import contiguous_batches
 
-    return contiguous_batches(_partition_keys(instance), symbols, size or chunk_size())
+    return contiguous_batches(_partition_keys(instance) if keys is None else keys, symbols,
+                              size or chunk_size())
 
 
 def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
@@ -274,7 +278,7 @@ def wait_for_runs(instance: Any, run_ids: Sequence[str], timeout_s: float | None
         polled = [instance.get_run_by_id(i) for i in pending]
         active = [run for run in polled if not run.is_finished]
         now = time.monotonic()
-        if len(active) < len(polled) or any(r.status.value in ("STARTING", "STARTED")
+        if len(active) < len(polled) or any(r.status.value in RUNNING_STATUSES
                                             for r in active):
             moved = now
         silence = _daemon_silence(instance) if active and _queues_runs(instance) else None
@@ -294,13 +298,13 @@ def _stalled(run: Any, silence: str | None, waited_s: float, queue_limit: float)
     """Why waiting longer for an unfinished run is pointless, or "" to keep waiting."""
     status = run.status.value
     head = f"run {run.run_id[:8]} is still {status}: "
-    if status in ("QUEUED", "NOT_STARTED") and (silence or waited_s >= queue_limit):
+    if status in WAITING_STATUSES and (silence or waited_s >= queue_limit):
         why = silence or (f"the Dagster daemon has not started it in {waited_s:.0f} s in which "
                           "no run of this launch ran (TRADING_QUEUE_WAIT_S; the queue's run "
                           "and pool limits may hold it)")
         return (f"{head}{why}; start `make dev` (or `dagster-daemon run`) or run with "
                 "--in-process; the run stays queued and will start when a daemon does")
-    if status in ("STARTING", "STARTED") and silence:
+    if status in RUNNING_STATUSES and silence:
         return (f"{head}{silence}, so nothing watches it; it may still finish: see it in the "
                 "Dagster UI (`make dev`, which also restarts the daemon)")
     return ""
@@ -413,11 +417,9 @@ def materialize_ranges(instance: Any, symbols: Sequence[str], assets: Sequence[A
     """Materialize other `assets` (replay's outcomes) in-process, a run per symbol range."""
     import dagster as dg
 
-    from trading_assets.partitions import contiguous_batches
-
     keys = _partition_keys(instance)  # one read for the batches and every outcome
     outcomes = []
-    for batch in contiguous_batches(keys, symbols, chunk_size()):
+    for batch in symbol_batches(instance, symbols, keys=keys):
         result = dg.materialize(list(assets), instance=instance, resources=dict(resources),
                                 raise_on_error=False, run_config=QUIET_RUN_CONFIG,
                                 tags=run_tags(batch, launched_by))
