@@ -174,3 +174,15 @@ def test_a_good_csv_column_mapping_starts(env: dict[str, str]) -> None:
     resources = check_start({**env, "TRADING_DATA_SOURCE": "csv",
                              "TRADING_CSV_COLUMNS": " Date = Data , close=Zamkniecie "})
     assert resources["market_data"].source == "csv"
+
+
+@pytest.mark.parametrize(("name", "value"), [("TRADING_QUEUE_WAIT_S", "abc"),
+                                             ("TRADING_QUEUE_WAIT_S", "-5"),
+                                             ("TRADING_MAX_SYMBOLS_PER_RUN", "0")])
+def test_the_launch_settings_are_refused_at_start_not_after_runs_are_queued(
+        env: dict[str, str], name: str, value: str) -> None:
+    # The queue wait was read only once the runs were submitted: a bad value crashed the
+    # command after queueing them.
+    with pytest.raises(ConfigError) as refused:
+        check_start({**env, name: value})
+    assert str(refused.value).startswith(f"{name}={value!r}")

@@ -166,10 +166,11 @@ def _daemon_silence(instance: Any) -> str | None:
 
 
 def queue_wait_s() -> float:
-    """TRADING_QUEUE_WAIT_S: how long a launcher waits for the daemon to start a queued run."""
-    from trading_assets.core.env import env_number
+    """TRADING_QUEUE_WAIT_S: how long a launcher waits for the daemon to start a queued run
+    (read with the other launch settings, so a bad value stops the command at start)."""
+    from trading_assets.settings import automation_config
 
-    return float(env_number(os.environ, "TRADING_QUEUE_WAIT_S", 300.0))
+    return automation_config().queue_wait_s
 
 
 def symbol_batches(instance: Any, symbols: Sequence[str], size: int | None = None,

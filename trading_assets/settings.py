@@ -202,6 +202,8 @@ class AutomationConfig:
     schedule_cron: str = "30 16 * * 1-5"  # after the US close, Monday to Friday
     schedule_timezone: str = "America/New_York"
     max_symbols_per_run: int = 200
+    # How long a launcher waits for the daemon while none of its runs runs or ends (runs.py).
+    queue_wait_s: float = 300.0
     approval_max_age_days: int = 1  # trading days behind before an approval is expired
     approval_max_move_pct: float = 3.0  # price move since the signal that expires an approval
     signal_max_age_days: int = 1  # trading days behind before a symbol is flagged as stale
@@ -234,6 +236,7 @@ def automation_config(env: Mapping[str, str] | None = None) -> AutomationConfig:
         schedule_timezone=timezone,
         max_symbols_per_run=env_number(env, "TRADING_MAX_SYMBOLS_PER_RUN",
                                        defaults.max_symbols_per_run, int),
+        queue_wait_s=env_number(env, "TRADING_QUEUE_WAIT_S", defaults.queue_wait_s),
         approval_max_age_days=env_number(env, "TRADING_APPROVAL_MAX_AGE_DAYS",
                                          defaults.approval_max_age_days, int),
         approval_max_move_pct=env_number(env, "TRADING_APPROVAL_MAX_MOVE_PCT",
