@@ -150,13 +150,17 @@ def test_the_run_after_a_killed_run_worker_takes_its_analysis_claim_over(
     from trading_assets.run_monitor import _started_pid
 
     dead = start_held_run(dev, resources, model, "KWK")
+    killed = time.monotonic()
     os.kill(_started_pid(dev.instance, dead), signal.SIGKILL)
     # The code server that started the worker notices its death and fails the run ...
     assert wait_for(lambda: dev.instance.get_run_by_id(dead).status.value == "FAILURE", 120)
+    print(f"\nrun {dead[:8]}: FAILURE {time.monotonic() - killed:.1f} s after its worker "
+          "was killed")
     # ... but the claim the worker held on KWK's analysis is still in the table.
     assert claim_holders(resources, "KWK") == [dead]
     model.release()
     again = run_again(dev, resources, "KWK")
+    print(f"KWK ran again: {again.status} {time.monotonic() - killed:.1f} s after the kill")
     assert again.success, again.failures
     assert_one_signal_and_order(resources, model, "KWK")
 
@@ -166,21 +170,22 @@ def test_a_killed_dagster_dev_fails_its_run_within_the_monitoring_interval(
     from trading_assets.runs import analysing_symbols, run_failures
 
     dead = start_held_run(dev, resources, model, "KGR")
+    killed = time.monotonic()
     dev.kill()  # webserver, daemon, code server and the run worker: nothing left to report
     assert dev.instance.get_run_by_id(dead).status.value == "STARTED"
     dev.start()
-    killed = time.monotonic()
     poll = dev.instance.run_monitoring_poll_interval_seconds
     assert dev.instance.run_monitoring_enabled
     failed = wait_for(lambda: dev.instance.get_run_by_id(dead).status.value == "FAILURE",
                       3 * poll + 60)
-    print(f"\nrun {dead[:8]}: FAILURE {time.monotonic() - killed:.1f} s after dagster dev "
-          f"restarted (poll interval {poll} s)")
+    print(f"\nrun {dead[:8]}: FAILURE {time.monotonic() - killed:.1f} s after the kill, "
+          f"dagster dev restart took {dev.startup_s:.1f} s (poll interval {poll} s)")
     assert failed, f"run {dead[:8]} still {dev.instance.get_run_by_id(dead).status.value}"
     [why] = run_failures(dev.instance, dead)
     assert "is gone" in why or "no longer runs it" in why, why
     assert "KGR" not in analysing_symbols(dev.instance, ["KGR"])
     model.release()
     again = run_again(dev, resources, "KGR")
+    print(f"KGR ran again: {again.status} {time.monotonic() - killed:.1f} s after the kill")
     assert again.success, again.failures
     assert_one_signal_and_order(resources, model, "KGR")
