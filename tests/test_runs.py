@@ -244,7 +244,9 @@ def test_with_the_celery_executor_an_in_process_launch_sends_the_run_to_the_exec
     instance = runs.get_instance()
     [one] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
                                 launched_by="gradio", mode="in-process")
-    assert launched == [runs.run_tags(["ACME"], "gradio")]
+    from trading_assets.run_monitor import worker_tags
+
+    assert launched == [{**runs.run_tags(["ACME"], "gradio"), **worker_tags()}]
     assert one.mode == "celery" and one.success and one.symbols == ["ACME"]
     # Nothing ran in this process: no materialization, no signal written by a local run.
     assert instance.get_materialized_partitions(dg.AssetKey("ohlcv")) == set()
