@@ -169,3 +169,90 @@ def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
     page.wait_for_function("document.querySelector('#weekly-chart img').naturalWidth > 100")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-review-corrupt-chart.png"), full_page=True)
+
+
+class _Listener:
+    """A loopback HTTP server that counts every request: a leak shows up as a count."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hostile_text(port: int) -> tuple[str, list[str]]:
+    """Reasoning and key factors as a hostile model could write them."""
+    here = f"http://127.0.0.1:{port}"
+    reasoning = (f"Breakout confirmed ![x]({here}/leak.png) on volume. Details: "
+                 "[click](https://evil.example/phish), <https://evil.example/auto>, "
+                 f"{here}/bare and www.evil.example or ops@evil.example.\n\n"
+                 f'<img src="{here}/raw.png"> <a href="{here}/html">html link</a> '
+                 f"[ref][1] $$\\href{{{here}/tex}}{{tex}}$$\n\n[1]: {here}/ref")
+    factors = [f"![chart]({here}/factor.png)", "[docs](https://evil.example/docs)",
+               f'<img src=x onerror="fetch(\'{here}/xss\')">']
+    return reasoning, factors
+
+
+def test_model_text_with_images_and_links_stays_text_in_a_real_browser(
+        served: tuple[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+    from sqlalchemy import select
+
+    from resources.app_tables import SignalRow
+
+    url, app = served
+    ctx = app.ui_context
+    listener = _Listener()
+    try:
+        reasoning, factors = hostile_text(listener.port)
+        [pending] = ctx.app_db.list_signals(status="pending_review")
+        with ctx.app_db.session() as session:
+            row = session.scalars(select(SignalRow).where(SignalRow.id == pending.id)).one()
+            row.signal_json = {**row.signal_json, "reasoning": reasoning, "key_factors": factors}
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+
+        page.goto(url)
+        page.get_by_label("username").fill(USER)
+        page.get_by_label("password").fill(PASSWORD)
+        page.get_by_role("button", name="Login").click()
+        page.get_by_role("tab", name="Signal review").click()
+        detail = page.locator("#signal-detail")
+        # The text reads as the model wrote it ...
+        expect(detail).to_contain_text(f"![x](http://127.0.0.1:{listener.port}/leak.png)")
+        expect(detail).to_contain_text("[click](https://evil.example/phish)")
+        expect(detail).to_contain_text('<img src="http://127.0.0.1:')
+        expect(detail).to_contain_text("[docs](https://evil.example/docs)")
+        page.wait_for_function("document.querySelector('#daily-chart img').naturalWidth > 100")
+        page.wait_for_timeout(1500)  # room for any fetch the page would start (none may)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-review-untrusted-text.png"), full_page=True)
+        # ... and nothing in it is live: no request left, no anchor or image points anywhere.
+        hrefs = page.eval_on_selector_all("#signal-detail a", "els => els.map(e => e.href)")
+        sources = page.eval_on_selector_all("#signal-detail img", "els => els.map(e => e.src)")
+    finally:
+        listener.close()
+    assert listener.hits == []
+    assert not [u for u in requested if "evil.example" in u or f":{listener.port}" in u]
+    assert [h for h in hrefs if "evil.example" in h or f":{listener.port}" in h] == []
+    assert sources == []
+    assert all(h.startswith("http://dagster.test") or h.startswith(url) or "/runs/" in h
+               for h in hrefs), hrefs

@@ -9,7 +9,7 @@ import pandas as pd
 from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
 from ui.format import check_symbol, data_label, mlflow_cell, parse_day, run_link, text_of, when
-from ui.widgets import PRIVATE, guarded
+from ui.widgets import PRIVATE, STORED_TEXT, guarded
 
 STATUS_CHOICES = tuple(s.value for s in SignalStatus if s is not SignalStatus.REPLAY)
 _STATUS_ANY = "any status"
@@ -60,7 +60,7 @@ def build_history_tab(ctx: UIContext) -> None:
             since_box = gr.Textbox(label="Bar date from", placeholder="YYYY-MM-DD")
             until_box = gr.Textbox(label="Bar date to", placeholder="YYYY-MM-DD")
             search_btn = gr.Button("Search", variant="primary", elem_id="history-search")
-        status_md = gr.Markdown(elem_id="history-status")
+        status_md = gr.Markdown(elem_id="history-status", **STORED_TEXT)
         table = gr.Dataframe(label="Signals (newest first)", interactive=False,
                              headers=HISTORY_COLUMNS, wrap=True, datatype=HISTORY_DATATYPES,
                              elem_id="history-table",

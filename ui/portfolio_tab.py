@@ -8,8 +8,8 @@ import gradio as gr
 import pandas as pd
 
 from ui.config import UIContext, UIError
-from ui.format import escape, money, run_link, when
-from ui.widgets import PRIVATE, guarded, refusal
+from ui.format import escape, escape_html, money, run_link, when
+from ui.widgets import PRIVATE, STORED_TEXT, guarded, refusal
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def recent_decisions_table(ctx: UIContext, limit: int = 50) -> pd.DataFrame:
 def build_portfolio_tab(ctx: UIContext) -> None:
     """The Portfolio and orders tab with its handlers wired (call inside the page's gr.Tabs)."""
     with gr.Tab("Portfolio and orders", id="portfolio") as tab:
-        status = gr.Markdown(elem_id="portfolio-status")
-        account_md = gr.Markdown(elem_id="account")
+        status = gr.Markdown(elem_id="portfolio-status", **STORED_TEXT)
+        account_md = gr.Markdown(elem_id="account", **STORED_TEXT)
         positions_df = gr.Dataframe(label="Positions", interactive=False,
                                     headers=POSITION_COLUMNS)
         orders_df = gr.Dataframe(label="Orders ledger (newest first)", interactive=False,
@@ -111,7 +111,7 @@ def build_portfolio_tab(ctx: UIContext) -> None:
         try:
             account, positions = account_markdown(ctx), positions_table(ctx)
         except UIError as exc:  # the ledger is ours and still worth showing
-            gr.Warning(escape(str(exc)), title="Broker unavailable")
+            gr.Warning(escape_html(str(exc)), title="Broker unavailable")
             return refusal(str(exc)), gr.skip(), gr.skip(), orders, decisions
         return "", account, positions, orders, decisions
 

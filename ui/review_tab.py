@@ -16,7 +16,7 @@ from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
 from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
 from ui.format import checked_png, data_label, escape, mlflow_cell, num, pil_image, run_link, when
-from ui.widgets import PRIVATE, banner, done, guarded
+from ui.widgets import PRIVATE, STORED_TEXT, banner, done, guarded
 
 QUEUE_COLUMNS = ["created", "symbol", "bar date", "action", "confidence", "data", "analyst",
                  "signal id", "status", "reason"]
@@ -81,7 +81,7 @@ def signal_view(ctx: UIContext, signal_id: str) -> SignalView:
     lines = [f"### {escape(row.symbol)} · {escape(row.action or 'ERROR')} · confidence "
              f"{num(row.confidence_score, 0)} ({escape(row.confidence_level or '–')})",
              f"**Status: {escape(row.status)}** · bar date {row.bar_date} · trend "
-             f"{escape(signal.get('trend', '–'))} · signal id `{escape(row.id)}`", ""]
+             f"{escape(signal.get('trend', '–'))} · signal id {escape(row.id)}", ""]
     if row.simulated:
         lines += [f"**⚠ {SIMULATED_BANNER}**", ""]
     if row.error:
@@ -214,7 +214,7 @@ def _layout() -> SimpleNamespace:
     """The tab's components (inside the page's gr.Tabs)."""
     c = SimpleNamespace()
     with gr.Tab("Signal review", id="review") as c.tab:
-        c.status = gr.Markdown(elem_id="review-status")
+        c.status = gr.Markdown(elem_id="review-status", **STORED_TEXT)
         c.queue = gr.Dataframe(label="Waiting for a person: pending review, not placed or "
                                      "order failed (newest first)",
                                interactive=False, headers=QUEUE_COLUMNS, elem_id="queue-table",
@@ -231,14 +231,14 @@ def _layout() -> SimpleNamespace:
                               buttons=["fullscreen"], elem_id="weekly-chart")
         with gr.Row():
             with gr.Column(scale=3):
-                detail = gr.Markdown(elem_id="signal-detail")
+                detail = gr.Markdown(elem_id="signal-detail", **STORED_TEXT)
                 c.note = gr.Textbox(label="Note (stored with the decision)", lines=2,
                                     elem_id="review-note")
                 with gr.Row():
                     c.approve_btn = gr.Button("Approve", variant="primary", elem_id="approve")
                     c.reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
             with gr.Column(scale=2):
-                indicators = gr.Markdown(elem_id="signal-indicators")
+                indicators = gr.Markdown(elem_id="signal-indicators", **STORED_TEXT)
     c.current = current
     c.view = [current, sim_banner, daily, weekly, detail, indicators]
     return c

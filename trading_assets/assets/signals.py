@@ -28,6 +28,7 @@ from trading_assets.core.keys import (
 from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.policy import auto_approves
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
+from trading_assets.core.text import inert_markdown, markdown_code
 from trading_assets.partitions import symbol_asset
 from trading_assets.run_monitor import run_alive
 from trading_assets.settings import ConfigError, review_app_url
@@ -54,14 +55,17 @@ def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
     """What a reviewer wants to see on the materialization: the call, the why, the cost."""
     signal = row.trading_signal()
     if signal is None:
-        body = f"### {row.symbol}: analysis failed\n\n```\n{row.error}\n```"
+        body = f"### {row.symbol}: analysis failed\n\n{markdown_code(row.error)}"
     else:
-        factors = "\n".join(f"- {factor}" for factor in signal.key_factors)
+        # What the model wrote is shown as text: no image it names is fetched, no link is live.
+        factors = "\n".join(f"- {inert_markdown(factor, one_line=True)}"
+                             for factor in signal.key_factors)
         levels = (f"entry {signal.entry_price}, stop {signal.stop_loss}, target "
                   f"{signal.take_profit}, R {signal.r_multiple}" if signal.entry_price else "none")
         body = (f"### {row.symbol} {signal.action.value} ({signal.confidence_level.value}, "
-                f"{signal.confidence_score}/100)\n\n{signal.reasoning}\n\n**Key factors**\n\n"
-                f"{factors}\n\n**Levels**: {levels}\n\n**Trend**: {signal.trend.value}")
+                f"{signal.confidence_score}/100)\n\n{inert_markdown(signal.reasoning)}\n\n"
+                f"**Key factors**\n\n{factors}\n\n**Levels**: {levels}\n\n"
+                f"**Trend**: {signal.trend.value}")
     if row.simulated:
         body = "> **SIMULATED DATA** - not market data.\n\n" + body
     if row.provider == "rules":
