@@ -369,13 +369,13 @@ def run_failures(instance: Any, run_id: str) -> list[str]:
     """The run's failed steps, each with its underlying error (not Dagster's wrapper)."""
     import dagster as dg
 
-    from trading_assets.core.errors import root_error
+    from trading_assets.core.errors import root_error, step_error_text
 
     lines = []
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         error = root_error(event.event_specific_data.error)
-        lines.append(f"{event.step_key}: {error.message.strip()}" if error
+        lines.append(f"{event.step_key}: {step_error_text(error)}" if error
                      else f"{event.step_key}: failed")
     run = instance.get_run_by_id(run_id)
     if not lines and run is not None and run.status.value == "FAILURE":

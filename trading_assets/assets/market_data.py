@@ -2,7 +2,7 @@
 
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -10,27 +10,56 @@ from resources.app_db import AppDatabase
 from resources.market_data import MarketData
 from resources.object_store import ObjectStore
 from trading_assets.assets.symbol_loop import SymbolLoop
-from trading_assets.core.bars import checked_bars
-from trading_assets.core.keys import bars_info_key, bars_key
+from trading_assets.core.bars import bars_digest, checked_bars
+from trading_assets.core.keys import bars_info_key, bars_key_of, bars_version_key
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.partitions import symbol_asset
+
+if TYPE_CHECKING:  # pandas loads with the first frame, not when the definitions load
+    import pandas as pd
 
 
 def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: str,
                          settings: SymbolSettings, run_id: str) -> dict[str, Any]:
-    """One symbol's bars fetched, sanity-checked and stored; the info record stored beside them."""
+    """One symbol's bars fetched, sanity-checked and stored as a new version; then the info
+    naming that version (the one object readers start from), then the old version removed.
+
+    A failure before the info is written (the store cut or hanging) leaves the previous info
+    and the bars it names as they were: no reader pairs the new bars with the old summary.
+    """
     bars = market_data.fetch(symbol, settings)
     checked_bars(bars.frame, symbol, bars.source)
+    previous = stored_bars_key(store, symbol, missing_ok=True)
+    key = bars_version_key(symbol, bars.last_date, bars_digest(bars.frame))
     info = {
         "symbol": symbol, "source": bars.source, "simulated": bars.simulated,
         "rows": len(bars.frame), "first_date": str(bars.frame["date"].iloc[0].date()),
         "last_date": str(bars.last_date),
         "last_close": float(bars.frame["close"].iloc[-1]),
         "fetched_at": datetime.now(UTC).isoformat(), "dagster_run_id": run_id,
+        "bars_key": key,
     }
-    store.write_frame(bars_key(symbol), bars.frame)
+    store.write_frame(key, bars.frame)
     store.write_json(bars_info_key(symbol), info)
+    if previous and previous != key:
+        store.delete(previous)
     return info
+
+
+def stored_bars_key(store: ObjectStore, symbol: str, missing_ok: bool = False) -> str | None:
+    """The key of the symbol's current bars, as its bars info names them (None when no bars
+    were stored and `missing_ok`)."""
+    try:
+        return bars_key_of(store.read_json(bars_info_key(symbol)), symbol)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
+
+
+def stored_bars(store: ObjectStore, symbol: str) -> "pd.DataFrame":
+    """The symbol's current bars: the version its bars info names."""
+    return store.read_frame(str(stored_bars_key(store, symbol)))
 
 
 @symbol_asset(
@@ -61,7 +90,7 @@ def ohlcv(
                     "first_date": info["first_date"],
                     "last_date": info["last_date"],
                     "last_close": dg.MetadataValue.float(info["last_close"]),
-                    "location": store.location(bars_key(symbol)),
+                    "location": store.location(info["bars_key"]),
                 },
             )
     loop.finish()
