@@ -24,12 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2026, 11, 20)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    return runs.ensure_dagster_home()
-
-
 def dead_pid() -> int:
     """The pid of a process that has ended (and was reaped)."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -24,13 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 20)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A real DAGSTER_HOME (SQLite storage, queued run coordinator) like the CLI's own."""
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    return runs.ensure_dagster_home()
-
-
 def _sense(name: str, instance: dg.DagsterInstance, resources: dict[str, Any],
            cursor: str | None = None) -> dg.SensorResult:
     auto = build_automation(AutomationConfig(running=False))
