@@ -236,23 +236,24 @@ def test_model_text_with_images_and_links_stays_text_in_a_real_browser(
         page.get_by_role("button", name="Login").click()
         page.get_by_role("tab", name="Signal review").click()
         detail = page.locator("#signal-detail")
-        # The text reads as the model wrote it ...
-        expect(detail).to_contain_text(f"![x](http://127.0.0.1:{listener.port}/leak.png)")
-        expect(detail).to_contain_text("[click](https://evil.example/phish)")
-        expect(detail).to_contain_text('<img src="http://127.0.0.1:')
-        expect(detail).to_contain_text("[docs](https://evil.example/docs)")
+        expect(detail).to_contain_text("Breakout confirmed")
         page.wait_for_function("document.querySelector('#daily-chart img').naturalWidth > 100")
         page.wait_for_timeout(1500)  # room for any fetch the page would start (none may)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ui-review-untrusted-text.png"), full_page=True)
-        # ... and nothing in it is live: no request left, no anchor or image points anywhere.
+        text = detail.inner_text()
         hrefs = page.eval_on_selector_all("#signal-detail a", "els => els.map(e => e.href)")
         sources = page.eval_on_selector_all("#signal-detail img", "els => els.map(e => e.src)")
     finally:
         listener.close()
+    # Nothing in it is live: no request left the page, no anchor or image points anywhere ...
     assert listener.hits == []
     assert not [u for u in requested if "evil.example" in u or f":{listener.port}" in u]
     assert [h for h in hrefs if "evil.example" in h or f":{listener.port}" in h] == []
     assert sources == []
-    assert all(h.startswith("http://dagster.test") or h.startswith(url) or "/runs/" in h
-               for h in hrefs), hrefs
+    assert all("/runs/" in h for h in hrefs), hrefs  # only the Dagster run's own link
+    # ... and the text reads as the model wrote it.
+    for written in (f"![x](http://127.0.0.1:{listener.port}/leak.png)",
+                    "[click](https://evil.example/phish)", '<img src="http://127.0.0.1:',
+                    "[docs](https://evil.example/docs)"):
+        assert written in text, text
