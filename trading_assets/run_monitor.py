@@ -63,10 +63,11 @@ def worker_gone(instance: Any, run: Any) -> str:
 
 
 def end_if_dead(instance: Any, run: Any) -> str:
-    """Mark a STARTING/STARTED run whose process is gone FAILURE, saying why; "" when it is
-    alive, finished or cannot be judged. The status is read again after the process check,
-    so a run that ended normally meanwhile (its worker writes the end first) is left alone."""
-    if run is None or run.is_finished or run.status.value not in ("STARTING", "STARTED"):
+    """Mark a STARTED run whose process is gone FAILURE, saying why; "" when it is alive,
+    finished or cannot be judged. The status is read again after the process check, so a run
+    that ended normally meanwhile (its worker writes the end first) is left alone. A STARTING
+    run is not judged (its process may not be registered yet): Dagster's start timeout is."""
+    if run is None or run.is_finished or run.status.value != "STARTED":
         return ""
     why = worker_gone(instance, run)
     if not why:
