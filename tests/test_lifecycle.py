@@ -31,6 +31,13 @@ EXECUTION = [orders, portfolio]
 
 
 @pytest.fixture
+def env(env: dict[str, str]) -> dict[str, str]:
+    """Market orders, which fill at once: these tests follow a signal to `executed` in one run
+    (the default bracket's resting entry is followed in tests/test_orders.py)."""
+    return {**env, "TRADING_ORDER_TYPE": "mkt"}
+
+
+@pytest.fixture
 def crash_env(env: dict[str, str]) -> dict[str, str]:
     """No grace period: the second look that finds nothing declares the order not placed."""
     return {**env, "TRADING_RECONCILE_GRACE_S": "0"}
@@ -207,9 +214,12 @@ def test_an_unknown_order_is_not_given_up_within_the_grace_period(
 
 @pytest.mark.parametrize("buffer_pct", [0.0, 0.5])
 def test_a_paper_buy_sized_to_all_the_cash_fills(tmp_path: Path, buffer_pct: float) -> None:
+    from datetime import date
+
     from resources.paper_broker import PaperBroker
-    from trading_assets.core.orders import decide_order
+    from trading_assets.core.orders import Market, OrderType
     from trading_assets.core.policy import TradingPolicy
+    from trading_assets.core.pretrade import decide_order
     from trading_assets.core.signal import Action, ConfidenceLevel, TradingSignal, Trend
 
     broker = PaperBroker(paper_database_url=f"sqlite:///{tmp_path / 'paper.db'}",
@@ -218,12 +228,13 @@ def test_a_paper_buy_sized_to_all_the_cash_fills(tmp_path: Path, buffer_pct: flo
                            confidence_score=85, reasoning="r", trend=Trend.UP, entry_price=100.0,
                            stop_loss=95.0, take_profit=110.0, position_size_pct=100.0)
     settings = SymbolSettings(symbol="TSLA", position_size_pct=100.0, max_exposure_pct=200.0)
+    market = Market("TSLA", last_close=100.0, bar_date=date(2026, 11, 20))
     decision = decide_order(signal_id="s1", signal=signal, status=SignalStatus.APPROVED,
-                            settings=settings, account=broker.account(), position=None,
-                            price=100.0, costs=broker.costs(),
+                            settings=settings, market=market, book=broker.book(),
+                            order_type=OrderType.MARKET, costs=broker.costs(),
                             policy=TradingPolicy(cash_buffer_pct=buffer_pct))
     assert decision.request is not None and decision.request.quantity == 99
-    order = broker.place_order(decision.request, 100.0)
+    order = broker.place_order(decision.request, market)
     assert order.status == "Filled", order.reason
     cash = broker.account().cash
     assert 0 <= cash and cash >= 10_000.0 * buffer_pct / 100 - 0.01
@@ -231,9 +242,11 @@ def test_a_paper_buy_sized_to_all_the_cash_fills(tmp_path: Path, buffer_pct: flo
 
 def test_a_cancelled_order_is_order_failed_with_the_brokers_reason(
         resources: dict[str, Any]) -> None:
+    from datetime import date
+
     from resources.paper_broker import PaperBroker
     from tests.test_assets import approved_signal
-    from trading_assets.core.orders import OrderRequest, OrderType
+    from trading_assets.core.orders import Market, OrderRequest, OrderType
     from trading_assets.core.signal import Action
 
     app_db = resources["app_db"]
@@ -243,7 +256,8 @@ def test_a_cancelled_order_is_order_failed_with_the_brokers_reason(
     claimed = app_db.claim_order(row.id, "TSLA", "paper", "BUY", 20, "MKT", None, None, None)
     order = broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=20,
                                             order_type=OrderType.MARKET,
-                                            order_ref=claimed.order_ref), 100.0)
+                                            order_ref=claimed.order_ref),
+                                Market("TSLA", last_close=100.0, bar_date=date(2026, 11, 20)))
     assert order.status == "Cancelled"
     app_db.update_order(row.id, order)
     failed = app_db.get_signal(row.id)

@@ -20,8 +20,9 @@ from PIL import Image
 
 from resources.ibkr import disconnect_all, reset_pacing
 from tests.peers.tws_peer import TwsPeer
+from trading_assets.core.fills import Bar
 from trading_assets.core.keys import outcomes_key
-from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.orders import Market, OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.outcomes import outcomes_frame
 from trading_assets.core.review import reviewer_name
 from trading_assets.core.scorecard import SCORECARD_TABLE_TITLES
@@ -319,15 +320,15 @@ def test_a_failed_launch_is_reported_not_raised(ctx: UIContext) -> None:
 def test_run_now_materializes_the_graph_into_a_reviewable_signal(
         resources: dict[str, Any], instance: dg.DagsterInstance) -> None:
     ctx = UIContext(resources=resources, instance=instance)
-    add_new_symbols(ctx, "TSLA")
-    run_now(ctx, "TSLA")  # the real runs layer (in-process here), against the test instance
+    add_new_symbols(ctx, "ORCL")  # its simulated bars give an actionable BUY
+    run_now(ctx, "ORCL")  # the real runs layer (in-process here), against the test instance
     assert ctx.launcher.join(120)
     [launch] = ctx.launcher.recent()
     assert launch.success, launch.error
     run = ctx.instance.get_run_by_id(launch.run_ids[0])
     assert run is not None and run.is_success
     [pending] = pending_signals(ctx)
-    assert pending.symbol == "TSLA" and pending.simulated
+    assert pending.symbol == "ORCL" and pending.simulated
     view = signal_view(ctx, pending.id)
     assert all(data and data.startswith(b"\x89PNG") for data in view.charts.values())
     assert symbols_table(ctx).iloc[0]["last run"].startswith("ok ")
@@ -484,8 +485,9 @@ def test_history_refuses_bad_filters(ctx: UIContext, kwargs: dict[str, str], rea
 def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
     ctx.broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10,
-                                        order_type=OrderType.MARKET, order_ref=row.id), 100.0)
-    ctx.broker.mark_price("TSLA", 105.0)
+                                        order_type=OrderType.MARKET, order_ref=row.id),
+                           Market("TSLA", last_close=100.0, bar_date=date(2026, 11, 19)))
+    ctx.broker.mark("TSLA", [Bar(date(2026, 11, 20), 104.0, 106.0, 103.0, 105.0)])
     review(ctx, row.id, "approve", "", "alice")  # only an approved signal can be claimed
     ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
     ctx.app_db.update_order(row.id, ctx.broker.find_order(row.id))
@@ -768,9 +770,10 @@ def test_register_and_unregister_keep_partitions_and_settings_together(ctx: UICo
     assert register_symbols(ctx.instance, ctx.app_db, ["TSLA"]) == []
     assert {s.symbol for s in ctx.app_db.list_settings()} == {"TSLA", "NVDA"}
     ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))  # settings without a partition
-    assert unregister_symbols(ctx.instance, ctx.app_db, ["TSLA", "AMD"]) == (["TSLA"],
-                                                                          ["TSLA", "AMD"])
+    removal = unregister_symbols(ctx.instance, ctx.app_db, ctx.broker, ["TSLA", "AMD"])
+    assert removal.partitions == ["TSLA"] and removal.forgotten == []
     assert list_symbols(ctx.instance) == ["NVDA"]
+    assert {s.symbol for s in ctx.app_db.list_settings()} == {"NVDA"}  # kept, not listed
     assert ctx.app_db.remove_symbol("TSLA") is False
     assert "Removed NVDA" in remove_symbol(ctx, "NVDA")
     ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))

@@ -45,13 +45,19 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(instance: dg.DagsterInstance, env: dict[str, str]) -> Iterator[tuple[str, Any]]:
-    """The app with a login on a free loopback port, over a graph run that left a signal."""
+def served(instance: dg.DagsterInstance, env: dict[str, str],
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """The app with a login on a free loopback port, over a graph run that left a signal, on
+    the evening of its bars' last day (Approve checks how old a signal is)."""
     require_chromium()
+    from datetime import UTC, datetime
+
+    from trading_assets.core import clock
     from trading_assets.settings import build_resources
 
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
     resources = build_resources({**env, "MLFLOW_TRACKING_URI": "off"})
-    run_symbols(instance, resources, ["TSLA"])  # real bars, charts and a pending signal
+    run_symbols(instance, resources, ["ORCL"])  # real bars, charts and a pending BUY
     config = UIConfig(server_port=free_port(), username=USER, password=PASSWORD)
     app = build_app(resources, instance, config)
     _, url, _ = launch(app, config, prevent_thread_lock=True)
@@ -102,7 +108,7 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     page.get_by_label("Add symbols").fill("nvda")
     page.locator("#add-button").click()
     expect(symbols_status).to_contain_text("Added NVDA as Dagster partitions.")
-    assert list_symbols(ctx.instance) == ["TSLA", "NVDA"]
+    assert list_symbols(ctx.instance) == ["ORCL", "NVDA"]
     expect(page.locator("#symbols-table")).to_contain_text("NVDA")
 
     # An invalid symbol is refused with its reason, and nothing changes.
@@ -111,7 +117,7 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     expect(symbols_status).to_contain_text("Not done:")
     expect(symbols_status).to_contain_text("is not a valid ticker")
     expect(page.get_by_test_id("toast-body")).to_contain_text("is not a valid ticker")
-    assert list_symbols(ctx.instance) == ["TSLA", "NVDA"]
+    assert list_symbols(ctx.instance) == ["ORCL", "NVDA"]
     dismiss_toasts(page)
 
     # The review queue shows the graph's pending signal with both charts, flagged as simulated.
@@ -159,7 +165,7 @@ def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
     page.get_by_label("username").fill(USER)
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Login").click()
-    expect(page.locator("#symbols-table")).to_contain_text("TSLA")  # the page is not blank
+    expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the page is not blank
     page.get_by_role("tab", name="Signal review").click()
     detail = page.locator("#signal-detail")
     expect(detail).to_contain_text("Status: pending_review")

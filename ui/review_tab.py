@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from resources.review import approve_signal
 from trading_assets.core.errors import error_text
 from trading_assets.core.lifecycle import RETRYABLE_STATUSES
 from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
@@ -154,10 +155,15 @@ def review(ctx: UIContext, signal_id: str, decision: str, note: str, reviewer: s
     chosen = REVIEW_DECISIONS.get(decision)
     if chosen is None:
         raise UIError(f"Unknown decision {decision!r}; approve or reject.")
+    note = (note or "").strip()
     try:  # the database refuses an over-long note or reviewer name, and a settled signal
-        row = ctx.app_db.review_signal(signal_id, chosen, reviewer=reviewer,
-                                       note=(note or "").strip())
-    except (KeyError, ValueError) as exc:
+        if chosen is SignalStatus.APPROVED:  # the orders step's own checks, run now
+            row = approve_signal(app_db=ctx.app_db, policy=ctx.resources["policy"],
+                                 store=ctx.store, broker=ctx.broker, signal_id=signal_id,
+                                 reviewer=reviewer, note=note)
+        else:
+            row = ctx.app_db.review_signal(signal_id, chosen, reviewer=reviewer, note=note)
+    except (KeyError, ValueError) as exc:  # ReviewRefused too: the checks' reason
         raise UIError(error_text(exc)) from exc
     follow = (" The approved-signals sensor (or Run now) sends it to the orders step; a hard "
               "risk limit can still refuse it, and then it shows as not_placed with the reason "
