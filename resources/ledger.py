@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from resources.app_tables import (
     AnalysisClaimRow,
     Database,
+    EquityPointRow,
     OrderDecisionRow,
     OrderRow,
     ReviewRow,
@@ -38,7 +39,7 @@ from trading_assets.core.lifecycle import (
     order_ref,
     outcome_of,
 )
-from trading_assets.core.orders import BrokerOrder
+from trading_assets.core.orders import AccountSnapshot, BrokerOrder, Position
 from trading_assets.core.signal import EXECUTABLE_STATUSES, SignalStatus
 from trading_assets.core.symbols import validate_symbol
 from trading_assets.core.trades import TradeUpdate, trade_from_order, trade_result
@@ -336,6 +337,34 @@ class OrdersLedger(Database):
                 text = f"signal {decision.signal_id[:8]}: {text}"
             lines.append(text)
         return "; ".join(lines)
+
+    def record_equity_point(self, broker: str, account: AccountSnapshot,
+                            positions: Sequence[Position], bar_date: date | None,
+                            run_id: str = "") -> EquityPointRow:
+        """The account at one portfolio materialization: a point of the equity curve."""
+        with self.session() as session:
+            row = EquityPointRow(
+                broker=broker[:32], account=account.account[:32], at=utcnow(),
+                bar_date=bar_date, cash=account.cash, equity=account.equity,
+                realized_pnl=account.realized_pnl, unrealized_pnl=account.unrealized_pnl,
+                positions={p.symbol: {"quantity": p.quantity, "avg_cost": p.avg_cost,
+                                      "market_value": p.market_value,
+                                      "unrealized_pnl": p.unrealized_pnl,
+                                      "realized_pnl": p.realized_pnl} for p in positions},
+                dagster_run_id=run_id)
+            session.add(row)
+        return row
+
+    def equity_curve(self, account: str | None = None, limit: int = 2000
+                     ) -> list[EquityPointRow]:
+        """The account's equity points, oldest first (the last `limit`)."""
+        query = select(EquityPointRow)
+        if account:
+            query = query.where(EquityPointRow.account == account)
+        with self.session() as session:
+            rows = session.scalars(query.order_by(EquityPointRow.at.desc(),
+                                                  EquityPointRow.id.desc()).limit(limit)).all()
+        return list(reversed(rows))
 
     def recent_decisions(self, limit: int = 50) -> list[OrderDecisionRow]:
         """The orders asset's latest decisions over all symbols, newest first."""

@@ -630,3 +630,28 @@ def test_a_person_cancels_a_working_order(
     assert resources["broker"].working_orders() == []
     # ... and it can be re-approved (a new attempt) or rejected, like any failed order.
     assert cli_as(monkeypatch, env, "signals", "reject", resting.id) == 0
+
+
+def test_each_portfolio_materialization_adds_a_point_of_cash_plus_marked_positions(
+        instance: dg.DagsterInstance, env: dict[str, str]) -> None:
+    resources = build_resources({**env, "TRADING_ORDER_TYPE": "mkt"})
+    app_db = resources["app_db"]
+    close = last_close(instance, resources, "ACME")
+    filled = stored_buy(app_db, "ACME", close, SignalStatus.AUTO_APPROVED)
+    first = run_symbols(instance, resources, ["ACME"], assets=EXECUTION)
+    monday = build_resources({**env, "TRADING_ORDER_TYPE": "mkt",
+                              "TRADING_SIMULATED_AS_OF": "2026-11-23"})
+    run_symbols(instance, monday, ["ACME"], assets=[ohlcv, orders, portfolio])
+    points = app_db.equity_curve()
+    assert len(points) == 2
+    for point in points:
+        marked = sum(p["market_value"] for p in point.positions.values())
+        assert point.equity == pytest.approx(point.cash + marked, abs=0.01)
+    assert points[0].cash < 100_000.0 and points[1].positions["ACME"]["quantity"] > 0
+    # Monday's close marks the position: the curve moves with it.
+    assert points[1].positions["ACME"]["market_value"] != points[0].positions["ACME"][
+        "market_value"]
+    meta = metadata_for(first, "portfolio", "ACME")
+    assert "data:image/png;base64," in meta["equity_curve"]
+    [trade] = meta["trades"].records
+    assert trade.data["signal_id"] == filled.id and trade.data["status"] == "open"

@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from resources.app_db import AppDatabase, SignalRow
+from resources.app_tables import TradeRow
 from resources.broker import Broker
 from resources.object_store import ObjectStore
 from resources.policy import PolicyResource
+from trading_assets.assets.metadata import png_markdown
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
+from trading_assets.core.charts import preview_png
 from trading_assets.core.fills import bars_from_frame
 from trading_assets.core.keys import bars_key, portfolio_key
 from trading_assets.core.lifecycle import NOT_PLACED, UNKNOWN, could_still_exist, outcome_of
@@ -22,6 +25,7 @@ from trading_assets.core.orders import (
     Position,
     SymbolSettings,
 )
+from trading_assets.core.plots import render_equity
 from trading_assets.core.policy import TradingPolicy
 from trading_assets.core.signal import SignalStatus
 from trading_assets.partitions import symbol_asset
@@ -246,19 +250,49 @@ def orders_metadata(app_db: AppDatabase, broker_label: str,
     }
 
 
+def trades_table(trades: list[TradeRow]) -> dg.TableMetadataValue:
+    """A symbol's trades: entry, exit and why, R multiple and P&L, newest first."""
+    columns = [("signal_id", "string"), ("side", "string"), ("quantity", "float"),
+               ("entry", "float"), ("entry_on", "string"), ("stop", "float"),
+               ("target", "float"), ("exit", "float"), ("exit_on", "string"),
+               ("why", "string"), ("r_multiple", "float"), ("pnl", "float"),
+               ("status", "string")]
+    records = [dg.TableRecord({
+        "signal_id": t.signal_id, "side": t.side, "quantity": t.quantity,
+        "entry": t.entry_price, "entry_on": str(t.entry_on or ""),
+        "stop": t.stop_loss, "target": t.take_profit, "exit": t.exit_price,
+        "exit_on": str(t.exit_on or ""), "why": t.exit_reason, "r_multiple": t.r_multiple,
+        "pnl": t.realized_pnl, "status": t.status}) for t in trades]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(
+        columns=[dg.TableColumn(name, kind) for name, kind in columns]))
+
+
+def equity_plot(app_db: AppDatabase, account: AccountSnapshot, label: str) -> bytes:
+    """The account's equity curve so far, as the small inline PNG the metadata carries."""
+    points = [(p.at, p.equity, p.cash) for p in app_db.equity_curve(account.account)]
+    return preview_png(render_equity(points, f"{label}: account {account.account} equity"),
+                       width=480)
+
+
 @symbol_asset(
     deps=[orders],
     group_name="trading",
     kinds={"ibkr"},
     pool="ibkr",
     retry_policy=BROKER_RETRY,
-    description="The symbol's position, cost, value and P&L, and the account's cash and equity.",
+    description="The symbol's position, cost, value, P&L and trades; the account's cash and "
+                "equity, one point of its equity curve per materialization.",
 )
 def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase,
               broker: Broker) -> None:
     loop = SymbolLoop(context, app_db)
     account = broker.account()
-    positions = {p.symbol: p for p in broker.positions()}
+    held = broker.positions()
+    positions = {p.symbol: p for p in held}
+    # One point of the equity curve per materialization (the account is the same for every
+    # symbol of the run), drawn once.
+    app_db.record_equity_point(broker.label, account, held, None, context.run.run_id)
+    curve = png_markdown({"account equity": equity_plot(app_db, account, broker.label)})
     for symbol in loop:
         with loop.attempt(symbol):
             position = positions.get(symbol)
@@ -276,8 +310,10 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
                         (position.unrealized_pnl or 0.0) if position else 0.0),
                     "realized_pnl": dg.MetadataValue.float(
                         position.realized_pnl if position else 0.0),
+                    "trades": trades_table(app_db.trades(symbol=symbol, limit=20)),
                     "account_cash": dg.MetadataValue.float(account.cash),
                     "account_equity": dg.MetadataValue.float(account.equity),
+                    "equity_curve": curve,
                 },
             )
     loop.finish()
