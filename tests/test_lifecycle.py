@@ -354,3 +354,25 @@ def test_retryable_statuses_are_the_tables_reapproval_cycles() -> None:
     assert SignalStatus.EXPIRED in retryable_statuses(reapprove_expired)
     # pending_review -> approved is a first approval, not a retry.
     assert SignalStatus.PENDING_REVIEW not in RETRYABLE_STATUSES
+
+
+def test_the_readme_draws_the_one_transition_table() -> None:
+    from trading_assets.core.lifecycle import mermaid_diagram
+
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert any(mermaid_diagram() in path.read_text() for path in docs if path.exists()), \
+        "the README's lifecycle diagram differs from core/lifecycle.py (mermaid_diagram())"
+
+
+def test_every_status_a_signal_can_reach_has_a_way_out_or_is_final() -> None:
+    from trading_assets.core.lifecycle import ENTRY_STATUSES, FINAL_STATUSES, TRANSITIONS
+
+    reachable = {s for s, _ in ENTRY_STATUSES} | {t.target for t in TRANSITIONS}
+    leaves = {t.source for t in TRANSITIONS}
+    # error is replaced by the next analysis of its bar; the rest are final or have an exit.
+    stuck = reachable - leaves - set(FINAL_STATUSES) - {SignalStatus.ERROR}
+    assert not stuck, f"statuses nobody can leave: {sorted(stuck)}"
+    # Every status the system parks a signal in with a reason, a person can act on.
+    person_exits = {t.source for t in TRANSITIONS if t.actor == "person"}
+    assert {SignalStatus.NOT_PLACED, SignalStatus.ORDER_FAILED,
+            SignalStatus.PENDING_REVIEW} <= person_exits

@@ -32,9 +32,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.ORDER_FAILED, S.REJECTED, "person", "reject"),
     Transition(S.APPROVED, S.EXECUTED, "system", "the entry order filled"),
     Transition(S.AUTO_APPROVED, S.EXECUTED, "system", "the entry order filled"),
-    Transition(S.APPROVED, S.WORKING, "system", "the broker accepted the entry order; not filled"),
+    Transition(S.APPROVED, S.WORKING, "system", "the broker accepted the entry order, not filled yet"),
     Transition(S.AUTO_APPROVED, S.WORKING, "system",
-               "the broker accepted the entry order; not filled"),
+               "the broker accepted the entry order, not filled yet"),
     Transition(S.WORKING, S.EXECUTED, "system", "the entry order filled (or partly, then ended)"),
     Transition(S.WORKING, S.ORDER_FAILED, "system",
                "the entry order expired, or was cancelled (by a person too) or rejected"),
@@ -137,3 +137,23 @@ def outcome_of(broker_status: str, filled: float = 0.0, quantity: float = 0.0
 def order_ref(signal_id: str, attempt: int) -> str:
     """The broker's orderRef: the signal id, then `<id>-2`, `<id>-3` for re-approved attempts."""
     return signal_id if attempt == 1 else f"{signal_id}-{attempt}"
+
+
+# Statuses a signal is created in, and on what (llm_signal; see the comment under TRANSITIONS).
+ENTRY_STATUSES: tuple[tuple[S, str], ...] = (
+    (S.PENDING_REVIEW, "llm_signal: actionable, waits for a person"),
+    (S.AUTO_APPROVED, "llm_signal: the symbol's policy approves it"),
+    (S.NO_ACTION, "llm_signal: HOLD, LOW confidence, or nothing to sell"),
+    (S.ERROR, "llm_signal: the analyst failed (never a HOLD)"),
+)
+FINAL_STATUSES = (S.NO_ACTION, S.REJECTED, S.EXPIRED, S.EXECUTED)
+
+
+def mermaid_diagram() -> str:
+    """The table as the README's Mermaid state diagram (a test keeps the two equal)."""
+    lines = ["stateDiagram-v2"]
+    lines += [f"    [*] --> {status.value}: {why}" for status, why in ENTRY_STATUSES]
+    lines += [f"    {t.source.value} --> {t.target.value}: {t.actor}: {t.event}"
+              for t in TRANSITIONS]
+    lines += [f"    {status.value} --> [*]" for status in FINAL_STATUSES]
+    return "\n".join(lines)
