@@ -21,7 +21,7 @@ from PIL import Image
 from resources.ibkr import disconnect_all, reset_pacing
 from tests.peers.tws_peer import TwsPeer
 from trading_assets.core.fills import Bar
-from trading_assets.core.keys import outcomes_key
+from trading_assets.core.keys import bars_info_key, outcomes_key
 from trading_assets.core.orders import Market, OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.outcomes import outcomes_frame
 from trading_assets.core.review import reviewer_name
@@ -79,7 +79,14 @@ def shared_instance() -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
-def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance) -> Iterator[UIContext]:
+def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[UIContext]:
+    # The evening of the seeded signals' bar date: Approve checks how old a signal is.
+    from datetime import UTC, datetime
+
+    from trading_assets.core import clock
+
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
     yield UIContext(resources=resources, instance=shared_instance,
                     config=UIConfig(dagster_url="http://dagster.test:3000"))
     for symbol in list_symbols(shared_instance):
@@ -114,6 +121,8 @@ def seed_signal(ctx: UIContext, symbol: str = "TSLA", *, action: Action = Action
     if charts:
         for key in keys.values():
             ctx.store.put_bytes(key, png(), "image/png")
+    ctx.store.write_json(bars_info_key(symbol), {"last_date": str(bar_date),
+                                                  "last_close": 100.0})
     return ctx.app_db.record_signal(
         outcome=outcome, bar_date=bar_date, status=SignalStatus.PENDING_REVIEW,
         data_source="simulated" if simulated else "ibkr", simulated=simulated, last_bars=[],
@@ -417,7 +426,8 @@ def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
                                                                "levels look sane")
     assert stored.decided_at is not None
     assert "approved by alice" in signal_view(ctx, row.id).markdown
-    with pytest.raises(UIError, match="already approved"):
+    with pytest.raises(UIError, match="is approved: a person cannot move a signal from "
+                                      "approved to approved"):
         review(ctx, row.id, "approve", "", "alice")
 
 
@@ -444,7 +454,7 @@ def test_reviewer_is_the_logged_in_user_or_the_os_user(monkeypatch: pytest.Monke
 
 def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext) -> None:
     ctx.config = UIConfig(mlflow_url="http://mlflow.test:5000")
-    tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 18))
+    tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 19))
     nvda = seed_signal(ctx, "NVDA", bar_date=date(2026, 11, 20))
     ctx.app_db.set_mlflow_runs({nvda.id: "abcdef0123456789"})
     review(ctx, tsla.id, "approve", "ok", "alice")
@@ -453,7 +463,7 @@ def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext
     assert list(approved["symbol"]) == ["TSLA"]
     assert (approved.iloc[0]["reviewed by"], approved.iloc[0]["note"]) == ("alice", "ok")
     assert list(history_table(ctx, symbol="nvda")["symbol"]) == ["NVDA"]
-    assert list(history_table(ctx, since="2026-11-19")["symbol"]) == ["NVDA"]
+    assert list(history_table(ctx, since="2026-11-20")["symbol"]) == ["NVDA"]
     assert list(history_table(ctx, until="2026-11-19")["symbol"]) == ["TSLA"]
     row = history_table(ctx, symbol="NVDA").iloc[0]
     assert row["Dagster run"] == "[run-1234](http://localhost:3000/runs/run-1234abcd)"
