@@ -42,10 +42,19 @@ from ui.history_tab import history_table
 from ui.portfolio_tab import (
     account_markdown,
     orders_table,
+    pnl_table,
     positions_table,
     recent_decisions_table,
+    trades_table,
 )
-from ui.review_tab import pending_signals, queue_table, review, signal_label, signal_view
+from ui.review_tab import (
+    pending_signals,
+    queue_table,
+    retry_signals,
+    review,
+    signal_label,
+    signal_view,
+)
 from ui.scorecard_tab import scorecard_view
 from ui.symbol_form import parse_settings
 from ui.symbols_tab import (
@@ -124,7 +133,8 @@ def seed_signal(ctx: UIContext, symbol: str = "TSLA", *, action: Action = Action
     ctx.store.write_json(bars_info_key(symbol), {"last_date": str(bar_date),
                                                   "last_close": 100.0})
     return ctx.app_db.record_signal(
-        outcome=outcome, bar_date=bar_date, status=SignalStatus.PENDING_REVIEW,
+        outcome=outcome, bar_date=bar_date,  # as llm_signal stores it (core/policy.py)
+        status=SignalStatus.NO_ACTION if action is Action.HOLD else SignalStatus.PENDING_REVIEW,
         data_source="simulated" if simulated else "ibkr", simulated=simulated, last_bars=[],
         indicators={"daily": {"close": 101.5, "rsi_14": 61.2, "sma_200": None},
                     "weekly": {"close": 101.5, "rsi_14": 55.0}},
@@ -238,7 +248,7 @@ def test_symbols_table_shows_settings_last_signal_and_last_run(ctx: UIContext) -
     nvda, tsla = table.iloc[0], table.iloc[1]
     assert (nvda["auto-approve"], nvda["position size %"], nvda["risk level"]) == ("yes", 4.5,
                                                                                    "low")
-    assert tsla["last signal"] == "2026-11-20 BUY 72 · pending_review SIMULATED"
+    assert tsla["last signal"] == "2026-11-20 BUY 72 · pending_review · simulated"
     assert tsla["last run"].startswith("ok ") and nvda["last run"] == "never"
 
 
@@ -354,8 +364,11 @@ def test_pending_queue_is_newest_first_and_only_pending(ctx: UIContext) -> None:
     assert [r.id for r in pending_signals(ctx)] == [new.id, old.id]
     table = queue_table(pending_signals(ctx))
     assert list(table["symbol"]) == ["NVDA", "TSLA"]
-    assert table.iloc[0]["data"] == "SIMULATED (simulated)"
-    assert "SIMULATED" in signal_label(new)
+    assert list(table["id"]) == [new.id[:8], old.id[:8]]  # short; the detail shows it whole
+    assert "simulated" in signal_label(new)
+    # Nothing a person cannot act on waits: a HOLD is no_action.
+    hold = seed_signal(ctx, "AMD", action=Action.HOLD)
+    assert hold.id not in [r.id for r in pending_signals(ctx)]
 
 
 def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
@@ -365,9 +378,12 @@ def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
     assert view.charts["daily"] == png() and view.charts["weekly"] == png()
     text = view.markdown
     for expected in ("TSLA · BUY · confidence 72 (MEDIUM)", "Status: pending_review",
-                     "RSI 61: momentum", "| 100.00 | 95.00 | 110.00 | 2.00 | 92.00 | 112.00",
+                     "RSI 61: momentum", "| entry | 100.00 |", "| stop | 95.00 |",
+                     "| target | 110.00 |",
+                     "| R multiple | 2.00 |", "| resistance | 112.00 |",
                      "openai / gpt-test", "cost $0.0123", "1200+300 tokens",
-                     "SIMULATED DATA", "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
+                     "simulated bars (not market data)", f"Signal id `{row.id}`",
+                     "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
                      "**MLflow run:** not logged"):
         assert expected in text, expected
     assert "&lt;b&gt;on volume&lt;/b&gt;" in text  # model text is escaped, not rendered as HTML
@@ -511,10 +527,15 @@ def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) 
     assert positions.iloc[0]["symbol"] == "TSLA" and positions.iloc[0]["quantity"] == 10
     assert positions.iloc[0]["unrealized P&L"] > 0
     orders = orders_table(ctx)
-    assert (orders.iloc[0]["status"], orders.iloc[0]["signal id"]) == ("Filled", row.id)
+    assert (orders.iloc[0]["status"], orders.iloc[0]["order ref"]) == ("Filled", row.id[:8])
     decisions = recent_decisions_table(ctx)
     assert list(decisions["symbol"]) == ["NVDA", "TSLA"]
     assert list(decisions["placed"]) == ["no", "yes"]
+    [trade] = trades_table(ctx).to_dict("records")  # the fill made a trade, still open
+    assert (trade["symbol"], trade["qty"], trade["status"], trade["signal"]) == (
+        "TSLA", 10, "open", row.id[:8])
+    [pnl] = pnl_table(ctx, ctx.broker.positions()).to_dict("records")
+    assert pnl["symbol"] == "TSLA" and pnl["unrealized P&L"] > 0
 
 
 def test_an_unreachable_broker_is_a_message(ctx: UIContext) -> None:
@@ -847,8 +868,10 @@ def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
     row = seed_signal(ctx, "TSLA")
     review(ctx, row.id, "approve", "", "alice")
     assert ctx.app_db.settle_signal(row.id, SignalStatus.NOT_PLACED,
-                                    "exposure limit reached: holding 200 shares")
-    [queued] = pending_signals(ctx)
+                                    "exposure limit reached: holding 200 shares",
+                                    retryable=True)
+    assert pending_signals(ctx) == []
+    [queued] = retry_signals(ctx)  # a list of its own: the reason can change by itself
     assert queued.id == row.id
     table = queue_table([queued])
     assert table.loc[0, "status"] == "not_placed"
@@ -859,7 +882,12 @@ def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
     assert "exposure limit" in history.loc[0, "reason"]
     # The same Approve button re-approves it (a new order attempt); Reject ends it.
     assert "is now **approved**" in review(ctx, row.id, "approve", "limit raised", "alice")
-    assert pending_signals(ctx) == []
+    assert pending_signals(ctx) == [] and retry_signals(ctx) == []
+    # A refusal of the signal's own numbers is not offered again.
+    other = seed_signal(ctx, "NVDA")
+    review(ctx, other.id, "approve", "", "alice")
+    ctx.app_db.settle_signal(other.id, SignalStatus.NOT_PLACED, "entry 1e+05 is 99900% from")
+    assert retry_signals(ctx) == []
 
 
 # ----------------------------------------------------------------------------- import layers

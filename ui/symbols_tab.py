@@ -51,7 +51,7 @@ def symbols_table(ctx: UIContext) -> pd.DataFrame:
         if signal is not None:
             what = signal.action or "ERROR"
             conf = f" {signal.confidence_score}" if signal.confidence_score is not None else ""
-            data = " SIMULATED" if signal.simulated else ""
+            data = " · simulated" if signal.simulated else ""
             last_signal = f"{signal.bar_date} {what}{conf} · {signal.status}{data}"
         running = ctx.launcher.running_for(symbol)
         if running is not None:
@@ -279,8 +279,10 @@ def _layout() -> SimpleNamespace:
         c.table = gr.Dataframe(label="Symbols (Dagster dynamic partitions)",
                                interactive=False, elem_id="symbols-table",
                                headers=SYMBOL_COLUMNS, wrap=True,
-                               column_widths=["80px", "75px", "75px", "90px", "80px", "100px",
-                                              "90px", "100px", "290px", "250px"])
+                               # Wide enough for each header's longest word ("priority",
+                               # "auto-approve", "confidence"): narrower broke them mid-word.
+                               column_widths=["75px", "85px", "90px", "95px", "70px", "100px",
+                                              "125px", "115px", "240px", "235px"])
         with gr.Row(equal_height=True):
             c.pick = gr.Dropdown(label="Symbol", choices=[], elem_id="symbol-pick", scale=2)
             c.run_btn = gr.Button("Run now", variant="primary", elem_id="run-now")

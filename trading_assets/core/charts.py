@@ -212,20 +212,27 @@ class _Figure:
                  if value is not None and low - span <= value <= high + span}
         if shown:
             low, high = min(low, *shown), max(high, *shown)
+        above = below = 0
         for label, value, color in levels:
             if value is None:
                 continue
-            inside = value in shown
-            if inside:
+            if value in shown:
                 self.artists.append(price.axhline(value, color=color, linewidth=1.2,
                                                   linestyle="-."))
-            # A level off the chart is named at the panel's top or bottom, on the left.
-            x, y, align = ((n - 0.5, value, "right") if inside
-                           else (-0.5, high if value > high else low, "left"))
-            text = f"{label} {value:,.2f}" + ("" if inside else " (off the chart)")
-            self.artists.append(price.text(x, y, text, color=color, fontsize=9,
-                                           ha=align, va="bottom", weight="bold",
-                                           backgroundcolor=(1, 1, 1, 0.7)))
+                self.artists.append(price.text(n - 0.5, value, f"{label} {value:,.2f}",
+                                               color=color, fontsize=9, ha="right",
+                                               va="bottom", weight="bold",
+                                               backgroundcolor=(1, 1, 1, 0.7)))
+                continue
+            # Off the chart: named at the panel's top or bottom edge, one under the other.
+            if value > high:
+                y, above = 0.95 - 0.07 * above, above + 1
+            else:
+                y, below = 0.03 + 0.07 * below, below + 1
+            self.artists.append(price.text(
+                0.01, y, f"{label} {value:,.2f} (off the chart)", color=color, fontsize=9,
+                ha="left", va="bottom", weight="bold", backgroundcolor=(1, 1, 1, 0.7),
+                transform=price.transAxes))
         return low, high
 
 

@@ -41,6 +41,15 @@ def _figure(width: float = 10.0, height: float = 4.0) -> tuple[Any, Any]:
     return fig, ax
 
 
+def _dates(ax: Any) -> None:
+    """Date labels that fit whatever the span: minutes apart (several runs a day) or years."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", pil_kwargs={"compress_level": 3})
@@ -74,7 +83,7 @@ def render_history(symbol: str, closes: list[tuple[date, float]], marks: list[Si
     if simulated:
         fig.text(0.5, 0.5, "SIMULATED DATA", fontsize=40, color="red", alpha=0.15,
                  ha="center", va="center", rotation=15, weight="bold")
-    fig.autofmt_xdate()
+    _dates(ax)
     return _png(fig)
 
 
@@ -92,5 +101,5 @@ def render_equity(points: list[tuple[datetime, float, float]], title: str) -> by
                 transform=ax.transAxes, color="#7f7f7f")
     ax.set_title(title, loc="left", fontsize=12, weight="bold")
     ax.legend(loc="best", fontsize=8, framealpha=0.8)
-    fig.autofmt_xdate()
+    _dates(ax)
     return _png(fig)
