@@ -106,6 +106,7 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Login").click()
     expect(page.get_by_role("heading", name="Trading signals")).to_be_visible()
+    expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the first paint is in
 
     # Add a symbol: it becomes a Dagster partition at once.
     symbols_status = page.locator("#symbols-status")

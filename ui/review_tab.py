@@ -240,12 +240,12 @@ class ReviewTab:
 
     @property
     def first_outputs(self) -> list[Any]:
-        return [*self.c.lists, *self.c.view]
+        return [self.c.status, *self.c.lists, *self.c.view]
 
     def first_values(self) -> list[Any]:
-        """Both lists, the picker on the newest signal, and that signal."""
+        """Status, both lists, the picker on the newest signal, and that signal."""
         lists, value = list_outputs(self.ctx, None)
-        return [*lists, *view_outputs(self.ctx, value, simulated_page(self.ctx))]
+        return [gr.skip(), *lists, *view_outputs(self.ctx, value, simulated_page(self.ctx))]
 
 
 def simulated_page(ctx: UIContext) -> bool:

@@ -234,8 +234,9 @@ class SymbolsTab:
         return [c.status, c.table, c.pick, *c.form, c.runs]
 
     def first_values(self) -> list[Any]:
-        """Status, table, picker and form of the first symbol, the runs panel."""
-        return ["", symbols_table(self.ctx), *pick_and_form(self.ctx, None),
+        """Table, picker and form of the first symbol, the runs panel; the status line is left
+        alone (an action taken while the page loaded may have written it already)."""
+        return [gr.skip(), symbols_table(self.ctx), *pick_and_form(self.ctx, None),
                 launches_markdown(self.ctx)]
 
 
