@@ -63,7 +63,9 @@ def _latest_order(session: Session, signal_id: str) -> OrderRow | None:
                            .order_by(OrderRow.attempt.desc())).first()
 
 
-def _check_review(decision: SignalStatus, note: str, reviewer: str) -> None:
+def check_review(decision: SignalStatus, note: str, reviewer: str) -> None:
+    """A decision's own inputs, before anything is looked up: a review, an expiry, a note and
+    a reviewer that fit their columns."""
     allowed = {SignalStatus.APPROVED, SignalStatus.REJECTED, SignalStatus.EXPIRED}
     if decision not in allowed:
         raise ValueError(f"A review decides approved, rejected or expired, not {decision}.")
@@ -88,7 +90,7 @@ class OrdersLedger(Database):
         in the lifecycle table, and no decision may drop a signal whose order could still exist
         at the broker: the order run has claimed it (and may have placed it) first.
         """
-        _check_review(decision, note, reviewer)
+        check_review(decision, note, reviewer)
         with self.session() as session:
             # Locked before it is read, so claim_order cannot slip in between check and write.
             row = session.get(SignalRow, signal_id) if lock_signal(session, signal_id) else None

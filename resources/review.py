@@ -13,6 +13,7 @@ from dataclasses import replace
 import trading_assets.core.clock as clock
 from resources.app_db import AppDatabase, SignalRow
 from resources.broker import Broker
+from resources.ledger import check_review
 from resources.object_store import ObjectStore
 from resources.policy import PolicyResource
 from trading_assets.core.calendar import exchange_date
@@ -37,6 +38,7 @@ def approve_signal(*, app_db: AppDatabase, policy: PolicyResource, store: Object
                    broker: Broker, signal_id: str, reviewer: str, note: str = "") -> SignalRow:
     """Approve (or re-approve) a signal once the pre-trade checks pass against today's market
     and book; a stale one is expired instead, anything else refused with the reason."""
+    check_review(SignalStatus.APPROVED, note, reviewer)
     row = _signal(app_db, signal_id)
     try:
         check_transition(row.status, SignalStatus.APPROVED, "person")
@@ -67,6 +69,7 @@ def cancel_working_order(*, app_db: AppDatabase, broker: Broker, signal_id: str,
                          reviewer: str, note: str = "") -> SignalRow:
     """Cancel the resting entry of a `working` signal (and its bracket) at the broker; the
     signal then ends order_failed with who cancelled it, or executed if it filled first."""
+    check_review(SignalStatus.REJECTED, note, reviewer)  # the same bounds as any decision
     row = _signal(app_db, signal_id)
     if row.status != SignalStatus.WORKING.value:
         raise ReviewRefused(f"Signal {row.id} is {row.status}: only a working signal has an "

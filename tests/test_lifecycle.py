@@ -51,8 +51,14 @@ def auto_approved(instance: dg.DagsterInstance, resources: dict[str, Any]) -> An
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int:
+    """The CLI on the test's data, on the evening of its bars' last day (Approve's clock)."""
+    from datetime import UTC, datetime
+
+    from trading_assets.core import clock
+
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
     return cli_main(list(args))
 
 
