@@ -258,8 +258,13 @@ class OpenAIAnalyst(LLMAnalyst):
     def _analyze(self, request: AnalysisRequest, call: _CallSetup) -> AnalysisOutcome:
         """One symbol: its recorded answer when the store has one (LLM_CACHE), else a model
         call (recorded in record mode); never raises."""
-        messages = build_messages(request, call.prompt, self.send_images)
-        exchange = exchange_request(request, call.prompt, self.model, messages, self._params())
+        try:
+            messages = build_messages(request, call.prompt, self.send_images)
+            exchange = exchange_request(request, call.prompt, self.model, messages,
+                                        self._params())
+        except Exception as exc:  # the request's own error, never a HOLD
+            return self._failed(request, call.prompt, f"{self.model}: the request could not "
+                                f"be built: {type(exc).__name__}: {exc}")
         store = call.exchanges
         if store is None:
             return self._call(request, call, messages, exchange, "off")
@@ -297,9 +302,12 @@ class OpenAIAnalyst(LLMAnalyst):
             store.tally.add(unrecorded=1, error=str(exc))
             return outcome.model_copy(update={"transcript": {**(outcome.transcript or {}),
                                                              "cache": {"recorded": str(exc)}}})
-        if not kept.reused:
+        try:
+            signal = self._signal(kept.answer, request, call.prompt) if kept.reused else None
+        except ValidationError:  # the other run's answer fails today's checks: keep ours
+            signal = None
+        if signal is None:
             return outcome
-        signal = self._signal(kept.answer, request, call.prompt)
         note = {"recorded": "a concurrent run recorded this request first; its answer is used",
                 "recorded_at": kept.recorded_at, "original_cost_usd": kept.cost_usd}
         return outcome.model_copy(update={

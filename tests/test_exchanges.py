@@ -259,6 +259,20 @@ def test_a_changed_image_prompt_or_parameter_is_a_miss_that_strict_names(
     assert len(server.requests) == 5  # strict never called the model
 
 
+@pytest.mark.parametrize("mode", ["tools", "json", "json_schema", "md_json"])
+def test_every_instructor_mode_finds_the_answer_it_recorded(
+        server: OpenAIServer, resources: dict[str, Any], mode: str) -> None:
+    """instructor adds its own instructions to the JSON modes' messages: the digest is of the
+    messages this code built, so each mode finds its own answer again."""
+    server.responder = varying(server)
+    store = exchanges_of(resources, "record")
+    for _ in range(2):
+        [outcome] = analyst(server, mode=mode).analyze_many([analysis_request()],
+                                                            exchanges=store)
+        assert outcome.ok, outcome.error
+    assert (len(server.requests), store.tally.from_store) == (1, 1)
+
+
 def test_strict_needs_no_api_key_for_recorded_answers(server: OpenAIServer,
                                                       resources: dict[str, Any],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
