@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -34,10 +35,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from trading_assets.core.env import plain
+from trading_assets.core.signal import TradingSignal
 
 if TYPE_CHECKING:
     from resources.migrations import Chain
-from trading_assets.core.signal import TradingSignal
 
 
 def utcnow() -> datetime:
@@ -72,6 +73,8 @@ class SymbolRow(Base):
     last_run_status: Mapped[str] = mapped_column(String(32), default="")
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Set when the symbol is removed: its settings wait for a re-add instead of being lost.
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -100,6 +103,9 @@ class SignalRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     # Why the signal is not_placed or order_failed (or was expired): shown wherever it is listed.
     status_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A not_placed refusal whose reason can change by itself (cash, exposure, working orders):
+    # offered for re-approval; one of the signal's own numbers is not.
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     data_source: Mapped[str] = mapped_column(String(32), default="")
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     last_bars: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
@@ -122,15 +128,73 @@ class SignalRow(Base):
     training_cutoff: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     def trading_signal(self) -> TradingSignal | None:
+        """The stored signal, None for an error row; raises if it no longer validates (see
+        read_signal)."""
         return TradingSignal.model_validate(self.signal_json) if self.signal_json else None
+
+    def read_signal(self) -> tuple[TradingSignal | None, str]:
+        """(the stored signal, '') or (None, why it cannot be read): a row written by older
+        code may no longer pass the schema, and it must not fail every run of its symbol."""
+        try:
+            return self.trading_signal(), ""
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                 for e in exc.errors())
+            return None, f"the stored signal no longer passes the signal schema ({problems})"
 
     def reference_close(self) -> float | None:
         """The price the signal saw: the last close it was shown, else its entry price."""
         bars = self.last_bars or []
         if bars and isinstance(bars[-1], dict) and bars[-1].get("close"):
             return float(bars[-1]["close"])
-        signal = self.trading_signal()
+        signal, _ = self.read_signal()
         return float(signal.entry_price) if signal and signal.entry_price else None
+
+
+class TradeRow(Base):
+    """A filled order and how it ended: entry, exit (target, stop, a SELL signal), P&L, R."""
+
+    __tablename__ = "trades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_ref: Mapped[str] = mapped_column(String(48), unique=True)
+    signal_id: Mapped[str] = mapped_column(String(32), index=True)
+    symbol: Mapped[str] = mapped_column(String(12), index=True)
+    side: Mapped[str] = mapped_column(String(8))  # BUY (long) | SELL (short)
+    quantity: Mapped[float] = mapped_column(Float)
+    entry_price: Mapped[float] = mapped_column(Float)
+    entry_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    stop_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    take_profit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_quantity: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    exit_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    exit_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    commission: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    realized_pnl: Mapped[float | None] = mapped_column(Float, nullable=True)
+    r_multiple: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # open | closed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EquityPointRow(Base):
+    """The account at one portfolio materialization: the equity curve, paper and IBKR alike."""
+
+    __tablename__ = "equity_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    broker: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    bar_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    cash: Mapped[float] = mapped_column(Float)
+    equity: Mapped[float] = mapped_column(Float)
+    realized_pnl: Mapped[float] = mapped_column(Float)
+    unrealized_pnl: Mapped[float] = mapped_column(Float)
+    # symbol -> {quantity, avg_cost, market_value, unrealized_pnl, realized_pnl}
+    positions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    dagster_run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class ReviewRow(Base):

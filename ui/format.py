@@ -74,8 +74,8 @@ def mlflow_cell(ctx: UIContext, run_id: str) -> str:
 
 
 def data_label(row: Any) -> str:
-    """Where a signal's bars came from; simulated data says so first."""
-    return f"SIMULATED ({row.data_source})" if row.simulated else row.data_source
+    """Where a signal's bars came from (the page's one SIMULATED banner does the shouting)."""
+    return "simulated bars (not market data)" if row.simulated else row.data_source
 
 
 def text_of(value: object) -> str:

@@ -13,7 +13,7 @@ from ui.config import UIContext
 from ui.format import escape
 from ui.history_tab import build_history_tab
 from ui.portfolio_tab import build_portfolio_tab
-from ui.review_tab import build_review_tab
+from ui.review_tab import build_review_tab, simulated_page
 from ui.scorecard_tab import build_scorecard_tab
 from ui.symbols_tab import build_symbols_tab
 from ui.widgets import PRIVATE, banner, guarded
@@ -34,7 +34,7 @@ def build_page(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}")
         gr.Markdown(header_markdown(ctx), elem_id="header")
-        if ctx.resources["market_data"].source == "simulated":
+        if simulated_page(ctx):
             gr.HTML(banner("SIMULATED market data: bars are generated, not market prices. "
                            "Nothing on this page is a real market view."))
         with gr.Tabs():

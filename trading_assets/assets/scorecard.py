@@ -7,7 +7,6 @@ tables and plots in the Dagster UI and, best effort, an MLflow run.
 """
 
 
-import base64
 import math
 import re
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from resources.object_store import ObjectNotFoundError, ObjectStore
 from resources.outcomes import read_outcomes
 from resources.tracking import RunRecord, Tracking
 from trading_assets.assets.market_data import ohlcv
+from trading_assets.assets.metadata import png_markdown
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.keys import bars_key, outcomes_key, replay_bars_key
@@ -166,11 +166,6 @@ def outcome_metadata(outcomes: "pd.DataFrame", errors: int, location: str) -> di
     }
 
 
-def _png_markdown(images: dict[str, bytes], note: str) -> dg.MarkdownMetadataValue:
-    parts = [note] + [f"**{name}**\n\n![{name}](data:image/png;base64,"
-                      f"{base64.b64encode(png).decode()})" for name, png in images.items()]
-    return dg.MetadataValue.md("\n\n".join(parts))
-
 
 def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
                        mlflow_note: str, training_warning: str = "") -> dict[str, Any]:
@@ -206,7 +201,7 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
         note = f"> **{training_warning}**\n\n" + note
     if simulated:
         note = "> **SIMULATED DATA** - not market data.\n\n" + note
-    metadata["plots"] = _png_markdown(images, note)
+    metadata["plots"] = png_markdown(images, note)
     metadata["mlflow"] = mlflow_note
     return metadata
 

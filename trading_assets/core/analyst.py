@@ -39,17 +39,20 @@ def trend_of(summary: dict[str, float | None]) -> Trend:
     return Trend.SIDEWAYS
 
 
-def _score(summary: dict[str, float | None], factors: list[str], weight: float) -> float:
-    """Score one timeframe from -1 (bearish) to +1 (bullish), appending the reasons."""
+def _score(summary: dict[str, float | None], found: list[str], weight: float,
+           timeframe: str) -> float:
+    """Score one timeframe from -1 (bearish) to +1 (bullish), appending the reasons, each
+    labelled with its timeframe in words (a daily RSI 62 beside a weekly RSI 37 says which)."""
+    factors: list[str] = []
     score = 0.0
     close = _num(summary, "close")
     trend = trend_of(summary)
     if trend is Trend.UP:
         score += 0.4
-        factors.append(f"{weight:g}x: price above rising SMA stack (trend up)")
+        factors.append("price above a rising SMA 50 and SMA 200 (trend up)")
     elif trend is Trend.DOWN:
         score -= 0.4
-        factors.append(f"{weight:g}x: price below falling SMA stack (trend down)")
+        factors.append("price below a falling SMA 50 and SMA 200 (trend down)")
     rsi = _num(summary, "rsi_14")
     if rsi is not None:
         if rsi >= 70:
@@ -77,6 +80,7 @@ def _score(summary: dict[str, float | None], factors: list[str], weight: float) 
         elif position < 0:
             score += 0.1
             factors.append("close below the lower Bollinger band (stretched down)")
+    found += [f"{timeframe}: {factor}" for factor in factors]
     return max(-1.0, min(1.0, score)) * weight
 
 
@@ -84,7 +88,8 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
     """Combine daily (weight 1) and weekly (weight 0.5) evidence into a full TradingSignal."""
     daily, weekly = request.daily_summary, request.weekly_summary
     factors: list[str] = []
-    daily_score, weekly_score = _score(daily, factors, 1.0), _score(weekly, factors, 0.5)
+    daily_score = _score(daily, factors, 1.0, "daily")
+    weekly_score = _score(weekly, factors, 0.5, "weekly")
     combined = (daily_score + weekly_score) / 1.5
     agree = daily_score * weekly_score > 0  # both bullish or both bearish
     close = _num(daily, "close")
