@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -118,6 +119,13 @@ class SignalRow(Base):
     mlflow_run_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The answer came from the recorded exchange store (LLM_CACHE): cost_usd is then 0 and
+    # original_cost_usd what it cost when it was recorded; request_key is its llm_exchanges row.
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    original_cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    request_key: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The model's training cutoff when the signal was made (None: rules, or unknown).
+    training_cutoff: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     def trading_signal(self) -> TradingSignal | None:
         """The stored signal, None for an error row; raises if it no longer validates (see
@@ -259,6 +267,33 @@ class RunFailureRow(Base):
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+
+
+class ExchangeRow(Base):
+    """The index of the recorded exchange store: one row per request digest, the answer itself
+    in the object store (object_key). The primary key is what makes two runs recording the
+    same request at once keep one answer (resources/exchanges.py)."""
+
+    __tablename__ = "llm_exchanges"
+    __table_args__ = (Index("ix_llm_exchanges_symbol_bar_date", "symbol", "bar_date"),)
+
+    request_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(12))
+    bar_date: Mapped[date] = mapped_column(Date)
+    model: Mapped[str] = mapped_column(String(128))
+    prompt_version: Mapped[str] = mapped_column(String(128))
+    # SHA-256 of each other part of the request (core/exchanges.py PARTS): a strict-mode miss
+    # names the parts in which the nearest recorded request differs.
+    images_sha256: Mapped[str] = mapped_column(String(64))
+    params_sha256: Mapped[str] = mapped_column(String(64))
+    schema_sha256: Mapped[str] = mapped_column(String(64))
+    messages_sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(256))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    dagster_run_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AnalysisClaimRow(Base):

@@ -125,7 +125,8 @@ def test_second_run_reuses_the_signal_for_the_same_bar_date(
 class FailingAnalyst(RulesAnalyst):
     """An analyst whose every answer is an error: the signal must be `error`, never HOLD."""
 
-    def analyze_many(self, requests: list[AnalysisRequest]) -> list[AnalysisOutcome]:
+    def analyze_many(self, requests: list[AnalysisRequest], budget: Any = None,
+                     exchanges: Any = None) -> list[AnalysisOutcome]:
         return [AnalysisOutcome(symbol=r.symbol, provider="rules", model="rules-v1",
                                 prompt_version="rules-v1", error="model answered nonsense")
                 for r in requests]

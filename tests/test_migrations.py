@@ -18,6 +18,7 @@ from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -40,7 +41,7 @@ from trading_assets.core.signal import Action, AnalysisOutcome, SignalStatus, Tr
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = {"symbol_settings", "signals", "signal_reviews", "orders", "order_decisions",
-              "run_failures", "analysis_claims", "trades", "equity_points"}
+              "run_failures", "analysis_claims", "trades", "equity_points", "llm_exchanges"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -235,6 +236,62 @@ def test_a_database_built_before_migrations_is_adopted_with_its_rows(
     # A fresh process opening it again changes nothing and loses nothing.
     upgrade_to_head(url)
     assert_history_intact(AppDatabase(url=url), signal_id)
+
+
+def scripts_up_to(tmp_path: Path, revision: str) -> Path:
+    """The packaged scripts without the revisions after `revision` (an older release)."""
+    scripts = tmp_path / f"scripts-{revision}"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    for script in (scripts / "versions").glob("*.py"):
+        if script.name[:4].isdigit() and script.name[:4] > revision:
+            script.unlink()
+    return scripts
+
+
+def test_signals_stored_before_horizons_and_recorded_answers_still_read(
+        new_database: Callable[[str], str], tmp_path: Path) -> None:
+    """A signal written by the 0003 schema (no horizon, agreement, cache or cutoff columns,
+    signal_json without the new fields) reads back after the upgrade, and is scored."""
+    from trading_assets.assets.scorecard import signal_facts
+    from trading_assets.core.bars import simulate_bars
+    from trading_assets.core.outcomes import score_signals
+
+    url = new_database("pre_horizon")
+    assert upgrade_to_head(url, scripts_up_to(tmp_path, "0003")) == "0003"
+    old_json = {"symbol": "TSLA", "action": "BUY", "confidence_level": "HIGH",
+                "confidence_score": 81, "reasoning": "Trend and momentum agree.",
+                "key_factors": [], "trend": "UP", "support": None, "resistance": None,
+                "entry_price": 100.0, "stop_loss": 95.0, "take_profit": 110.0,
+                "r_multiple": 2.0, "position_size_pct": 5.0, "timeframe": "daily+weekly",
+                "provider": "openai", "model": "gpt-4o-mini", "prompt_version": "signal_v1@x",
+                "bar_date": "2026-06-01", "generated_at": "2026-06-01T21:00:00+00:00"}
+    engine = sa.create_engine(url)
+    signals = sa.Table("signals", sa.MetaData(), autoload_with=engine)
+    now = sa.func.now()
+    with engine.begin() as connection:
+        connection.execute(signals.insert().values(
+            id="old1", symbol="TSLA", bar_date=date(2026, 6, 1), mode="replay", variant="",
+            provider="openai", model="gpt-4o-mini", prompt_version="signal_v1@x",
+            status="replay", action="BUY", confidence_level="HIGH", confidence_score=81,
+            signal_json=old_json, error="", status_reason="", data_source="simulated",
+            simulated=True, last_bars=[], indicators={}, chart_keys={}, prompt_tokens=1200,
+            completion_tokens=300, cost_usd=0.00036, latency_s=1.5, dagster_run_id="",
+            mlflow_run_id="", created_at=now, updated_at=now))
+    engine.dispose()
+
+    assert upgrade_to_head(url) == head_revision()
+    row = AppDatabase(url=url).get_signal("old1")
+    assert row is not None
+    signal = row.trading_signal()
+    assert signal is not None and signal.action is Action.BUY and signal.r_multiple == 2.0
+    assert (signal.horizon_days, signal.timeframes_agree) == (None, None)
+    assert (row.cached, row.original_cost_usd, row.request_key, row.training_cutoff) == \
+        (False, 0.0, "", None)
+    assert row.cost_usd == pytest.approx(0.00036)
+    bars = simulate_bars("TSLA", date(2026, 11, 20), 300)
+    [scored] = score_signals([signal_facts(row)], [("replay", bars)]).to_dict("records")
+    assert scored["action"] == "BUY" and scored["training_period"] == "cutoff unknown"
+    assert pd.isna(scored["hit_stated"]) and not pd.isna(scored["hit_5"])
 
 
 def test_processes_starting_together_migrate_once(new_database: Callable[[str], str]) -> None:

@@ -732,6 +732,26 @@ def test_scorecard_on_market_data_is_not_flagged(ctx: UIContext) -> None:
     assert "Scored at 1 bar: 1" in view.markdown
 
 
+def test_scorecard_warns_when_model_signals_sit_inside_the_training_period(
+        ctx: UIContext) -> None:
+    from trading_assets.assets.scorecard import scorecard_metadata
+    from trading_assets.core.scorecard import training_period_warning
+
+    inside = {"training_cutoff": pd.Timestamp("2024-06-01"), "training_period": "before cutoff"}
+    rows = [{**outcome_row("AAPL", i, "BUY", i % 2 == 0, provider="openai", model="gpt-test"),
+             **inside} for i in range(4)] + [outcome_row("AAPL", 9, "BUY", True)]
+    store_outcomes(ctx, rows)
+    view = scorecard_view(ctx, 5)
+    assert "**⚠ 4 of 4 model signal(s) (2024-01-01 .. 2024-01-04) are dated on or before " \
+        "their model's training cutoff" in view.markdown
+    periods = view.tables["by_training_period"]
+    assert set(periods["training_period"]) == {"before cutoff", "no model"}
+    warning = training_period_warning(outcomes_frame(rows))
+    metadata = scorecard_metadata(view.tables, {}, "tracking off", warning)
+    assert metadata["training_period"] == warning and warning.startswith("WARNING: 4 of 4")
+    assert warning in metadata["plots"].value
+
+
 def test_the_asset_metadata_and_the_page_title_the_scorecard_tables_alike(
         ctx: UIContext) -> None:
     from trading_assets.assets.scorecard import scorecard_metadata

@@ -10,12 +10,14 @@ import dagster as dg
 
 from resources.app_db import AppDatabase, SignalRow
 from resources.broker import Broker
+from resources.exchanges import ExchangeStore
 from resources.llm import LLMAnalyst
 from resources.object_store import ObjectStore
 from resources.tracking import Tracking
 from trading_assets.assets.charts import charts
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.bars import last_bars_records
+from trading_assets.core.exchanges import LIVE_CACHE_DEFAULT
 from trading_assets.core.indicators import latest_summary
 from trading_assets.core.keys import (
     TIMEFRAMES,
@@ -78,6 +80,10 @@ def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "cost_usd": dg.MetadataValue.float(float(row.cost_usd)),
+        # A recorded answer (LLM_CACHE) costs nothing now; what it cost when it was recorded:
+        "cached_answer": bool(row.cached),
+        "original_cost_usd": dg.MetadataValue.float(float(row.original_cost_usd or 0.0)),
+        "training_cutoff": str(row.training_cutoff) if row.training_cutoff else "n/a",
         "latency_s": dg.MetadataValue.float(round(float(row.latency_s), 3)),
         "mlflow_run_id": row.mlflow_run_id or "not tracked",
         "reasoning": dg.MetadataValue.md(body),
@@ -128,8 +134,11 @@ def llm_signal(
                 continue
             requests.append(build_request(store, positions.get(symbol), symbol, bar_date, info))
     claims = AnalysisClaims(app_db, "|".join(identity), context.run.run_id)
+    exchanges = ExchangeStore(store, app_db, analyst.cache_mode(LIVE_CACHE_DEFAULT),
+                              run_id=context.run.run_id)
     mine, waiting = claims.take(requests)
-    analyze(context, loop, store, app_db, analyst, tracking, claims, mine, broker.allow_short)
+    analyze(context, loop, store, app_db, analyst, tracking, claims, mine, broker.allow_short,
+            exchanges)
     # Symbols another run is analysing: reuse its signal, or take over when its claim ends.
     while waiting:
         time.sleep(CLAIM_POLL_S)
@@ -144,7 +153,7 @@ def llm_signal(
         mine, held = claims.take(pending)
         waiting += held
         analyze(context, loop, store, app_db, analyst, tracking, claims, mine,
-                broker.allow_short)
+                broker.allow_short, exchanges)
     loop.finish()
 
 
@@ -196,13 +205,15 @@ class AnalysisClaims:
 
 def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectStore,
             app_db: AppDatabase, analyst: LLMAnalyst, tracking: Tracking,
-            claims: AnalysisClaims, requests: list[AnalysisRequest], allow_short: bool) -> None:
-    """Call the analyst for the claimed requests, store and track each outcome, then release."""
+            claims: AnalysisClaims, requests: list[AnalysisRequest], allow_short: bool,
+            exchanges: ExchangeStore) -> None:
+    """Call the analyst for the claimed requests (recorded answers first, as LLM_CACHE says),
+    store and track each outcome, then release."""
     if not requests:
         return
     tracked: dict[str, str] = {}  # signal id -> MLflow run id, written in one commit
     try:
-        outcomes = analyst.analyze_many(requests)
+        outcomes = analyst.analyze_many(requests, exchanges=exchanges)
         for request, outcome in zip(requests, outcomes, strict=True):
             with loop.attempt(request.symbol):
                 row = store_signal(store, app_db, request, outcome,

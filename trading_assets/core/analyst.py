@@ -12,6 +12,11 @@ from trading_assets.core.signal import (
 
 RULES_MODEL = "rules-v1"
 RULES_PROMPT_VERSION = "rules-v1"
+# Holding horizons in trading days: a call the weekly picture backs is a swing trade over
+# about a month (the 4-ATR target needs time); a daily-only call, or a HOLD, is looked at
+# again within about a week.
+AGREEING_HORIZON_DAYS = 20
+SHORT_HORIZON_DAYS = 5
 
 
 def _num(summary: dict[str, float | None], key: str) -> float | None:
@@ -83,8 +88,10 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
     """Combine daily (weight 1) and weekly (weight 0.5) evidence into a full TradingSignal."""
     daily, weekly = request.daily_summary, request.weekly_summary
     factors: list[str] = []
-    combined = _score(daily, factors, 1.0, "daily") + _score(weekly, factors, 0.5, "weekly")
-    combined /= 1.5
+    daily_score = _score(daily, factors, 1.0, "daily")
+    weekly_score = _score(weekly, factors, 0.5, "weekly")
+    combined = (daily_score + weekly_score) / 1.5
+    agree = daily_score * weekly_score > 0  # both bullish or both bearish
     close = _num(daily, "close")
     atr = _num(daily, "atr_14")
     if close is None or close <= 0:
@@ -112,10 +119,14 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
     bars = request.last_bars[-20:]
     lows = [float(b["low"]) for b in bars if b.get("low") is not None]  # type: ignore[arg-type]
     highs = [float(b["high"]) for b in bars if b.get("high") is not None]  # type: ignore[arg-type]
+    horizon = AGREEING_HORIZON_DAYS if agree and action is not Action.HOLD \
+        else SHORT_HORIZON_DAYS
     reasoning = (
         f"Rules analyst (no language model): combined score {combined:+.2f} from daily and "
         f"weekly indicators -> {action.value}. "
         + ("Stop at 2 ATR, target at 4 ATR. " if action is not Action.HOLD else "")
+        + f"Daily and weekly {'agree' if agree else 'do not agree'}: horizon {horizon} "
+          "trading days. "
         + ("Input bars are SIMULATED." if request.simulated else f"Data: {request.data_source}.")
     )
     return TradingSignal(
@@ -137,4 +148,6 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
         model=RULES_MODEL,
         prompt_version=RULES_PROMPT_VERSION,
         bar_date=request.bar_date,
+        horizon_days=horizon,
+        timeframes_agree=agree,
     )

@@ -166,7 +166,12 @@ SETTINGS: dict[str, Setting] = _add(
     _S("LLM_MAX_COST_USD", "float", "0", "Spending cap per run; 0 = none.", minimum=0,
        maximum=1e6),
     _S("LLM_PRICES", "text", "", "JSON price overrides per model (USD per million tokens)."),
-    _S("LLM_PROMPT", "text", "signal_v1", "Prompt template name."),
+    _S("LLM_PROMPT", "text", "signal_v2", "Prompt template name."),
+    _S("LLM_CACHE", "choice", "",
+       "Recorded answers: off, record, replay, strict (default: off live, record in a replay).",
+       choices=("", "off", "record", "replay", "strict")),
+    _S("LLM_TRAINING_CUTOFF", "date", "",
+       "The model's training cutoff; default: the published one of known models."),
     # --- MLflow
     _S("MLFLOW_TRACKING_URI", "secret", "", "Tracking store; empty = local SQLite, off = none."),
     _S("MLFLOW_EXPERIMENT_NAME", "text", "trading-signals", "Experiment of the signals."),

@@ -94,6 +94,14 @@ class TradingSignal(BaseModel):
     prompt_version: str = Field(default="", description="Prompt name@hash or rules version.")
     bar_date: date | None = Field(default=None, description="Date of the last bar analysed.")
     generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Both came with prompt signal_v2; signals stored before them read back as None (unknown).
+    horizon_days: int | None = Field(
+        default=None, ge=1, le=260,
+        description="Holding horizon in trading days: how long the call is meant to hold "
+                    "(1 = the next session, 5 = about a week, 20 = about a month).")
+    timeframes_agree: bool | None = Field(
+        default=None, description="Whether the daily and the weekly picture point the same "
+                                  "way (true) or disagree (false).")
 
     @field_validator("symbol")
     @classmethod
@@ -171,6 +179,12 @@ class AnalysisOutcome(BaseModel):
     cost_usd: float = 0.0
     latency_s: float = 0.0
     transcript: dict[str, object] | None = None
+    # From the recorded exchange store (LLM_CACHE): cost_usd is what this call paid (0 for a
+    # recorded answer), original_cost_usd what the answer cost when it was first recorded.
+    cached: bool = False
+    original_cost_usd: float = 0.0
+    request_key: str = ""  # the request digest (core/exchanges.py); "" without a model call
+    training_cutoff: date | None = None  # the model's training cutoff (core/training.py)
 
     @property
     def ok(self) -> bool:
