@@ -17,11 +17,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from tests.conftest import metadata_for, run_symbols
+from tests.conftest import metadata_for, run_cli, run_symbols
 from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.bench.llm_peer import OpenAIServer, Received, Reply, answer, signal_fields
-from trading_assets.cli import main as cli_main
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.signal import SignalStatus
 from trading_assets.settings import build_resources
@@ -51,15 +50,7 @@ def auto_approved(instance: dg.DagsterInstance, resources: dict[str, Any]) -> An
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int:
-    """The CLI on the test's data, on the evening of its bars' last day (Approve's clock)."""
-    from datetime import UTC, datetime
-
-    from trading_assets.core import clock
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
-    return cli_main(list(args))
+    return run_cli(monkeypatch, env, *args)
 
 
 # --- approval semantics ------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from resources.paper_broker import PaperBroker
-from tests.conftest import metadata_for, run_symbols
+from tests.conftest import metadata_for, run_cli, run_symbols
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.bench.llm_peer import OpenAIServer, answer, signal_fields
@@ -556,19 +556,6 @@ def test_the_summary_reports_every_order_decision_of_the_run(
 # --- a person's decisions run the same checks ----------------------------------------------
 
 
-def cli_as(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int:
-    """The CLI on the test's data, on the evening of its bars' last day (Approve's clock)."""
-    from datetime import UTC, datetime
-
-    from trading_assets.cli import main as cli_main
-    from trading_assets.core import clock
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
-    return cli_main(list(args))
-
-
 def test_approve_refuses_at_once_what_the_orders_step_would_refuse(
         instance: dg.DagsterInstance, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -578,7 +565,7 @@ def test_approve_refuses_at_once_what_the_orders_step_would_refuse(
     absurd = stored_buy(app_db, "ACME", close, SignalStatus.PENDING_REVIEW, prompt="absurd",
                         entry=round(close * 1000, 2), stop=round(close * 999, 2),
                         target=round(close * 1001, 2))
-    assert cli_as(monkeypatch, env, "signals", "approve", absurd.id, "--reviewer", "bob") == 1
+    assert run_cli(monkeypatch, env, "signals", "approve", absurd.id, "--reviewer", "bob") == 1
     err = capsys.readouterr().err
     assert "Not approved: entry" in err and "99900.0% from the last close" in err
     assert "these are the signal's own numbers, so reject it" in err
@@ -586,10 +573,10 @@ def test_approve_refuses_at_once_what_the_orders_step_would_refuse(
 
     held_out = stored_buy(app_db, "ACME", close, SignalStatus.PENDING_REVIEW, prompt="cash")
     app_db.upsert_settings(SymbolSettings(symbol="ACME", enabled=False))
-    assert cli_as(monkeypatch, env, "signals", "approve", held_out.id) == 1
+    assert run_cli(monkeypatch, env, "signals", "approve", held_out.id) == 1
     assert "approve it again once that no longer holds" in capsys.readouterr().err
     app_db.upsert_settings(SymbolSettings(symbol="ACME"))
-    assert cli_as(monkeypatch, env, "signals", "approve", held_out.id) == 0
+    assert run_cli(monkeypatch, env, "signals", "approve", held_out.id) == 0
     assert app_db.get_signal(held_out.id).status == SignalStatus.APPROVED.value
     assert "The pre-trade checks passed" in capsys.readouterr().out
 
@@ -602,12 +589,12 @@ def test_a_hold_cannot_be_approved_and_a_stale_signal_expires_at_approval(
     close = last_close(instance, resources, "ACME")
     hold = stored_buy(app_db, "ACME", close, SignalStatus.NO_ACTION, prompt="hold",
                       action=Action.HOLD, entry=None, stop=None, target=None)
-    assert cli_as(monkeypatch, env, "signals", "approve", hold.id) == 1
+    assert run_cli(monkeypatch, env, "signals", "approve", hold.id) == 1
     assert "no_action is final" in capsys.readouterr().err
     old = stored_buy(app_db, "ACME", close, SignalStatus.PENDING_REVIEW, prompt="old")
     with app_db.session() as session:  # a signal of the 17th, three sessions before the bars
         session.get(type(old), old.id).bar_date = date(2026, 11, 17)
-    assert cli_as(monkeypatch, env, "signals", "approve", old.id) == 1
+    assert run_cli(monkeypatch, env, "signals", "approve", old.id) == 1
     assert "3 trading days old" in capsys.readouterr().err
     assert app_db.get_signal(old.id).status == SignalStatus.EXPIRED.value
 
@@ -622,14 +609,14 @@ def test_a_person_cancels_a_working_order(
                          entry=round(close * 0.98, 2))
     assert run_symbols(instance, resources, ["ACME"], assets=EXECUTION).success
     assert app_db.get_signal(resting.id).status == SignalStatus.WORKING.value
-    assert cli_as(monkeypatch, env, "signals", "cancel", resting.id, "--reviewer", "bob",
+    assert run_cli(monkeypatch, env, "signals", "cancel", resting.id, "--reviewer", "bob",
                   "--note", "changed my mind") == 0
     cancelled = app_db.get_signal(resting.id)
     assert cancelled.status == SignalStatus.ORDER_FAILED.value
     assert cancelled.status_reason.endswith("cancelled by bob: changed my mind")
     assert resources["broker"].working_orders() == []
     # ... and it can be re-approved (a new attempt) or rejected, like any failed order.
-    assert cli_as(monkeypatch, env, "signals", "reject", resting.id) == 0
+    assert run_cli(monkeypatch, env, "signals", "reject", resting.id) == 0
 
 
 def test_each_portfolio_materialization_adds_a_point_of_cash_plus_marked_positions(

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from resources.ibkr import disconnect_all, reset_pacing
+from tests.conftest import on_bars_evening
 from tests.peers.tws_peer import TwsPeer
 from trading_assets.core.fills import Bar
 from trading_assets.core.keys import bars_info_key, outcomes_key
@@ -90,12 +91,7 @@ def shared_instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[UIContext]:
-    # The evening of the seeded signals' bar date: Approve checks how old a signal is.
-    from datetime import UTC, datetime
-
-    from trading_assets.core import clock
-
-    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
+    on_bars_evening(monkeypatch)  # the seeded signals' evening: Approve checks their age
     yield UIContext(resources=resources, instance=shared_instance,
                     config=UIConfig(dagster_url="http://dagster.test:3000"))
     for symbol in list_symbols(shared_instance):

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from tests.conftest import run_symbols
+from tests.conftest import on_bars_evening, run_symbols
 from trading_assets.partitions import list_symbols
 from ui.app import build_app, launch
 from ui.config import UIConfig
@@ -51,12 +51,9 @@ def served(instance: dg.DagsterInstance, env: dict[str, str],
     """The app with a login on a free loopback port, over a graph run that left a signal, on
     the evening of its bars' last day (Approve checks how old a signal is)."""
     require_chromium()
-    from datetime import UTC, datetime
-
-    from trading_assets.core import clock
     from trading_assets.settings import build_resources
 
-    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
+    on_bars_evening(monkeypatch)
     resources = build_resources({**env, "MLFLOW_TRACKING_URI": "off"})
     run_symbols(instance, resources, ["ORCL"])  # real bars, charts and a pending BUY
     config = UIConfig(server_port=free_port(), username=USER, password=PASSWORD)
@@ -69,7 +66,9 @@ def served(instance: dg.DagsterInstance, env: dict[str, str],
 
 
 @pytest.fixture
-def page(served: tuple[str, Any]) -> Iterator[Any]:
+def page() -> Iterator[Any]:
+    """A headless Chromium tab (the app it opens is the test's own fixture)."""
+    require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     # A loaded CI machine (2 cores, the app and Chromium beside the tests) can take more than
@@ -198,13 +197,12 @@ def trading_day(instance: dg.DagsterInstance, env: dict[str, str],
     """The app over a day with a HOLD (TSLA), a BUY waiting (ORCL), a BUY whose entry is 1,000x
     the close (crafted as a model could send it), and a filled paper order with its trade."""
     require_chromium()
-    from datetime import UTC, date, datetime
+    from datetime import date
 
-    from trading_assets.core import clock
     from trading_assets.core.signal import AnalysisOutcome, SignalStatus, TradingSignal
     from trading_assets.settings import build_resources
 
-    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 20, 22, 0, tzinfo=UTC))
+    on_bars_evening(monkeypatch)
     resources = build_resources({**env, "MLFLOW_TRACKING_URI": "off",
                                  "TRADING_ORDER_TYPE": "mkt"})
     run_symbols(instance, resources, ["TSLA", "ORCL"])
@@ -237,27 +235,11 @@ def trading_day(instance: dg.DagsterInstance, env: dict[str, str],
         app.close()
 
 
-@pytest.fixture
-def day_page(trading_day: tuple[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(20_000)
-            yield tab
-        finally:
-            browser.close()
-
-
-def test_the_traders_loop_in_a_real_browser(trading_day: tuple[str, Any],
-                                            day_page: Any) -> None:
+def test_the_traders_loop_in_a_real_browser(trading_day: tuple[str, Any], page: Any) -> None:
     from playwright.sync_api import expect
 
     url, app = trading_day
-    ctx, page = app.ui_context, day_page
+    ctx = app.ui_context
     page.goto(url)
     page.get_by_label("username").fill(USER)
     page.get_by_label("password").fill(PASSWORD)

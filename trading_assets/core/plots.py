@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 # Marker and colour per action; an outcome (once known) colours the marker's edge.
@@ -96,6 +96,8 @@ def render_equity(points: list[tuple[datetime, float, float]], title: str) -> by
                 label="equity (cash + marked positions)")
         ax.plot(at, cash, color="#7f7f7f", linewidth=1.0, linestyle="--", label="cash")
         ax.axhline(equity[0], color="#c0c0c0", linewidth=0.8)
+        if len(at) == 1:  # one point has no span to place date ticks on: give it a day
+            ax.set_xlim(at[0] - timedelta(hours=12), at[0] + timedelta(hours=12))
     else:
         ax.text(0.5, 0.5, "No portfolio materialization yet", ha="center", va="center",
                 transform=ax.transAxes, color="#7f7f7f")
