@@ -63,9 +63,11 @@ class AppDatabase(OrdersLedger):
             return SymbolSettings(symbol=symbol) if row is None else _settings_of(row)
 
     def list_settings(self) -> list[SymbolSettings]:
+        """The settings of the symbols in use (a removed symbol's are kept, not listed)."""
         with self.session() as session:
             rows = session.scalars(
-                select(SymbolRow).order_by(SymbolRow.priority.desc(), SymbolRow.symbol)
+                select(SymbolRow).where(SymbolRow.removed_at.is_(None))
+                .order_by(SymbolRow.priority.desc(), SymbolRow.symbol)
             ).all()
             return [_settings_of(r) for r in rows]
 
@@ -96,27 +98,54 @@ class AppDatabase(OrdersLedger):
             else:
                 for key, value in values.items():
                     setattr(row, key, value)
-                row.updated_at = utcnow()
+                row.updated_at, row.removed_at = utcnow(), None  # configured: in use again
         return SymbolSettings(symbol=symbol, **values)
 
     def ensure_symbol(self, symbol: str) -> SymbolSettings:
-        """Create default settings for a symbol that has none; keep existing ones."""
-        symbol = validate_symbol(symbol)
-        with self.session() as session:
-            if session.get(SymbolRow, symbol) is None:
-                session.add(SymbolRow(symbol=symbol))
-        return self.settings_for(symbol)
-
-    def remove_symbol(self, symbol: str) -> bool:
-        """Forget the symbol's settings (signals and orders stay for the audit trail); False
-        when it had none."""
+        """Create default settings for a symbol that has none; keep existing ones (a symbol
+        removed earlier comes back with the settings it had)."""
         symbol = validate_symbol(symbol)
         with self.session() as session:
             row = session.get(SymbolRow, symbol)
-            if row is not None:
-                session.delete(row)
-        return row is not None
+            if row is None:
+                session.add(SymbolRow(symbol=symbol))
+            elif row.removed_at is not None:
+                row.removed_at, row.updated_at = None, utcnow()
+        return self.settings_for(symbol)
 
+    def remove_symbol(self, symbol: str, forget: bool = False) -> bool:
+        """Mark the symbol removed, keeping its settings for a later re-add (or delete them,
+        `forget`); its signals and orders stay for the audit trail. False when it had none."""
+        symbol = validate_symbol(symbol)
+        with self.session() as session:
+            row = session.get(SymbolRow, symbol)
+            if row is None or (row.removed_at is not None and not forget):
+                return False
+            if forget:
+                session.delete(row)
+            else:
+                row.removed_at = row.updated_at = utcnow()
+        return True
+
+    def expire_waiting_signals(self, symbol: str, reason: str, reviewer: str
+                               ) -> tuple[list[str], list[str]]:
+        """Expire every signal of the symbol that could still lead to an order (waiting for a
+        person, approved, refused or failed and re-approvable): (expired ids, ids kept with
+        why: an order that could still exist blocks it until reconciled)."""
+        waiting = (SignalStatus.PENDING_REVIEW, SignalStatus.APPROVED,
+                   SignalStatus.AUTO_APPROVED, SignalStatus.NOT_PLACED,
+                   SignalStatus.ORDER_FAILED)
+        rows = [row for status in waiting
+                for row in self.list_signals(symbol=symbol, status=status.value, limit=10_000)]
+        expired, kept = [], []
+        for row in rows:
+            try:
+                self.review_signal(row.id, SignalStatus.EXPIRED, reviewer=reviewer, note=reason,
+                                   actor="system")
+                expired.append(row.id)
+            except (KeyError, ValueError) as exc:
+                kept.append(f"{row.id}: {exc}")
+        return expired, kept
     def record_run_status(self, symbol: str, status: str, error: str = "") -> None:
         symbol = validate_symbol(symbol)
         with self.session() as session:
@@ -180,6 +209,7 @@ class AppDatabase(OrdersLedger):
         dagster_run_id: str = "",
         mode: str = "live",
         variant: str = "",
+        reason: str = "",
     ) -> SignalRow:
         """Store a signal (or an error) once per symbol, bar date and analyst.
 
@@ -190,6 +220,7 @@ class AppDatabase(OrdersLedger):
         signal = outcome.signal
         values: dict[str, Any] = {
             "status": status.value,
+            "status_reason": reason,
             "action": signal.action.value if signal else None,
             "confidence_level": signal.confidence_level.value if signal else None,
             "confidence_score": signal.confidence_score if signal else None,
@@ -203,6 +234,10 @@ class AppDatabase(OrdersLedger):
             "prompt_tokens": outcome.prompt_tokens,
             "completion_tokens": outcome.completion_tokens,
             "cost_usd": outcome.cost_usd,
+            "cached": outcome.cached,
+            "original_cost_usd": outcome.original_cost_usd,
+            "request_key": outcome.request_key,
+            "training_cutoff": outcome.training_cutoff,
             "latency_s": outcome.latency_s,
             "dagster_run_id": dagster_run_id,
             "updated_at": utcnow(),

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     Boolean,
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -28,15 +30,16 @@ from sqlalchemy import (
     create_engine,
     update,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from trading_assets.core.env import plain
 from trading_assets.core.errors import OutageError
+from trading_assets.core.signal import TradingSignal
 
 if TYPE_CHECKING:
     from resources.migrations import Chain
-from trading_assets.core.signal import TradingSignal
 
 
 def utcnow() -> datetime:
@@ -71,6 +74,8 @@ class SymbolRow(Base):
     last_run_status: Mapped[str] = mapped_column(String(32), default="")
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Set when the symbol is removed: its settings wait for a re-add instead of being lost.
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -99,6 +104,9 @@ class SignalRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     # Why the signal is not_placed or order_failed (or was expired): shown wherever it is listed.
     status_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A not_placed refusal whose reason can change by itself (cash, exposure, working orders):
+    # offered for re-approval; one of the signal's own numbers is not.
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     data_source: Mapped[str] = mapped_column(String(32), default="")
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     last_bars: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
@@ -112,17 +120,82 @@ class SignalRow(Base):
     mlflow_run_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The answer came from the recorded exchange store (LLM_CACHE): cost_usd is then 0 and
+    # original_cost_usd what it cost when it was recorded; request_key is its llm_exchanges row.
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    original_cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    request_key: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The model's training cutoff when the signal was made (None: rules, or unknown).
+    training_cutoff: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     def trading_signal(self) -> TradingSignal | None:
+        """The stored signal, None for an error row; raises if it no longer validates (see
+        read_signal)."""
         return TradingSignal.model_validate(self.signal_json) if self.signal_json else None
+
+    def read_signal(self) -> tuple[TradingSignal | None, str]:
+        """(the stored signal, '') or (None, why it cannot be read): a row written by older
+        code may no longer pass the schema, and it must not fail every run of its symbol."""
+        try:
+            return self.trading_signal(), ""
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                 for e in exc.errors())
+            return None, f"the stored signal no longer passes the signal schema ({problems})"
 
     def reference_close(self) -> float | None:
         """The price the signal saw: the last close it was shown, else its entry price."""
         bars = self.last_bars or []
         if bars and isinstance(bars[-1], dict) and bars[-1].get("close"):
             return float(bars[-1]["close"])
-        signal = self.trading_signal()
+        signal, _ = self.read_signal()
         return float(signal.entry_price) if signal and signal.entry_price else None
+
+
+class TradeRow(Base):
+    """A filled order and how it ended: entry, exit (target, stop, a SELL signal), P&L, R."""
+
+    __tablename__ = "trades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_ref: Mapped[str] = mapped_column(String(48), unique=True)
+    signal_id: Mapped[str] = mapped_column(String(32), index=True)
+    symbol: Mapped[str] = mapped_column(String(12), index=True)
+    side: Mapped[str] = mapped_column(String(8))  # BUY (long) | SELL (short)
+    quantity: Mapped[float] = mapped_column(Float)
+    entry_price: Mapped[float] = mapped_column(Float)
+    entry_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    stop_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    take_profit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_quantity: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    exit_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    exit_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    commission: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    realized_pnl: Mapped[float | None] = mapped_column(Float, nullable=True)
+    r_multiple: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # open | closed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EquityPointRow(Base):
+    """The account at one portfolio materialization: the equity curve, paper and IBKR alike."""
+
+    __tablename__ = "equity_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    broker: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    bar_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    cash: Mapped[float] = mapped_column(Float)
+    equity: Mapped[float] = mapped_column(Float)
+    realized_pnl: Mapped[float] = mapped_column(Float)
+    unrealized_pnl: Mapped[float] = mapped_column(Float)
+    # symbol -> {quantity, avg_cost, market_value, unrealized_pnl, realized_pnl}
+    positions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    dagster_run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class ReviewRow(Base):
@@ -195,6 +268,33 @@ class RunFailureRow(Base):
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+
+
+class ExchangeRow(Base):
+    """The index of the recorded exchange store: one row per request digest, the answer itself
+    in the object store (object_key). The primary key is what makes two runs recording the
+    same request at once keep one answer (resources/exchanges.py)."""
+
+    __tablename__ = "llm_exchanges"
+    __table_args__ = (Index("ix_llm_exchanges_symbol_bar_date", "symbol", "bar_date"),)
+
+    request_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(12))
+    bar_date: Mapped[date] = mapped_column(Date)
+    model: Mapped[str] = mapped_column(String(128))
+    prompt_version: Mapped[str] = mapped_column(String(128))
+    # SHA-256 of each other part of the request (core/exchanges.py PARTS): a strict-mode miss
+    # names the parts in which the nearest recorded request differs.
+    images_sha256: Mapped[str] = mapped_column(String(64))
+    params_sha256: Mapped[str] = mapped_column(String(64))
+    schema_sha256: Mapped[str] = mapped_column(String(64))
+    messages_sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(256))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    dagster_run_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AnalysisClaimRow(Base):

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from resources.app_tables import (
     AnalysisClaimRow,
     Database,
+    EquityPointRow,
     OrderDecisionRow,
     OrderRow,
     ReviewRow,
     SignalRow,
+    TradeRow,
     lock_signal,
     utcnow,
 )
@@ -29,15 +31,18 @@ from trading_assets.core.lifecycle import (
     NOT_PLACED,
     UNKNOWN,
     UNRESOLVED_LEDGER,
+    WORKING_BROKER_STATUSES,
     TransitionError,
+    allowed_targets,
     check_transition,
     could_still_exist,
     order_ref,
     outcome_of,
 )
-from trading_assets.core.orders import BrokerOrder
+from trading_assets.core.orders import AccountSnapshot, BrokerOrder, Position
 from trading_assets.core.signal import EXECUTABLE_STATUSES, SignalStatus
 from trading_assets.core.symbols import validate_symbol
+from trading_assets.core.trades import TradeUpdate, trade_from_order, trade_result
 
 # Signals an orders run may act on: live and approved (by a reviewer or the auto-approve rule).
 # Sorted so the statement, and so SQLAlchemy's compiled-statement cache entry, is stable.
@@ -58,7 +63,9 @@ def _latest_order(session: Session, signal_id: str) -> OrderRow | None:
                            .order_by(OrderRow.attempt.desc())).first()
 
 
-def _check_review(decision: SignalStatus, note: str, reviewer: str) -> None:
+def check_review(decision: SignalStatus, note: str, reviewer: str) -> None:
+    """A decision's own inputs, before anything is looked up: a review, an expiry, a note and
+    a reviewer that fit their columns."""
     allowed = {SignalStatus.APPROVED, SignalStatus.REJECTED, SignalStatus.EXPIRED}
     if decision not in allowed:
         raise ValueError(f"A review decides approved, rejected or expired, not {decision}.")
@@ -83,7 +90,7 @@ class OrdersLedger(Database):
         in the lifecycle table, and no decision may drop a signal whose order could still exist
         at the broker: the order run has claimed it (and may have placed it) first.
         """
-        _check_review(decision, note, reviewer)
+        check_review(decision, note, reviewer)
         with self.session() as session:
             # Locked before it is read, so claim_order cannot slip in between check and write.
             row = session.get(SignalRow, signal_id) if lock_signal(session, signal_id) else None
@@ -107,25 +114,40 @@ class OrdersLedger(Database):
             keep_reason = actor == "system" or decision is not SignalStatus.APPROVED
             row.status, row.updated_at = decision.value, utcnow()
             row.status_reason = note if keep_reason else ""
+            row.retryable = False
             session.add(ReviewRow(signal_id=signal_id, decision=decision.value,
                                   reviewer=reviewer, note=note))
         return row
 
-    def settle_signal(self, signal_id: str, status: SignalStatus, reason: str) -> bool:
-        """Move an approved signal to executed, not_placed or order_failed with the reason;
-        False when it is no longer approved (a person decided first)."""
+    def settle_signal(self, signal_id: str, status: SignalStatus, reason: str,
+                      retryable: bool = False) -> bool:
+        """Move a signal the system may move (approved to executed, working, not_placed or
+        order_failed; working to executed or order_failed) with the reason; False when the
+        table has no such change from its status now (a person decided first)."""
         with self.session() as session:
-            return self._settle(session, signal_id, status, reason)
+            return self._settle(session, signal_id, status, reason, retryable)
+
+    def fail_signal(self, signal_id: str, reason: str) -> bool:
+        """Show a stored signal that no longer reads back as an `error` with the reason (the
+        next analysis of its bar replaces it), so it blocks no other signal of its symbol."""
+        with self.session() as session:
+            if not self._settle(session, signal_id, SignalStatus.ERROR, reason):
+                return False
+            session.execute(update(SignalRow).where(SignalRow.id == signal_id)
+                            .values(error=reason[:4000])
+                            .execution_options(synchronize_session=False))
+            return True
 
     @staticmethod
-    def _settle(session: Session, signal_id: str, status: SignalStatus, reason: str) -> bool:
+    def _settle(session: Session, signal_id: str, status: SignalStatus, reason: str,
+                retryable: bool = False) -> bool:
         current = session.scalar(select(SignalRow.status).where(SignalRow.id == signal_id))
-        if current is None or current not in {s.value for s in EXECUTABLE_STATUSES}:
+        if current is None or status not in allowed_targets(current, "system"):
             return False
-        check_transition(current, status, "system")
-        session.execute(update(SignalRow).where(SignalRow.id == signal_id, *_EXECUTABLE)
+        session.execute(update(SignalRow).where(SignalRow.id == signal_id,
+                                                SignalRow.status == current)
                         .values(status=status.value, status_reason=reason[:4000],
-                                updated_at=utcnow())
+                                retryable=retryable, updated_at=utcnow())
                         .execution_options(synchronize_session=False))
         return True
 
@@ -168,12 +190,14 @@ class OrdersLedger(Database):
             return None
 
     def update_order(self, signal_id: str, order: BrokerOrder | None, error: str = "") -> None:
-        """Record what the broker said about the signal's latest attempt; settle the signal:
-        executed, or order_failed with the broker's reason when it rejected or cancelled."""
+        """Record what the broker said about the signal's latest attempt, settle the signal
+        (executed once the entry filled, working while it rests, order_failed with the broker's
+        reason when it ended unfilled) and keep the trade it made up to date."""
         with self.session() as session:
             row = _latest_order(session, signal_id)
             if row is None:
                 raise KeyError(f"No order in the ledger for signal {signal_id!r}.")
+            before = row.filled or 0.0
             if order is not None:
                 row.status, row.filled = order.status, order.filled
                 row.avg_fill_price, row.commission = order.avg_fill_price, order.commission
@@ -184,12 +208,70 @@ class OrdersLedger(Database):
                 row.error = error[:4000]
                 row.status = UNKNOWN if order is None else row.status
             row.updated_at = utcnow()
-            if order is not None:  # only an approved signal is settled, never a rejected one
-                outcome = outcome_of(order.status)
-                reason = ("" if outcome is SignalStatus.EXECUTED else
-                          f"broker {order.status} order {row.order_ref}: "
-                          f"{order.reason or 'no reason given'}")
-                self._settle(session, signal_id, outcome, reason)
+            if order is None:
+                return
+            outcome, note = outcome_of(order.status, order.filled, order.quantity)
+            if outcome is SignalStatus.ORDER_FAILED:
+                note = (f"broker {order.status} order {row.order_ref}: "
+                        f"{order.reason or 'no reason given'}")
+            # only an approved (or working) signal is settled, never a rejected one
+            self._settle(session, signal_id, outcome, note)
+            if row.action == "SELL" and row.stop_loss is None and row.take_profit is None:
+                # A plain SELL closes what earlier BUYs opened (once, as its fill arrives).
+                if order.filled > before and order.avg_fill_price:
+                    self._close_open_buys(session, row, order, order.filled - before)
+                return
+            update = trade_from_order(row.order_ref, signal_id, order, row.stop_loss,
+                                      row.take_profit)
+            if update is not None:
+                _apply_trade(session, update)
+
+    @staticmethod
+    def _close_open_buys(session: Session, row: OrderRow, order: BrokerOrder,
+                         quantity: float) -> None:
+        """Close the symbol's open trades without a bracket, oldest first, with the `quantity`
+        this SELL newly filled."""
+        trades = session.scalars(select(TradeRow).where(
+            TradeRow.symbol == row.symbol, TradeRow.status == "open", TradeRow.side == "BUY",
+            TradeRow.stop_loss.is_(None)).order_by(TradeRow.id)).all()
+        left = quantity
+        for trade in trades:
+            if left <= 0:
+                break
+            take = min(left, trade.quantity - trade.exit_quantity)
+            _close(trade, take, order.avg_fill_price or 0.0, order.filled_on,
+                   f"closed by SELL signal {row.signal_id}",
+                   order.commission * take / order.filled if order.filled else 0.0)
+            left -= take
+
+    def open_trades(self, symbol: str | None = None) -> list[TradeRow]:
+        query = select(TradeRow).where(TradeRow.status == "open")
+        if symbol:
+            query = query.where(TradeRow.symbol == validate_symbol(symbol))
+        with self.session() as session:
+            return list(session.scalars(query.order_by(TradeRow.id)).all())
+
+    def trades(self, symbol: str | None = None, signal_id: str | None = None,
+               limit: int = 500) -> list[TradeRow]:
+        """Trades newest first, of a symbol or a signal."""
+        query = select(TradeRow)
+        if symbol:
+            query = query.where(TradeRow.symbol == validate_symbol(symbol))
+        if signal_id:
+            query = query.where(TradeRow.signal_id == signal_id)
+        with self.session() as session:
+            return list(session.scalars(query.order_by(TradeRow.id.desc()).limit(limit)).all())
+
+    def followed_orders(self, symbol: str) -> list[OrderRow]:
+        """Ledger rows the broker may still change: entries still working, and filled brackets
+        whose exits have not closed the trade yet. Each orders run asks the broker about them."""
+        open_brackets = select(TradeRow.order_ref).where(TradeRow.status == "open",
+                                                         TradeRow.stop_loss.is_not(None))
+        with self.session() as session:
+            return list(session.scalars(select(OrderRow).where(
+                OrderRow.symbol == validate_symbol(symbol),
+                OrderRow.status.in_(sorted(WORKING_BROKER_STATUSES))
+                | OrderRow.order_ref.in_(open_brackets)).order_by(OrderRow.id)).all())
 
     def record_unplaced(self, order_id: int, status: str, evidence: str) -> None:
         """A crashed placement the broker does not show: `unknown` (ask again next run) or
@@ -201,7 +283,7 @@ class OrdersLedger(Database):
             row.status, row.error, row.updated_at = status, evidence[:4000], utcnow()
             if status == NOT_PLACED:
                 self._settle(session, row.signal_id, SignalStatus.NOT_PLACED,
-                             f"order {row.order_ref} not placed: {evidence}")
+                             f"order {row.order_ref} not placed: {evidence}", retryable=True)
 
     def order_for_signal(self, signal_id: str) -> OrderRow | None:
         """The signal's latest order attempt, if any."""
@@ -236,6 +318,55 @@ class OrdersLedger(Database):
                 select(OrderDecisionRow).where(OrderDecisionRow.symbol == validate_symbol(symbol))
                 .order_by(OrderDecisionRow.id.desc()).limit(limit)
             ).all())
+
+    def orders_summary(self, symbol: str, newest: SignalRow, run_ids: Sequence[str]) -> str:
+        """Every order decision these runs made for any signal of the symbol (an older
+        approval may be placed beside a new pending signal), else the newest signal's order:
+        what a run's summary says under "order" (the CLI table, the app's Run now)."""
+        made = [d for d in self.decisions_for(symbol, limit=50)
+                if d.dagster_run_id and d.dagster_run_id in run_ids]
+        if not made:
+            if newest.status == SignalStatus.ERROR.value:
+                return f"none: {newest.error[:80]}"
+            order = self.order_for_signal(newest.id)
+            return f"{order.action} {order.quantity:g} {order.status}" if order else "none"
+        lines = []
+        for decision in reversed(made):
+            text = decision.reason
+            if decision.placed and (order := self.order_for_signal(decision.signal_id)):
+                text += f": {order.status}"
+            if decision.signal_id not in (newest.id, ""):
+                text = f"signal {decision.signal_id[:8]}: {text}"
+            lines.append(text)
+        return "; ".join(lines)
+
+    def record_equity_point(self, broker: str, account: AccountSnapshot,
+                            positions: Sequence[Position], bar_date: date | None,
+                            run_id: str = "") -> EquityPointRow:
+        """The account at one portfolio materialization: a point of the equity curve."""
+        with self.session() as session:
+            row = EquityPointRow(
+                broker=broker[:32], account=account.account[:32], at=utcnow(),
+                bar_date=bar_date, cash=account.cash, equity=account.equity,
+                realized_pnl=account.realized_pnl, unrealized_pnl=account.unrealized_pnl,
+                positions={p.symbol: {"quantity": p.quantity, "avg_cost": p.avg_cost,
+                                      "market_value": p.market_value,
+                                      "unrealized_pnl": p.unrealized_pnl,
+                                      "realized_pnl": p.realized_pnl} for p in positions},
+                dagster_run_id=run_id)
+            session.add(row)
+        return row
+
+    def equity_curve(self, account: str | None = None, limit: int = 2000
+                     ) -> list[EquityPointRow]:
+        """The account's equity points, oldest first (the last `limit`)."""
+        query = select(EquityPointRow)
+        if account:
+            query = query.where(EquityPointRow.account == account)
+        with self.session() as session:
+            rows = session.scalars(query.order_by(EquityPointRow.at.desc(),
+                                                  EquityPointRow.id.desc()).limit(limit)).all()
+        return list(reversed(rows))
 
     def recent_decisions(self, limit: int = 50) -> list[OrderDecisionRow]:
         """The orders asset's latest decisions over all symbols, newest first."""
@@ -349,3 +480,44 @@ def _renew_claim(session: Session, key: tuple[str, date, str], holder: str, expi
         .values(holder=holder, expires_at=expires)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _apply_trade(session: Session, update: TradeUpdate) -> None:
+    """Insert or refresh the trade of one filled order; the broker's report is the truth, so
+    applying the same report twice changes nothing."""
+    trade = session.scalars(select(TradeRow).where(TradeRow.order_ref == update.order_ref)
+                            ).first()
+    if trade is None:
+        trade = TradeRow(order_ref=update.order_ref, signal_id=update.signal_id,
+                         symbol=update.symbol, side=update.side, status="open",
+                         exit_quantity=0.0, exit_reason="", commission=0.0)
+        session.add(trade)
+    trade.quantity, trade.entry_price = update.quantity, update.entry_price
+    trade.entry_on = trade.entry_on or update.entry_on
+    trade.stop_loss, trade.take_profit = update.stop_loss, update.take_profit
+    trade.commission = update.commission
+    if update.exit_price is not None:
+        trade.exit_quantity, trade.exit_price = update.exit_quantity, update.exit_price
+        trade.exit_on = trade.exit_on or update.exit_on
+        trade.exit_reason = update.exit_reason
+        _score(trade)
+    trade.updated_at = utcnow()
+
+
+def _close(trade: TradeRow, quantity: float, price: float, on: date | None, reason: str,
+           commission: float) -> None:
+    """Add one closing fill (a SELL signal's order) to the trade: weighted exit price."""
+    done = trade.exit_quantity
+    trade.exit_price = ((trade.exit_price or 0.0) * done + price * quantity) / (done + quantity)
+    trade.exit_quantity = done + quantity
+    trade.exit_on, trade.exit_reason = on or trade.exit_on, reason
+    trade.commission += commission
+    _score(trade)
+    trade.updated_at = utcnow()
+
+
+def _score(trade: TradeRow) -> None:
+    trade.realized_pnl, trade.r_multiple = trade_result(
+        trade.side, trade.entry_price, trade.exit_price or 0.0, trade.exit_quantity,
+        trade.stop_loss, trade.commission)
+    trade.status = "closed" if trade.exit_quantity >= trade.quantity else "open"

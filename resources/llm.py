@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from trading_assets.core.analyst import RULES_MODEL, RULES_PROMPT_VERSION, rules_signal
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
+
+if TYPE_CHECKING:
+    from resources.exchanges import ExchangeStore
 
 PROVIDERS = ("rules", "openai")
 # The default bound of one run's analysis step (LLM_RUN_TIMEOUT_S).
@@ -87,9 +92,22 @@ class LLMAnalyst(dg.ConfigurableResource):
         """A budget for one Dagster run; pass it to every analyze_many call of the run."""
         return CostBudget()
 
-    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None
-                     ) -> list[AnalysisOutcome]:
-        """One outcome per request, in the same order; errors are outcomes, not exceptions."""
+    def cache_mode(self, default: str) -> str:
+        """The LLM_CACHE mode of this analyst's model calls; `default` when it sets none (a
+        live run passes "off", a replay "record": core/exchanges.py)."""
+        return default
+
+    def training_cutoff(self) -> date | None:
+        """The model's training cutoff (core/training.py); None for no model or unknown."""
+        return None
+
+    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None,
+                     exchanges: ExchangeStore | None = None) -> list[AnalysisOutcome]:
+        """One outcome per request, in the same order; errors are outcomes, not exceptions.
+
+        `exchanges` is the recorded exchange store in the run's LLM_CACHE mode: a model
+        analyst answers from it where it can and records new answers in it.
+        """
         raise NotImplementedError
 
 
@@ -107,8 +125,9 @@ class RulesAnalyst(LLMAnalyst):
     def identity(self) -> tuple[str, str, str]:
         return ("rules", RULES_MODEL, RULES_PROMPT_VERSION)
 
-    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None
-                     ) -> list[AnalysisOutcome]:
+    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None,
+                     exchanges: ExchangeStore | None = None) -> list[AnalysisOutcome]:
+        # Deterministic and free: nothing to record, the store is not consulted.
         return [self._analyze(request) for request in requests]
 
     def _analyze(self, request: AnalysisRequest) -> AnalysisOutcome:

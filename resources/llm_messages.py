@@ -9,12 +9,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from pydantic import Field, ValidationInfo, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from resources.prompts import Prompt
+from trading_assets.core.exchanges import ExchangeRequest, sha256_hex
 from trading_assets.core.secrets import redact
 from trading_assets.core.signal import AnalysisRequest, TradingSignal
 
@@ -36,6 +38,12 @@ class SignalAnswer(TradingSignal):
     timeframe: SkipJsonSchema[str] = "daily+weekly"
     bar_date: SkipJsonSchema[date | None] = None
     generated_at: SkipJsonSchema[datetime] = Field(default_factory=lambda: datetime.now(UTC))
+    # Optional in TradingSignal only so that signals stored before them still read back: the
+    # model must state both.
+    horizon_days: int = Field(ge=1, le=260, description=TradingSignal.model_fields[
+        "horizon_days"].description)
+    timeframes_agree: bool = Field(description=TradingSignal.model_fields[
+        "timeframes_agree"].description)
 
     @model_validator(mode="after")
     def _requested_symbol(self, info: ValidationInfo) -> SignalAnswer:
@@ -110,6 +118,39 @@ def build_messages(request: AnalysisRequest, prompt: Prompt, send_images: bool
             for png in images.values()
         ]
     return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
+
+
+def exchange_request(request: AnalysisRequest, prompt: Prompt, model: str,
+                     messages: list[dict[str, Any]], params: Mapping[str, Any]
+                     ) -> ExchangeRequest:
+    """The request as the recorded exchange store keys it (core/exchanges.py): the messages
+    with every image data URL replaced by "image <n>", and the images' SHA-256 digests in
+    that order (so a changed chart is named as such, not as changed messages)."""
+    images: list[str] = []
+    stripped = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                url = part.get("image_url", {}).get("url", "") \
+                    if isinstance(part, Mapping) and part.get("type") == "image_url" else ""
+                if url.startswith("data:"):
+                    images.append(sha256_hex(base64.b64decode(url.partition(",")[2])))
+                    part = {"type": "image_url", "image_url": {"url": f"image {len(images)}"}}
+                parts.append(part)
+            message = {**message, "content": parts}
+        stripped.append(message)
+    return ExchangeRequest(
+        symbol=request.symbol, bar_date=request.bar_date, model=model,
+        prompt_version=prompt.version, messages=stripped, images=tuple(images),
+        params=dict(params), schema=answer_schema())
+
+
+@cache
+def answer_schema() -> dict[str, Any]:
+    """The JSON schema of the answer the model is asked for (part of the request digest)."""
+    return SignalAnswer.model_json_schema()
 
 
 def _describe_image(url: str) -> str:

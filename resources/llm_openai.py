@@ -18,16 +18,32 @@ import json
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, ValidationError
 
 from resources.llm import DEFAULT_RUN_TIMEOUT_S, CostBudget, LLMAnalyst
 from resources.llm_http import deadline_http_client, run_deadline
-from resources.llm_messages import BOOKKEEPING, CallRecord, SignalAnswer, build_messages
+from resources.llm_messages import (
+    BOOKKEEPING,
+    CallRecord,
+    SignalAnswer,
+    build_messages,
+    exchange_request,
+)
 from resources.prompts import Prompt, PromptError, load_prompt
-from trading_assets.core.env import ConfigError, env_bool, env_number, plain, referable
+from trading_assets.core.env import (
+    ConfigError,
+    env_bool,
+    env_date,
+    env_number,
+    plain,
+    referable,
+)
+from trading_assets.core.exchanges import CACHE_MODES, ExchangeRequest, may_call_model
 from trading_assets.core.pricing import (
     Price,
     PriceTableError,
@@ -44,6 +60,10 @@ from trading_assets.core.secrets import (
     url_credentials,
 )
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, TradingSignal
+from trading_assets.core.training import cutoff_for
+
+if TYPE_CHECKING:
+    from resources.exchanges import ExchangeStore, RecordedAnswer
 
 MODES = ("tools", "json", "json_schema", "md_json")
 OPENAI_DEFAULT_ENDPOINT = "https://api.openai.com/v1"
@@ -89,7 +109,12 @@ class OpenAIAnalyst(LLMAnalyst):
     run_timeout_s: float = Field(default=DEFAULT_RUN_TIMEOUT_S,
                                  description="Bound of one run's analysis step in seconds.")
     prices: str = Field(default="", description="JSON price overrides, see LLM_PRICES.")
-    prompt: str = Field(default="signal_v1", description="Prompt template name.")
+    prompt: str = Field(default="signal_v2", description="Prompt template name.")
+    cache: str = Field(default="", description="LLM_CACHE: off, record, replay or strict; "
+                       "empty = the caller's default (off for live signals, record in a "
+                       "replay).")
+    training_cutoff_date: str = Field(default="", description="The model's training cutoff, "
+                                      "YYYY-MM-DD; empty = the published one of known models.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OpenAIAnalyst:
@@ -104,7 +129,12 @@ class OpenAIAnalyst(LLMAnalyst):
             raise ConfigError(f"LLM_MODE={mode!r} is unknown; use one of {', '.join(MODES)} "
                               "(local servers often support only json or md_json).")
         prices = env.get("LLM_PRICES", "")
-        prompt = env.get("LLM_PROMPT", "").strip() or "signal_v1"
+        prompt = env.get("LLM_PROMPT", "").strip() or "signal_v2"
+        cache = env.get("LLM_CACHE", "").strip().lower()
+        if cache and cache not in CACHE_MODES:
+            raise ConfigError(f"LLM_CACHE={cache!r} is unknown; use one of "
+                              f"{', '.join(CACHE_MODES)} (README, 'Recorded answers').")
+        cutoff = env_date(env, "LLM_TRAINING_CUTOFF")
         try:
             parse_prices(prices)  # refuse a malformed table at start-up, not mid-run
             load_prompt(prompt)
@@ -127,6 +157,8 @@ class OpenAIAnalyst(LLMAnalyst):
             run_timeout_s=env_number(env, "LLM_RUN_TIMEOUT_S", DEFAULT_RUN_TIMEOUT_S),
             prices=prices,
             prompt=prompt,
+            cache=cache,
+            training_cutoff_date=cutoff.isoformat() if cutoff else "",
         )
 
     @property
@@ -156,20 +188,34 @@ class OpenAIAnalyst(LLMAnalyst):
         """The run's cost cap and time bound; pass it to every analyze_many call of the run."""
         return CostBudget(self.max_cost_usd, self.run_timeout_s)
 
-    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None
-                     ) -> list[AnalysisOutcome]:
+    def cache_mode(self, default: str) -> str:
+        return self.cache or default
+
+    def training_cutoff(self) -> date | None:
+        configured = date.fromisoformat(self.training_cutoff_date) \
+            if self.training_cutoff_date else None
+        return cutoff_for(self.model, configured)
+
+    def analyze_many(self, requests: list[AnalysisRequest], budget: CostBudget | None = None,
+                     exchanges: ExchangeStore | None = None) -> list[AnalysisOutcome]:
         """Model calls run concurrently (at most `concurrency` at once); `budget` carries the
-        cost cap and time bound across calls of one run (a fresh one per call when omitted)."""
+        cost cap and time bound across calls of one run (a fresh one per call when omitted);
+        `exchanges` answers what it has recorded and keeps new answers (LLM_CACHE)."""
         if not requests:
             return []
-        return self._model_many(requests, budget or self.new_budget())
+        return self._model_many(requests, budget or self.new_budget(), exchanges)
 
-    def _config(self) -> dict[str, Any]:
+    def _config(self, cache: str = "off") -> dict[str, Any]:
         """What the transcript and MLflow record about the call set-up (no secrets)."""
         return {"provider": self.provider, "endpoint": self.endpoint, "model": self.model,
                 "mode": self.mode, "temperature": self.temperature,
                 "send_images": self.send_images, "timeout_s": self.timeout_s,
-                "max_retries": self.max_retries, "http_retries": self.http_retries}
+                "max_retries": self.max_retries, "http_retries": self.http_retries,
+                "cache": cache}
+
+    def _params(self) -> dict[str, Any]:
+        """The request's parameters that shape the answer (part of its digest)."""
+        return {"temperature": self.temperature, "instructor_mode": self.mode}
 
     def _setup_error(self, key: str) -> str | None:
         """Why no call can be made with this configuration, or None."""
@@ -181,77 +227,182 @@ class OpenAIAnalyst(LLMAnalyst):
                     "LLM_PROVIDER=rules.")
         return credentials_refusal(self.url)
 
-    def _model_many(self, requests: list[AnalysisRequest], budget: CostBudget
-                    ) -> list[AnalysisOutcome]:
+    def _model_many(self, requests: list[AnalysisRequest], budget: CostBudget,
+                    exchanges: ExchangeStore | None) -> list[AnalysisOutcome]:
         import instructor
         import openai
 
         prompt = load_prompt(self.prompt)
         key = api_key()
-        error = self._setup_error(key)
-        if error:
-            return [self._failed(r, prompt, error) for r in requests]
-        modes = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON,
-                 "json_schema": instructor.Mode.JSON_SCHEMA, "md_json": instructor.Mode.MD_JSON}
-        price = price_for(self.model, parse_prices(self.prices))
-        secrets = secret_values()
-        client = openai.OpenAI(api_key=key or NO_KEY_PLACEHOLDER, base_url=self.url or None,
-                               timeout=self.timeout_s, max_retries=self.http_retries,
-                               http_client=deadline_http_client(self.timeout_s))
-        with client:
-            structured = instructor.from_openai(client, mode=modes[self.mode])
+        call = _CallSetup(prompt=prompt, budget=budget, secrets=secret_values(),
+                          price=price_for(self.model, parse_prices(self.prices)),
+                          exchanges=exchanges, error=self._setup_error(key))
+        client = None
+        if call.error is None:
+            modes = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON,
+                     "json_schema": instructor.Mode.JSON_SCHEMA,
+                     "md_json": instructor.Mode.MD_JSON}
+            client = openai.OpenAI(api_key=key or NO_KEY_PLACEHOLDER, base_url=self.url or None,
+                                   timeout=self.timeout_s, max_retries=self.http_retries,
+                                   http_client=deadline_http_client(self.timeout_s))
+            call.structured = instructor.from_openai(client, mode=modes[self.mode])
             install_log_redaction(_LIBRARY_LOGGERS)
+        try:
             workers = max(1, min(self.concurrency, len(requests)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-call") as pool:
-                return list(pool.map(
-                    lambda r: self._call(structured, r, prompt, price, budget, secrets),
-                    requests))
+                return list(pool.map(lambda r: self._analyze(r, call), requests))
+        finally:
+            if client is not None:
+                client.close()
 
-    def _failed(self, request: AnalysisRequest, prompt: Prompt, error: str
-                ) -> AnalysisOutcome:
-        return AnalysisOutcome(symbol=request.symbol, provider=self.provider, model=self.model,
-                               prompt_version=prompt.version, error=error)
+    def _analyze(self, request: AnalysisRequest, call: _CallSetup) -> AnalysisOutcome:
+        """One symbol: its recorded answer when the store has one (LLM_CACHE), else a model
+        call (recorded in record mode); never raises."""
+        try:
+            messages = build_messages(request, call.prompt, self.send_images)
+            exchange = exchange_request(request, call.prompt, self.model, messages,
+                                        self._params())
+        except Exception as exc:  # the request's own error, never a HOLD
+            return self._failed(request, call.prompt, f"{self.model}: the request could not "
+                                f"be built: {type(exc).__name__}: {exc}")
+        store = call.exchanges
+        if store is None:
+            return self._call(request, call, messages, exchange, "off")
+        from resources.exchanges import ExchangeStoreError
 
-    def _call(self, structured: Any, request: AnalysisRequest, prompt: Prompt, price: Price,
-              budget: CostBudget, secrets: list[str]) -> AnalysisOutcome:
-        """One symbol's model call; never raises (an error becomes the outcome's error)."""
+        try:
+            recorded = store.lookup(exchange)
+        except ExchangeStoreError as exc:
+            return self._failed(request, call.prompt, str(exc), exchange.key)
+        if recorded is not None:
+            store.tally.add(from_store=1, saved_usd=recorded.cost_usd)
+            return self._from_store(request, call, exchange, recorded, store.mode)
+        if not may_call_model(store.mode):
+            store.tally.add(refused=1)
+            return self._failed(request, call.prompt, store.miss_error(exchange), exchange.key)
+        outcome = self._call(request, call, messages, exchange, store.mode)
+        if outcome.transcript and outcome.transcript.get("attempts"):  # the model was called
+            store.tally.add(from_model=1, spent_usd=outcome.cost_usd)
+        return self._keep(outcome, request, call, exchange, store)
+
+    def _keep(self, outcome: AnalysisOutcome, request: AnalysisRequest, call: _CallSetup,
+              exchange: ExchangeRequest, store: ExchangeStore) -> AnalysisOutcome:
+        """Record a new valid answer; when a concurrent run recorded the same request first,
+        the signal is that run's answer (both runs then hold the same one)."""
+        from resources.exchanges import ExchangeStoreError
+
+        if outcome.signal is None:  # failures are never recorded: a later run tries again
+            return outcome
+        usage = {"prompt_tokens": outcome.prompt_tokens,
+                 "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd}
+        try:
+            kept = store.record(exchange, _answer_fields(outcome.signal), usage,
+                                outcome.transcript)
+        except ExchangeStoreError as exc:
+            store.tally.add(unrecorded=1, error=str(exc))
+            return outcome.model_copy(update={"transcript": {**(outcome.transcript or {}),
+                                                             "cache": {"recorded": str(exc)}}})
+        try:
+            signal = self._signal(kept.answer, request, call.prompt) if kept.reused else None
+        except ValidationError:  # the other run's answer fails today's checks: keep ours
+            signal = None
+        if signal is None:
+            return outcome
+        note = {"recorded": "a concurrent run recorded this request first; its answer is used",
+                "recorded_at": kept.recorded_at, "original_cost_usd": kept.cost_usd}
+        return outcome.model_copy(update={
+            "signal": signal, "cached": True, "original_cost_usd": kept.cost_usd,
+            "transcript": {**(outcome.transcript or {}), "cache": note}})
+
+    def _signal(self, fields: Mapping[str, Any], request: AnalysisRequest, prompt: Prompt
+                ) -> TradingSignal:
+        """A model's answer fields as this analyst's signal for the request."""
+        return TradingSignal(**fields, provider=self.provider, model=self.model,
+                             prompt_version=prompt.version, bar_date=request.bar_date)
+
+    def _from_store(self, request: AnalysisRequest, call: _CallSetup,
+                    exchange: ExchangeRequest, recorded: RecordedAnswer, mode: str
+                    ) -> AnalysisOutcome:
+        """The signal from a recorded answer: no call, cost 0, the original cost beside it."""
         started = time.perf_counter()
-        record = CallRecord(self._config(), prompt)
         signal: TradingSignal | None = None
-        error = budget.refusal()
+        error = None
+        try:
+            signal = self._signal(recorded.answer, request, call.prompt)
+        except ValidationError as exc:  # checks tightened since it was recorded
+            error = (f"the recorded answer {exchange.key[:12]} no longer passes the signal "
+                     f"checks ({exc.errors()[0]['msg']}); no model call was made. Set "
+                     "LLM_CACHE=off to ask the model again.")
+        cache = {"mode": mode, "hit": True, "request_key": exchange.key,
+                 "recorded_at": recorded.recorded_at, "original_cost_usd": recorded.cost_usd,
+                 "original_prompt_tokens": recorded.prompt_tokens,
+                 "original_completion_tokens": recorded.completion_tokens}
+        transcript = redact({
+            "config": self._config(mode),
+            "prompt": {"name": call.prompt.name, "version": call.prompt.version,
+                       "sha256": call.prompt.sha256},
+            "cache": cache, "recorded_transcript": recorded.transcript,
+            "outcome": {"signal": signal.model_dump(mode="json") if signal else None,
+                        "error": error, "cost_usd": 0.0},
+        }, call.secrets)
+        return AnalysisOutcome(
+            symbol=request.symbol, signal=signal, error=error, provider=self.provider,
+            model=self.model, prompt_version=call.prompt.version, cost_usd=0.0,
+            latency_s=time.perf_counter() - started, transcript=transcript, cached=True,
+            original_cost_usd=recorded.cost_usd, request_key=exchange.key,
+            training_cutoff=self.training_cutoff())
+
+    def _failed(self, request: AnalysisRequest, prompt: Prompt, error: str,
+                request_key: str = "") -> AnalysisOutcome:
+        return AnalysisOutcome(symbol=request.symbol, provider=self.provider, model=self.model,
+                               prompt_version=prompt.version, error=error,
+                               request_key=request_key, training_cutoff=self.training_cutoff())
+
+    def _call(self, request: AnalysisRequest, call: _CallSetup,
+              messages: list[dict[str, Any]], exchange: ExchangeRequest, cache: str
+              ) -> AnalysisOutcome:
+        """One symbol's model call; never raises (an error becomes the outcome's error)."""
+        if call.error is not None:
+            return self._failed(request, call.prompt, call.error, exchange.key)
+        started = time.perf_counter()
+        record = CallRecord(self._config(cache), call.prompt)
+        signal: TradingSignal | None = None
+        error = call.budget.refusal()
         if error is None:
             options: dict[str, Any] = {"model": self.model}
             if self.temperature is not None:
                 options["temperature"] = self.temperature
             try:
-                with run_deadline(budget.deadline):
-                    answer = structured.create(
+                with run_deadline(call.budget.deadline):
+                    answer = call.structured.create(
                         response_model=SignalAnswer,
-                        messages=build_messages(request, prompt, self.send_images),
+                        messages=messages,
                         max_retries=self.max_retries,
                         context={"symbol": request.symbol},
                         hooks=record.hooks(),
                         **options,
                     )
-                signal = TradingSignal(
-                    **answer.model_dump(exclude=BOOKKEEPING), provider=self.provider,
-                    model=self.model, prompt_version=prompt.version, bar_date=request.bar_date)
+                signal = self._signal(answer.model_dump(exclude=BOOKKEEPING), request,
+                                      call.prompt)
             except Exception as exc:  # stored as the signal's error, never turned into a HOLD
-                error = redact(self._explain(exc, record) + _run_bound_note(budget), secrets)
+                error = redact(self._explain(exc, record) + _run_bound_note(call.budget),
+                               call.secrets)
         latency = time.perf_counter() - started
-        cost = estimate_cost(price, record.prompt_tokens, record.completion_tokens)
-        budget.add(cost)
+        cost = estimate_cost(call.price, record.prompt_tokens, record.completion_tokens)
+        call.budget.add(cost)
         usage = {"prompt_tokens": record.prompt_tokens,
                  "completion_tokens": record.completion_tokens, "cost_usd": cost,
-                 "price_known": price.known, "attempts": len(record.attempts),
+                 "price_known": call.price.known, "attempts": len(record.attempts),
                  "latency_s": round(latency, 3)}
         result = {"signal": signal.model_dump(mode="json") if signal else None,
                   "error": error, **usage}
         return AnalysisOutcome(
             symbol=request.symbol, signal=signal, error=error, provider=self.provider,
-            model=self.model, prompt_version=prompt.version,
+            model=self.model, prompt_version=call.prompt.version,
             prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
-            cost_usd=cost, latency_s=latency, transcript=record.transcript(result, secrets),
+            cost_usd=cost, latency_s=latency,
+            transcript=record.transcript(result, call.secrets), request_key=exchange.key,
+            training_cutoff=self.training_cutoff(),
         )
 
     def _explain(self, exc: Exception, record: CallRecord) -> str:
@@ -324,6 +475,26 @@ class OpenAIAnalyst(LLMAnalyst):
         if isinstance(root, ValueError | json.JSONDecodeError):
             return f"{where} gave no usable answer in {attempts} attempt(s): {root}"
         return f"{where} failed: {type(root).__name__}: {root}"
+
+
+@dataclass
+class _CallSetup:
+    """What every call of one analyze_many shares: the prompt, the run's budget, the price,
+    the secrets to scrub, the exchange store, and the client (None when `error` says why no
+    call can be made)."""
+
+    prompt: Prompt
+    budget: CostBudget
+    secrets: list[str]
+    price: Price
+    exchanges: ExchangeStore | None
+    error: str | None
+    structured: Any = None
+
+
+def _answer_fields(signal: TradingSignal) -> dict[str, Any]:
+    """What the model said, without the fields the platform fills in (what is recorded)."""
+    return signal.model_dump(mode="json", exclude=BOOKKEEPING)
 
 
 def _run_bound_note(budget: CostBudget) -> str:

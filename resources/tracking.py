@@ -99,6 +99,8 @@ def build_run_record(*, signal_id: str, status: str, outcome: AnalysisOutcome,
         "provider": outcome.provider, "signal_id": signal_id, "signal_status": status,
         "action": signal.action.value if signal else "none",
         "simulated": str(request.simulated).lower(),
+        # A recorded answer (LLM_CACHE): no model call, cost_usd 0, original_cost_usd kept.
+        "cached": str(outcome.cached).lower(),
     }
     params = {
         "provider": outcome.provider, "model": outcome.model,
@@ -108,13 +110,19 @@ def build_run_record(*, signal_id: str, status: str, outcome: AnalysisOutcome,
         "endpoint": str(config.get("endpoint", "n/a")),
         "temperature": str(config.get("temperature", "n/a")),
         "send_images": str(config.get("send_images", "n/a")),
+        "llm_cache": str(config.get("cache", "n/a")),
+        "request_key": outcome.request_key or "n/a",
+        "training_cutoff": str(outcome.training_cutoff or "unknown"),
     }
     metrics: dict[str, float | None] = {
         "latency_s": outcome.latency_s, "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
         "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
-        "cost_usd": outcome.cost_usd, "error": 0.0 if outcome.ok else 1.0,
+        "cost_usd": outcome.cost_usd, "original_cost_usd": outcome.original_cost_usd,
+        "error": 0.0 if outcome.ok else 1.0,
     }
+    if signal and signal.horizon_days is not None:
+        metrics["horizon_days"] = signal.horizon_days
     if signal:
         metrics |= {"confidence_score": signal.confidence_score,
                     "position_size_pct": signal.position_size_pct,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,26 @@ from trading_assets.partitions import SYMBOLS_PARTITION  # noqa: E402
 from trading_assets.settings import build_resources  # noqa: E402
 
 ALL_ASSETS: list[Any] = [*SYMBOL_ASSETS, *SYMBOL_CHECKS]
+# The evening of the simulated bars' last day (TRADING_SIMULATED_AS_OF below): a person's
+# Approve checks how old a signal is against this clock.
+BARS_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
+
+
+def on_bars_evening(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set the clock Approve and the sensors read (core/clock.py) to BARS_EVENING."""
+    from trading_assets.core import clock
+
+    monkeypatch.setattr(clock, "utc_now", lambda: BARS_EVENING)
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int:
+    """The CLI on the test's environment, on the evening of its bars' last day."""
+    from trading_assets.cli import main as cli_main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    on_bars_evening(monkeypatch)
+    return cli_main(list(args))
 
 
 @pytest.fixture

@@ -61,7 +61,10 @@ def test_whole_graph_for_two_symbols(instance: dg.DagsterInstance,
         assert "data:image/png;base64," in metadata_for(result, "charts", symbol)["preview"]
         signal_meta = metadata_for(result, "llm_signal", symbol)
         assert signal_meta["provider"] == "rules"
-        assert signal_meta["status"] == "pending_review"
+        # Only a signal a person could act on waits for one (nothing is held: a SELL is no
+        # order either).
+        actionable = signal_meta["action"] == "BUY" and signal_meta["confidence"] >= 50
+        assert signal_meta["status"] == ("pending_review" if actionable else "no_action")
         assert "SIMULATED DATA" in signal_meta["reasoning"]
         assert "no approved signal" in metadata_for(result, "orders", symbol)["summary"]
         assert metadata_for(result, "portfolio", symbol)["account_cash"] == 100_000.0
@@ -80,13 +83,14 @@ def test_auto_approved_signal_places_exactly_one_order_across_reruns(
         assert run_symbols(instance, resources, ["ORCL"]).success
     signals = app_db.list_signals(symbol="ORCL")
     assert len(signals) == 1
-    assert signals[0].status == SignalStatus.EXECUTED.value
+    # The default bracket's limit entry rests at the signal's entry until a later bar reaches
+    # it: the signal is working, not executed, and nothing is held or spent yet.
+    assert signals[0].status == SignalStatus.WORKING.value
     assert len(app_db.list_orders("ORCL")) == 1
-    assert len(broker.orders("ORCL")) == 1
-    position = broker.position("ORCL")
-    assert position is not None and position.quantity > 0
-    account = broker.account()
-    assert account.cash < 100_000.0
+    [order] = broker.orders("ORCL")
+    assert order.status == "Submitted" and [e.status for e in order.exits] == ["PreSubmitted"] * 2
+    assert broker.position("ORCL") is None
+    assert broker.account().cash == 100_000.0
 
 
 def test_crash_between_placement_and_ledger_update_is_reconciled(
@@ -107,7 +111,7 @@ def test_crash_between_placement_and_ledger_update_is_reconciled(
     assert run_symbols(instance, resources, ["ORCL"]).success
     assert len(broker.orders("ORCL")) == 1
     ledger = app_db.list_orders("ORCL")
-    assert len(ledger) == 1 and ledger[0].status == "Filled"
+    assert len(ledger) == 1 and ledger[0].status == "Submitted"  # the bracket's entry rests
 
 
 def test_second_run_reuses_the_signal_for_the_same_bar_date(
@@ -121,7 +125,8 @@ def test_second_run_reuses_the_signal_for_the_same_bar_date(
 class FailingAnalyst(RulesAnalyst):
     """An analyst whose every answer is an error: the signal must be `error`, never HOLD."""
 
-    def analyze_many(self, requests: list[AnalysisRequest]) -> list[AnalysisOutcome]:
+    def analyze_many(self, requests: list[AnalysisRequest], budget: Any = None,
+                     exchanges: Any = None) -> list[AnalysisOutcome]:
         return [AnalysisOutcome(symbol=r.symbol, provider="rules", model="rules-v1",
                                 prompt_version="rules-v1", error="model answered nonsense")
                 for r in requests]
@@ -157,7 +162,7 @@ def test_one_bad_csv_symbol_does_not_sink_the_others(
     assert bad["status"] == "failed"
     assert "BAD.csv row 2" in bad["error"] and "Low" in bad["error"]
     assert metadata_for(result, "ohlcv", "GOOD")["source"] == "csv"
-    assert metadata_for(result, "llm_signal", "GOOD")["status"] == "pending_review"
+    assert len(resources["app_db"].list_signals(symbol="GOOD")) == 1
     assert metadata_for(result, "llm_signal", "BAD")["status"] == "skipped"
     assert resources["app_db"].list_signals(symbol="BAD") == []
     assert resources["app_db"].run_statuses()["BAD"][0] == "failed in ohlcv"
@@ -251,17 +256,17 @@ def test_a_stale_approval_is_expired_not_executed(instance: dg.DagsterInstance,
     from trading_assets.settings import build_resources
 
     resources = build_resources(env)
-    assert run_symbols(instance, resources, ["MSFT"]).success
-    [pending] = resources["app_db"].list_signals(symbol="MSFT")
+    assert run_symbols(instance, resources, ["ORCL"]).success  # an actionable BUY
+    [pending] = resources["app_db"].list_signals(symbol="ORCL")
     resources["app_db"].review_signal(pending.id, SignalStatus.APPROVED, reviewer="alice")
     # Three sessions later the reviewer's approval no longer covers the prices.
     later = build_resources({**env, "TRADING_SIMULATED_AS_OF": "2026-11-25"})
-    result = run_symbols(instance, later, ["MSFT"])
+    result = run_symbols(instance, later, ["ORCL"])
     assert later["app_db"].get_signal(pending.id).status == SignalStatus.EXPIRED.value
-    assert later["app_db"].list_orders("MSFT") == []
-    reasons = [d.reason for d in later["app_db"].decisions_for("MSFT")]
+    assert later["app_db"].list_orders("ORCL") == []
+    reasons = [d.reason for d in later["app_db"].decisions_for("ORCL")]
     assert any("approval expired" in r and "3 trading days old" in r for r in reasons)
-    assert metadata_for(result, "orders", "MSFT")["orders_placed"] == 0
+    assert metadata_for(result, "orders", "ORCL")["orders_placed"] == 0
 
 
 def test_stale_reason_rules() -> None:
@@ -317,14 +322,16 @@ def test_signals_read_the_broker_positions_once_per_run(
     # again and that one read serves the rest of the run.
     assert len(calls) == 2
     assert "gateway down" in metadata_for(result, "llm_signal", "AAA")["error"]
-    assert [metadata_for(result, "llm_signal", s)["status"] for s in ("BBB", "CCC")] == \
-        ["pending_review"] * 2
+    assert all(metadata_for(result, "llm_signal", s)["signal_id"] for s in ("BBB", "CCC"))
 
 
 @pytest.mark.parametrize("order_type", ["MKT", "LMT", "BRACKET"])
 def test_limit_and_bracket_orders_enter_at_the_signal_entry(order_type: str) -> None:
+    from datetime import date
+
     from trading_assets.core.analyst import rules_signal
-    from trading_assets.core.orders import AccountSnapshot, OrderType, decide_order
+    from trading_assets.core.orders import AccountSnapshot, Book, Market, OrderType
+    from trading_assets.core.pretrade import decide_order
     from trading_assets.core.replay import build_replay_request
 
     bars = simulate_bars("ORCL", pd.Timestamp("2026-11-20").date())
@@ -335,10 +342,10 @@ def test_limit_and_bracket_orders_enter_at_the_signal_entry(order_type: str) -> 
     decision = decide_order(
         signal_id="s1", signal=signal, status=SignalStatus.APPROVED,
         settings=SymbolSettings(symbol="ORCL", min_confidence=0),
-        account=AccountSnapshot(account="paper", cash=100_000.0, equity=100_000.0,
-                                buying_power=100_000.0),
-        position=None, price=signal.entry_price + 1.0, allow_short=False,
-        order_type=OrderType(order_type))
+        market=Market("ORCL", last_close=signal.entry_price + 1.0, bar_date=date(2026, 11, 20)),
+        book=Book(AccountSnapshot(account="paper", cash=100_000.0, equity=100_000.0,
+                                  buying_power=100_000.0), {}),
+        allow_short=False, order_type=OrderType(order_type))
     assert decision.request is not None
     expected = None if order_type == "MKT" else round(signal.entry_price, 2)
     assert decision.request.limit_price == expected
@@ -436,17 +443,15 @@ def test_an_order_update_never_turns_a_rejected_signal_into_executed(
 
 def test_an_orders_run_does_not_place_a_signal_rejected_after_it_was_listed(
         resources: dict[str, Any]) -> None:
-    from datetime import date
-
     from trading_assets.assets.trading import execute_signal
-    from trading_assets.core.policy import TradingPolicy
+    from trading_assets.core.keys import bars_info_key
 
-    app_db, broker = resources["app_db"], resources["broker"]
+    app_db, broker, store = resources["app_db"], resources["broker"], resources["store"]
+    store.write_json(bars_info_key("TSLA"), {"last_date": "2026-11-20", "last_close": 100.0})
     approved_signal(app_db)
     [listed] = app_db.executable_signals("TSLA")
     app_db.review_signal(listed.id, SignalStatus.REJECTED, reviewer="bob")
-    decision = execute_signal(broker, app_db, TradingPolicy(), listed, 100.0,
-                              date(2026, 11, 20), "run-1",
+    decision = execute_signal(broker, app_db, resources["policy"], listed, store, "run-1",
                               app_db.settings_for("TSLA"))
     assert not decision.place
     assert broker.orders("TSLA") == [] and app_db.list_orders("TSLA") == []

@@ -24,14 +24,14 @@ from trading_assets.automation import (
     STALE_REVIEWER,
     Automation,
     build_automation,
-    clock,
     plan_batches,
     post_alert,
     run_symbols,
 )
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
+from trading_assets.core import clock
 from trading_assets.core.charts import ChartImage
-from trading_assets.core.keys import bars_info_key
+from trading_assets.core.keys import bars_info_key, bars_key
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.signal import (
     Action,
@@ -120,9 +120,13 @@ def make_signal(resources: dict[str, Any], symbol: str, bar_date: date, close: f
         outcome=outcome, bar_date=bar_date, status=status, data_source="simulated",
         simulated=True, last_bars=[{"date": str(bar_date), "close": close}], indicators={},
         chart_keys={}, dagster_run_id=run_id)
+    last = close if stored_close is None else stored_close
+    resources["store"].write_frame(bars_key(symbol), pd.DataFrame({
+        "date": [pd.Timestamp(bar_date)], "open": [last], "high": [last], "low": [last],
+        "close": [last], "volume": [1_000.0]}))
     resources["store"].write_json(bars_info_key(symbol), {
         "symbol": symbol, "last_date": str(bar_date), "simulated": True, "source": "simulated",
-        "last_close": close if stored_close is None else stored_close})
+        "last_close": last})
     return row.id
 
 
@@ -337,7 +341,8 @@ def test_approved_signals_run_once_and_stale_ones_expire(instance, resources) ->
 
     # The orders run acts on APP's signal: it leaves the cursor, and is never requested again.
     assert execute(by_symbols[("APP", "APP")], auto, instance, resources).success
-    assert app_db.get_signal(approved).status == SignalStatus.EXECUTED.value
+    # Placed: its bracket's limit entry rests at the broker (working), no longer awaiting one.
+    assert app_db.get_signal(approved).status == SignalStatus.WORKING.value
     third = sense(auto, "approved_signals", instance, resources, second.cursor)
     assert not third.run_requests
     assert approved not in json.loads(third.cursor)["requested"]

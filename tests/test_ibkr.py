@@ -452,6 +452,7 @@ def test_whole_graph_trades_through_ibkr_once(
         peer.drop_on_place_order = True
         resources = build_resources({
             **env, "TRADING_DATA_SOURCE": "ibkr", "TRADING_BROKER": "ibkr",
+            "TRADING_ORDER_TYPE": "mkt",  # a half-sent bracket: tests/test_ibkr_orders.py
             "IBKR_PORT": str(peer.port), "IBKR_CONNECT_TIMEOUT": "3",
             "IBKR_REQUEST_TIMEOUT": "5",
         })
@@ -496,7 +497,10 @@ def test_a_lost_order_is_reconciled_then_not_placed_and_reapproved_once(
 
     from resources.app_db import AppDatabase
     from resources.broker import IBKRBroker
+    from resources.object_store import ObjectStore
+    from resources.policy import PolicyResource
     from trading_assets.assets.trading import execute_signal, reconcile_unresolved
+    from trading_assets.core.keys import bars_info_key
     from trading_assets.core.policy import TradingPolicy
     from trading_assets.core.signal import (
         AnalysisOutcome,
@@ -517,13 +521,15 @@ def test_a_lost_order_is_reconciled_then_not_placed_and_reapproved_once(
         bar_date=day, status=SignalStatus.PENDING_REVIEW, data_source="ibkr", simulated=False,
         last_bars=[{"date": str(day), "close": price}], indicators={}, chart_keys={})
     app_db.review_signal(row.id, SignalStatus.APPROVED, reviewer="alice")
-    broker = IBKRBroker(ibkr=make_ibkr(order_timeout=0.3))
+    broker = IBKRBroker(ibkr=make_ibkr(order_timeout=0.3), order_type="MKT")
     settings = SymbolSettings(symbol="AAPL")
+    store = ObjectStore(root=str(tmp_path / "store"))
+    store.write_json(bars_info_key("AAPL"), {"last_date": str(day), "last_close": price})
 
     def execute() -> object:
         listed = app_db.get_signal(row.id)
-        return execute_signal(broker, app_db, TradingPolicy(reconcile_grace_s=0), listed, price,
-                              day, "run-1", settings)
+        return execute_signal(broker, app_db, PolicyResource(reconcile_grace_s=0), listed, store,
+                              "run-1", settings)
 
     peer.swallow_place_order = True  # lost on the way: the gateway never records it
     with pytest.raises(IBKRError):

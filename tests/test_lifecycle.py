@@ -17,11 +17,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from tests.conftest import metadata_for, run_symbols
+from tests.conftest import metadata_for, run_cli, run_symbols
 from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.bench.llm_peer import OpenAIServer, Received, Reply, answer, signal_fields
-from trading_assets.cli import main as cli_main
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.signal import SignalStatus
 from trading_assets.runs import home_config
@@ -29,6 +28,13 @@ from trading_assets.settings import build_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTION = [orders, portfolio]
+
+
+@pytest.fixture
+def env(env: dict[str, str]) -> dict[str, str]:
+    """Market orders, which fill at once: these tests follow a signal to `executed` in one run
+    (the default bracket's resting entry is followed in tests/test_orders.py)."""
+    return {**env, "TRADING_ORDER_TYPE": "mkt"}
 
 
 @pytest.fixture
@@ -45,9 +51,7 @@ def auto_approved(instance: dg.DagsterInstance, resources: dict[str, Any]) -> An
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return cli_main(list(args))
+    return run_cli(monkeypatch, env, *args)
 
 
 # --- approval semantics ------------------------------------------------------------------
@@ -208,9 +212,12 @@ def test_an_unknown_order_is_not_given_up_within_the_grace_period(
 
 @pytest.mark.parametrize("buffer_pct", [0.0, 0.5])
 def test_a_paper_buy_sized_to_all_the_cash_fills(tmp_path: Path, buffer_pct: float) -> None:
+    from datetime import date
+
     from resources.paper_broker import PaperBroker
-    from trading_assets.core.orders import decide_order
+    from trading_assets.core.orders import Market, OrderType
     from trading_assets.core.policy import TradingPolicy
+    from trading_assets.core.pretrade import decide_order
     from trading_assets.core.signal import Action, ConfidenceLevel, TradingSignal, Trend
 
     broker = PaperBroker(paper_database_url=f"sqlite:///{tmp_path / 'paper.db'}",
@@ -219,12 +226,13 @@ def test_a_paper_buy_sized_to_all_the_cash_fills(tmp_path: Path, buffer_pct: flo
                            confidence_score=85, reasoning="r", trend=Trend.UP, entry_price=100.0,
                            stop_loss=95.0, take_profit=110.0, position_size_pct=100.0)
     settings = SymbolSettings(symbol="TSLA", position_size_pct=100.0, max_exposure_pct=200.0)
+    market = Market("TSLA", last_close=100.0, bar_date=date(2026, 11, 20))
     decision = decide_order(signal_id="s1", signal=signal, status=SignalStatus.APPROVED,
-                            settings=settings, account=broker.account(), position=None,
-                            price=100.0, costs=broker.costs(),
+                            settings=settings, market=market, book=broker.book(),
+                            order_type=OrderType.MARKET, costs=broker.costs(),
                             policy=TradingPolicy(cash_buffer_pct=buffer_pct))
     assert decision.request is not None and decision.request.quantity == 99
-    order = broker.place_order(decision.request, 100.0)
+    order = broker.place_order(decision.request, market)
     assert order.status == "Filled", order.reason
     cash = broker.account().cash
     assert 0 <= cash and cash >= 10_000.0 * buffer_pct / 100 - 0.01
@@ -232,9 +240,11 @@ def test_a_paper_buy_sized_to_all_the_cash_fills(tmp_path: Path, buffer_pct: flo
 
 def test_a_cancelled_order_is_order_failed_with_the_brokers_reason(
         resources: dict[str, Any]) -> None:
+    from datetime import date
+
     from resources.paper_broker import PaperBroker
     from tests.test_assets import approved_signal
-    from trading_assets.core.orders import OrderRequest, OrderType
+    from trading_assets.core.orders import Market, OrderRequest, OrderType
     from trading_assets.core.signal import Action
 
     app_db = resources["app_db"]
@@ -244,7 +254,8 @@ def test_a_cancelled_order_is_order_failed_with_the_brokers_reason(
     claimed = app_db.claim_order(row.id, "TSLA", "paper", "BUY", 20, "MKT", None, None, None)
     order = broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=20,
                                             order_type=OrderType.MARKET,
-                                            order_ref=claimed.order_ref), 100.0)
+                                            order_ref=claimed.order_ref),
+                                Market("TSLA", last_close=100.0, bar_date=date(2026, 11, 20)))
     assert order.status == "Cancelled"
     app_db.update_order(row.id, order)
     failed = app_db.get_signal(row.id)
@@ -348,3 +359,25 @@ def test_retryable_statuses_are_the_tables_reapproval_cycles() -> None:
     assert SignalStatus.EXPIRED in retryable_statuses(reapprove_expired)
     # pending_review -> approved is a first approval, not a retry.
     assert SignalStatus.PENDING_REVIEW not in RETRYABLE_STATUSES
+
+
+def test_the_readme_draws_the_one_transition_table() -> None:
+    from trading_assets.core.lifecycle import mermaid_diagram
+
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert any(mermaid_diagram() in path.read_text() for path in docs if path.exists()), \
+        "the README's lifecycle diagram differs from core/lifecycle.py (mermaid_diagram())"
+
+
+def test_every_status_a_signal_can_reach_has_a_way_out_or_is_final() -> None:
+    from trading_assets.core.lifecycle import ENTRY_STATUSES, FINAL_STATUSES, TRANSITIONS
+
+    reachable = {s for s, _ in ENTRY_STATUSES} | {t.target for t in TRANSITIONS}
+    leaves = {t.source for t in TRANSITIONS}
+    # error is replaced by the next analysis of its bar; the rest are final or have an exit.
+    stuck = reachable - leaves - set(FINAL_STATUSES) - {SignalStatus.ERROR}
+    assert not stuck, f"statuses nobody can leave: {sorted(stuck)}"
+    # Every status the system parks a signal in with a reason, a person can act on.
+    person_exits = {t.source for t in TRANSITIONS if t.actor == "person"}
+    assert {SignalStatus.NOT_PLACED, SignalStatus.ORDER_FAILED,
+            SignalStatus.PENDING_REVIEW} <= person_exits

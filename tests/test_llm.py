@@ -87,7 +87,7 @@ def test_valid_tool_call_answer_becomes_a_signal(server: OpenAIServer, api_key: 
     signal = outcome.signal
     assert (signal.symbol, signal.action, signal.confidence_score) == ("TSLA", Action.BUY, 84)
     assert (signal.provider, signal.model) == ("openai", "gpt-4o-mini")
-    assert signal.prompt_version == outcome.prompt_version == load_prompt("signal_v1").version
+    assert signal.prompt_version == outcome.prompt_version == load_prompt("signal_v2").version
     assert signal.bar_date == analysis_request().bar_date
     assert signal.r_multiple == 2.0  # (111 - 101) / (101 - 96), filled in by the schema
     assert (outcome.prompt_tokens, outcome.completion_tokens) == (1200, 300)
@@ -133,6 +133,9 @@ def test_invalid_then_valid_answer_is_reasked_and_accepted(server: OpenAIServer)
     ({"entry_price": -3.0}, "entry_price: Input should be greater than 0"),
     ({"take_profit": None}, "BUY and SELL need entry_price, stop_loss and take_profit"),
     ({"symbol": "AAPL"}, "symbol must be TSLA"),
+    ({"horizon_days": None}, "horizon_days: Input should be a valid integer"),
+    ({"horizon_days": 0}, "horizon_days: Input should be greater than or equal to 1"),
+    ({"timeframes_agree": None}, "timeframes_agree: Input should be a valid boolean"),
 ])
 def test_always_invalid_answer_is_an_error_never_a_hold(
         server: OpenAIServer, broken: dict[str, Any], complaint: str) -> None:
@@ -311,7 +314,7 @@ def test_request_carries_the_data_the_prompt_promises(server: OpenAIServer) -> N
     assert len(bar_lines) == len(request.last_bars) == 50
     assert bar_lines[-1].startswith(str(request.last_bars[-1]["date"]))
     system = server.requests[0].body["messages"][0]["content"]
-    assert system == load_prompt("signal_v1").system
+    assert system == load_prompt("signal_v2").system
 
 
 def test_api_key_never_appears_in_logs_outcomes_or_transcripts(

@@ -18,6 +18,7 @@ from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -35,12 +36,12 @@ from resources.migrations import (
     upgrade_to_head,
 )
 from tests.peers.postgres import PostgresServer, postgres_server  # noqa: F401
-from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.orders import Market, OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.signal import Action, AnalysisOutcome, SignalStatus, TradingSignal
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = {"symbol_settings", "signals", "signal_reviews", "orders", "order_decisions",
-              "run_failures", "analysis_claims"}
+              "run_failures", "analysis_claims", "trades", "equity_points", "llm_exchanges"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -237,6 +238,62 @@ def test_a_database_built_before_migrations_is_adopted_with_its_rows(
     assert_history_intact(AppDatabase(url=url), signal_id)
 
 
+def scripts_up_to(tmp_path: Path, revision: str) -> Path:
+    """The packaged scripts without the revisions after `revision` (an older release)."""
+    scripts = tmp_path / f"scripts-{revision}"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    for script in (scripts / "versions").glob("*.py"):
+        if script.name[:4].isdigit() and script.name[:4] > revision:
+            script.unlink()
+    return scripts
+
+
+def test_signals_stored_before_horizons_and_recorded_answers_still_read(
+        new_database: Callable[[str], str], tmp_path: Path) -> None:
+    """A signal written by the 0003 schema (no horizon, agreement, cache or cutoff columns,
+    signal_json without the new fields) reads back after the upgrade, and is scored."""
+    from trading_assets.assets.scorecard import signal_facts
+    from trading_assets.core.bars import simulate_bars
+    from trading_assets.core.outcomes import score_signals
+
+    url = new_database("pre_horizon")
+    assert upgrade_to_head(url, scripts_up_to(tmp_path, "0003")) == "0003"
+    old_json = {"symbol": "TSLA", "action": "BUY", "confidence_level": "HIGH",
+                "confidence_score": 81, "reasoning": "Trend and momentum agree.",
+                "key_factors": [], "trend": "UP", "support": None, "resistance": None,
+                "entry_price": 100.0, "stop_loss": 95.0, "take_profit": 110.0,
+                "r_multiple": 2.0, "position_size_pct": 5.0, "timeframe": "daily+weekly",
+                "provider": "openai", "model": "gpt-4o-mini", "prompt_version": "signal_v1@x",
+                "bar_date": "2026-06-01", "generated_at": "2026-06-01T21:00:00+00:00"}
+    engine = sa.create_engine(url)
+    signals = sa.Table("signals", sa.MetaData(), autoload_with=engine)
+    now = sa.func.now()
+    with engine.begin() as connection:
+        connection.execute(signals.insert().values(
+            id="old1", symbol="TSLA", bar_date=date(2026, 6, 1), mode="replay", variant="",
+            provider="openai", model="gpt-4o-mini", prompt_version="signal_v1@x",
+            status="replay", action="BUY", confidence_level="HIGH", confidence_score=81,
+            signal_json=old_json, error="", status_reason="", data_source="simulated",
+            simulated=True, last_bars=[], indicators={}, chart_keys={}, prompt_tokens=1200,
+            completion_tokens=300, cost_usd=0.00036, latency_s=1.5, dagster_run_id="",
+            mlflow_run_id="", created_at=now, updated_at=now))
+    engine.dispose()
+
+    assert upgrade_to_head(url) == head_revision()
+    row = AppDatabase(url=url).get_signal("old1")
+    assert row is not None
+    signal = row.trading_signal()
+    assert signal is not None and signal.action is Action.BUY and signal.r_multiple == 2.0
+    assert (signal.horizon_days, signal.timeframes_agree) == (None, None)
+    assert (row.cached, row.original_cost_usd, row.request_key, row.training_cutoff) == \
+        (False, 0.0, "", None)
+    assert row.cost_usd == pytest.approx(0.00036)
+    bars = simulate_bars("TSLA", date(2026, 11, 20), 300)
+    [scored] = score_signals([signal_facts(row)], [("replay", bars)]).to_dict("records")
+    assert scored["action"] == "BUY" and scored["training_period"] == "cutoff unknown"
+    assert pd.isna(scored["hit_stated"]) and not pd.isna(scored["hit_5"])
+
+
 def test_processes_starting_together_migrate_once(new_database: Callable[[str], str]) -> None:
     url = new_database("race")
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -380,7 +437,8 @@ def test_a_paper_book_built_by_the_old_code_opens_and_is_migrated(
     # The column the old code added by hand now comes from the paper broker's migrations.
     request = OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10_000,
                            order_type=OrderType.MARKET, order_ref="too-big")
-    assert broker.place_order(request, market_price=250.0).reason.startswith("insufficient cash")
+    market = Market("TSLA", last_close=250.0, bar_date=date(2026, 11, 20))
+    assert broker.place_order(request, market).reason.startswith("insufficient cash")
     assert broker.find_order("too-big").reason.startswith("insufficient cash")  # type: ignore[union-attr]
     assert revision_of(url, PAPER_CHAIN.version_table) == head_revision(PAPER_CHAIN.scripts)
 
@@ -394,3 +452,38 @@ def test_paper_book_models_and_migrations_do_not_drift(
     assert upgrade_to_head(url, chain=PAPER_CHAIN) == head_revision(PAPER_CHAIN.scripts)
     assert tables(url) == set(PaperBase.metadata.tables) | {PAPER_CHAIN.version_table}
     assert schema_diffs(url, PaperBase.metadata, PAPER_CHAIN.version_table) == []
+
+
+def test_waiting_holds_become_no_action_and_every_signal_survives_the_upgrade(
+        new_database: Callable[[str], str], tmp_path: Path) -> None:
+    url = new_database("no_action")
+    released = tmp_path / "released"  # the schema as the previous release left it (0002)
+    shutil.copytree(MIGRATIONS_DIR, released, ignore=shutil.ignore_patterns("__pycache__"))
+    for script in (released / "versions").glob("*.py"):
+        if script.name[:4] > "0002":
+            script.unlink()
+    assert upgrade_to_head(url, released) == "0002"
+    rows = [("hold", "HOLD", "MEDIUM", "pending_review"), ("low", "BUY", "LOW", "pending_review"),
+            ("buy", "BUY", "HIGH", "pending_review"), ("done", "HOLD", "MEDIUM", "rejected")]
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for signal_id, action, level, status in rows:
+                connection.execute(sa.text(
+                    "INSERT INTO signals (id, symbol, bar_date, mode, variant, provider, model, "
+                    "prompt_version, status, action, confidence_level, confidence_score, error, "
+                    "data_source, simulated, prompt_tokens, completion_tokens, cost_usd, "
+                    "latency_s, dagster_run_id, mlflow_run_id, created_at, updated_at, "
+                    "status_reason) VALUES (:id, 'TSLA', '2026-11-20', 'live', '', 'rules', "
+                    ":id, 'v1', :status, :action, :level, 60, '', 'simulated', :false, 0, 0, "
+                    "0, 0, '', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '')"),
+                    {"id": signal_id, "status": status, "action": action, "level": level,
+                     "false": False})
+    finally:
+        engine.dispose()
+    assert upgrade_to_head(url) == head_revision()
+    app_db = AppDatabase(url=url)
+    got = {s.id: (s.status, s.status_reason) for s in app_db.list_signals(limit=10)}
+    assert got == {"hold": ("no_action", "HOLD: no order to decide"),
+                   "low": ("no_action", "BUY with LOW confidence: not actionable"),
+                   "buy": ("pending_review", ""), "done": ("rejected", "")}

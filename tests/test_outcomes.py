@@ -190,3 +190,75 @@ def test_analyst_errors_are_not_scored_and_the_frame_survives_parquet() -> None:
     assert str(back["bar_date"].dtype).startswith("datetime64")
     empty = score_signals([], [("ohlcv", bars)])
     assert list(empty.columns) == list(frame.columns) and empty.empty
+
+
+# --- the signal's own horizon ---------------------------------------------------------------
+
+
+def test_a_signal_is_also_judged_at_the_horizon_it_stated() -> None:
+    closes = [100 + i for i in range(25)]  # rises one point a day
+    bars = make_bars([(c, c, c, c) for c in closes])
+    short = score_signal(facts("BUY", stop_loss=95.0, take_profit=130.0, horizon_days=3),
+                         [("ohlcv", bars)], OutcomeRules())
+    assert short["fwd_return_stated"] == pytest.approx(0.03)
+    assert short["hit_stated"] is True and short["horizon_days"] == 3
+    assert short["hit_5"] is True  # the fixed horizons are still there
+    # A horizon longer than the bars after the signal stays pending, never guessed.
+    long = score_signal(facts("BUY", stop_loss=95.0, take_profit=130.0, horizon_days=60),
+                        [("ohlcv", bars)], OutcomeRules())
+    assert long["fwd_return_stated"] is None and long["hit_stated"] is None
+    assert long["hold_band_stated"] is not None
+    assert long["outcome_status"] == "pending" and long["hit_20"] is True
+    # A signal stored before horizons existed has none to be judged at.
+    unstated = score_signal(facts("BUY", stop_loss=95.0, take_profit=130.0), [("ohlcv", bars)],
+                            OutcomeRules())
+    assert unstated["hit_stated"] is None and unstated["outcome_status"] == "scored"
+    frame = score_signals([facts("BUY", stop_loss=95.0, take_profit=130.0, horizon_days=3,
+                                 timeframes_agree=False)], [("ohlcv", bars)])
+    assert bool(frame["hit_stated"].iloc[0]) and not bool(frame["timeframes_agree"].iloc[0])
+
+
+def test_outcomes_stored_before_the_new_columns_read_back() -> None:
+    from trading_assets.core.outcomes import OUTCOME_COLUMNS, outcomes_frame
+
+    bars = make_bars([(100 + i, 101 + i, 99 + i, 100 + i) for i in range(30)])
+    old = score_signals([facts("BUY", stop_loss=95.0, take_profit=103.5)], [("ohlcv", bars)])
+    new_columns = ["horizon_days", "timeframes_agree", "fwd_return_stated", "hold_band_stated",
+                   "hit_stated", "training_cutoff", "training_period", "cached"]
+    old = old.drop(columns=new_columns)
+    frame = outcomes_frame(old.to_dict("records"))
+    assert list(frame.columns) == OUTCOME_COLUMNS
+    assert frame["hit_stated"].isna().all() and frame["training_period"].isna().all()
+
+
+def _summary(up: bool) -> dict[str, float | None]:
+    """Indicators of a clear up (or down) trend with momentum to match."""
+    sign = 1 if up else -1
+    return {"close": 100.0 + 10 * sign, "sma_50": 100.0 - 5 * sign, "sma_200": 100.0 - 10 * sign,
+            "rsi_14": 50 + 10 * sign, "macd_hist": sign * 1.0, "atr_14": 2.0}
+
+
+STRONG_DAILY_UP = {"close": 110.0, "sma_50": 105.0, "sma_200": 100.0, "rsi_14": 25.0,
+                   "macd_hist": 1.0, "atr_14": 2.0, "bb_upper": 120.0, "bb_lower": 111.0}
+WEEKLY_SLIGHTLY_DOWN = {"close": 100.0, "sma_50": None, "rsi_14": 50.0, "macd_hist": -0.5}
+
+
+@pytest.mark.parametrize("daily, weekly, action, agree, horizon", [
+    (_summary(True), _summary(True), "BUY", True, 20),
+    (_summary(False), _summary(False), "SELL", True, 20),
+    (STRONG_DAILY_UP, WEEKLY_SLIGHTLY_DOWN, "BUY", False, 5),  # against the weekly: shorter
+    (_summary(True), _summary(False), "HOLD", False, 5),
+])
+def test_the_rules_analyst_states_its_horizon_and_whether_the_timeframes_agree(
+        daily: dict[str, float | None], weekly: dict[str, float | None], action: str,
+        agree: bool, horizon: int) -> None:
+    from trading_assets.core.analyst import rules_signal
+    from trading_assets.core.signal import AnalysisRequest
+
+    request = AnalysisRequest(symbol="TEST", bar_date=DAY0, data_source="simulated",
+                              simulated=True, daily_summary=daily, weekly_summary=weekly,
+                              last_bars=[])
+    signal = rules_signal(request)
+    assert signal.action.value == action
+    assert (signal.timeframes_agree, signal.horizon_days) == (agree, horizon)
+    assert f"horizon {horizon} trading days" in signal.reasoning

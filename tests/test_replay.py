@@ -37,7 +37,11 @@ class SpyAnalyst:
     def identity(self) -> tuple[str, str, str]:
         return ("spy", self.model, "v1")
 
-    def analyze_many(self, requests: list[AnalysisRequest]) -> list[AnalysisOutcome]:
+    def cache_mode(self, default: str) -> str:
+        return default
+
+    def analyze_many(self, requests: list[AnalysisRequest], budget: Any = None,
+                     exchanges: Any = None) -> list[AnalysisOutcome]:
         self.batches.append(list(requests))
         outcomes = []
         for request in requests:

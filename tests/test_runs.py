@@ -359,8 +359,8 @@ def test_cli_exits_non_zero_and_marks_a_failed_csv_symbol(
     rows = {line.split()[0]: line for line in captured.out.splitlines()
             if line.startswith(("GOOD ", "BAD "))}
     assert "FAILED" in rows["BAD"] and "BAD.csv row 2" in rows["BAD"]
-    assert "pending_review" not in rows["BAD"]  # the earlier run's signal is not shown as new
-    assert "pending_review" in rows["GOOD"]
+    assert "no_action" not in rows["BAD"]  # the earlier run's signal is not shown as new
+    assert "no_action" in rows["GOOD"]  # GOOD's bars give a HOLD: nothing to review
     assert "Traceback" not in captured.err and "Traceback" not in captured.out
     assert "FAILED: BAD" in captured.err
 

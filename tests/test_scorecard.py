@@ -193,3 +193,81 @@ def test_a_scorecard_is_one_mlflow_run_record_and_says_when_tracking_is_off() ->
     assert set(record.artifacts) == {"calibration.png"} | {f"tables/{n}.csv" for n in tables}
     assert scorecard_experiment(Tracking(experiment="lab")) == "lab-scorecard"
     assert log_scorecard(Tracking(), tables, {}, {}).startswith("MLflow off")
+
+
+# --- the model's training period ---------------------------------------------------------------
+
+CUTOFF = date(2024, 1, 9)
+
+
+def model_outcome(day: int, hit: bool, **extra: object) -> dict[str, object]:
+    """An openai outcome whose model's training cutoff is CUTOFF."""
+    from trading_assets.core.training import training_period
+
+    row = outcome(day, "BUY", hit, provider="openai", model="gpt-test", **extra)
+    row["training_cutoff"] = pd.Timestamp(CUTOFF)
+    row["training_period"] = training_period("openai", CUTOFF, row["bar_date"].date())
+    return row
+
+
+def test_signals_before_and_after_the_training_cutoff_are_reported_apart() -> None:
+    from trading_assets.core.scorecard import training_period_warning
+
+    # Days 0-6 fall on or before 2024-01-09 (business days from 2024-01-01): right 6 of 7,
+    # as a model that remembers would be; after it, right 2 of 6.
+    before = [model_outcome(day, day != 3) for day in range(7)]
+    after = [model_outcome(day, day in (8, 11)) for day in range(7, 13)]
+    rules = [outcome(day, "BUY", day % 2 == 0) for day in range(4)]
+    frame = outcomes_frame(before + after + rules)
+    tables = scorecard_tables(frame)
+    periods = tables["by_training_period"].set_index(["analyst", "training_period"])
+    assert periods.loc[("openai gpt-test", "before cutoff"), ["n", "hits"]].tolist() == [7, 6]
+    assert periods.loc[("openai gpt-test", "after cutoff"), ["n", "hits"]].tolist() == [6, 2]
+    assert periods.loc[("rules rules-v1", "no model"), "n"] == 4
+    summary = dict(zip(tables["summary"]["metric"], tables["summary"]["value"], strict=True))
+    assert summary["in_training_period"] == 7
+    warning = training_period_warning(frame)
+    assert warning.startswith("WARNING: 7 of 13 model signal(s) (2024-01-01 .. 2024-01-09)")
+    assert "after cutoff" in warning
+    assert training_period_warning(outcomes_frame(after + rules)) == ""
+    unknown = outcomes_frame([outcome(0, "BUY", True, provider="openai", model="local-llm")])
+    assert "training cutoff is unknown" in training_period_warning(unknown)
+    assert scorecard_tables(unknown)["by_training_period"]["training_period"].tolist() == \
+        ["cutoff unknown"]
+
+
+def test_the_stated_horizon_table_splits_by_daily_weekly_agreement() -> None:
+    rows = [outcome(day, "BUY", True, horizon_days=20, timeframes_agree=True,
+                    hit_stated=day != 0, fwd_return_stated=0.01) for day in range(4)]
+    rows += [outcome(day, "BUY", False, horizon_days=5, timeframes_agree=False,
+                     hit_stated=False, fwd_return_stated=-0.01) for day in range(4, 6)]
+    rows += [outcome(9, "HOLD", True)]  # stored before horizons existed: not in the table
+    table = scorecard_tables(outcomes_frame(rows))["stated_horizon"].set_index("timeframes")
+    assert table.loc["agree", ["signals", "n", "hits"]].tolist() == [4, 4, 3]
+    assert table.loc["agree", "median_horizon_days"] == 20
+    assert table.loc["agree", "fixed_horizon_hit_rate"] == 1.0
+    assert table.loc["disagree", ["signals", "hit_rate"]].tolist() == [2, 0.0]
+
+
+@pytest.mark.parametrize("model, configured, expected", [
+    ("gpt-4o-mini", None, date(2023, 10, 1)),
+    ("gpt-4o-mini-2024-07-18", None, date(2023, 10, 1)),
+    ("gpt-4.1-mini", None, date(2024, 6, 1)),
+    ("llama3.1:8b", None, None),
+    ("llama3.1:8b", date(2023, 12, 1), date(2023, 12, 1)),
+])
+def test_a_models_cutoff_is_the_setting_else_the_published_one_else_unknown(
+        model: str, configured: date | None, expected: date | None) -> None:
+    from trading_assets.core.training import cutoff_for
+
+    assert cutoff_for(model, configured) == expected
+
+
+def test_a_replay_inside_the_training_period_is_warned_about() -> None:
+    from trading_assets.core.training import replay_period_warning
+
+    days = [date(2023, 9, 1), date(2023, 10, 1), date(2023, 11, 1)]
+    warning = replay_period_warning("gpt-4o-mini", date(2023, 10, 1), days)
+    assert warning.startswith("WARNING: 2 of 3 replay date(s) (2023-09-01 .. 2023-10-01)")
+    assert replay_period_warning("gpt-4o-mini", date(2023, 10, 1), days[2:]) == ""
+    assert "LLM_TRAINING_CUTOFF" in replay_period_warning("local", None, days)

@@ -19,9 +19,11 @@ import pytest
 from PIL import Image
 
 from resources.ibkr import disconnect_all, reset_pacing
+from tests.conftest import on_bars_evening
 from tests.peers.tws_peer import TwsPeer
-from trading_assets.core.keys import outcomes_key
-from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.fills import Bar
+from trading_assets.core.keys import bars_info_key, outcomes_key
+from trading_assets.core.orders import Market, OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.outcomes import outcomes_frame
 from trading_assets.core.review import reviewer_name
 from trading_assets.core.scorecard import SCORECARD_TABLE_TITLES
@@ -41,10 +43,19 @@ from ui.history_tab import history_table
 from ui.portfolio_tab import (
     account_markdown,
     orders_table,
+    pnl_table,
     positions_table,
     recent_decisions_table,
+    trades_table,
 )
-from ui.review_tab import pending_signals, queue_table, review, signal_label, signal_view
+from ui.review_tab import (
+    pending_signals,
+    queue_table,
+    retry_signals,
+    review,
+    signal_label,
+    signal_view,
+)
 from ui.scorecard_tab import scorecard_view
 from ui.symbol_form import parse_settings
 from ui.symbols_tab import (
@@ -78,7 +89,9 @@ def shared_instance() -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
-def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance) -> Iterator[UIContext]:
+def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[UIContext]:
+    on_bars_evening(monkeypatch)  # the seeded signals' evening: Approve checks their age
     yield UIContext(resources=resources, instance=shared_instance,
                     config=UIConfig(dagster_url="http://dagster.test:3000"))
     for symbol in list_symbols(shared_instance):
@@ -113,8 +126,11 @@ def seed_signal(ctx: UIContext, symbol: str = "TSLA", *, action: Action = Action
     if charts:
         for key in keys.values():
             ctx.store.put_bytes(key, png(), "image/png")
+    ctx.store.write_json(bars_info_key(symbol), {"last_date": str(bar_date),
+                                                  "last_close": 100.0})
     return ctx.app_db.record_signal(
-        outcome=outcome, bar_date=bar_date, status=SignalStatus.PENDING_REVIEW,
+        outcome=outcome, bar_date=bar_date,  # as llm_signal stores it (core/policy.py)
+        status=SignalStatus.NO_ACTION if action is Action.HOLD else SignalStatus.PENDING_REVIEW,
         data_source="simulated" if simulated else "ibkr", simulated=simulated, last_bars=[],
         indicators={"daily": {"close": 101.5, "rsi_14": 61.2, "sma_200": None},
                     "weekly": {"close": 101.5, "rsi_14": 55.0}},
@@ -230,7 +246,7 @@ def test_symbols_table_shows_settings_last_signal_and_last_run(ctx: UIContext) -
     nvda, tsla = table.iloc[0], table.iloc[1]
     assert (nvda["auto-approve"], nvda["position size %"], nvda["risk level"]) == ("yes", 4.5,
                                                                                    "low")
-    assert tsla["last signal"] == "2026-11-20 BUY 72 · pending_review SIMULATED"
+    assert tsla["last signal"] == "2026-11-20 BUY 72 · pending_review · simulated"
     assert tsla["last run"].startswith("ok ") and nvda["last run"] == "never"
 
 
@@ -321,15 +337,15 @@ def test_a_failed_launch_is_reported_not_raised(ctx: UIContext) -> None:
 def test_run_now_materializes_the_graph_into_a_reviewable_signal(
         resources: dict[str, Any], instance: dg.DagsterInstance) -> None:
     ctx = UIContext(resources=resources, instance=instance)
-    add_new_symbols(ctx, "TSLA")
-    run_now(ctx, "TSLA")  # the real runs layer (in-process here), against the test instance
+    add_new_symbols(ctx, "ORCL")  # its simulated bars give an actionable BUY
+    run_now(ctx, "ORCL")  # the real runs layer (in-process here), against the test instance
     assert ctx.launcher.join(120)
     [launch] = ctx.launcher.recent()
     assert launch.success, launch.error
     run = ctx.instance.get_run_by_id(launch.run_ids[0])
     assert run is not None and run.is_success
     [pending] = pending_signals(ctx)
-    assert pending.symbol == "TSLA" and pending.simulated
+    assert pending.symbol == "ORCL" and pending.simulated
     view = signal_view(ctx, pending.id)
     assert all(data and data.startswith(b"\x89PNG") for data in view.charts.values())
     assert symbols_table(ctx).iloc[0]["last run"].startswith("ok ")
@@ -346,8 +362,11 @@ def test_pending_queue_is_newest_first_and_only_pending(ctx: UIContext) -> None:
     assert [r.id for r in pending_signals(ctx)] == [new.id, old.id]
     table = queue_table(pending_signals(ctx))
     assert list(table["symbol"]) == ["NVDA", "TSLA"]
-    assert table.iloc[0]["data"] == "SIMULATED (simulated)"
-    assert "SIMULATED" in signal_label(new)
+    assert list(table["id"]) == [new.id[:8], old.id[:8]]  # short; the detail shows it whole
+    assert "simulated" in signal_label(new)
+    # Nothing a person cannot act on waits: a HOLD is no_action.
+    hold = seed_signal(ctx, "AMD", action=Action.HOLD)
+    assert hold.id not in [r.id for r in pending_signals(ctx)]
 
 
 def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
@@ -357,9 +376,12 @@ def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
     assert view.charts["daily"] == png() and view.charts["weekly"] == png()
     text = view.markdown
     for expected in ("TSLA · BUY · confidence 72 (MEDIUM)", "Status: pending_review",
-                     "RSI 61: momentum", "| 100.00 | 95.00 | 110.00 | 2.00 | 92.00 | 112.00",
+                     "RSI 61: momentum", "| entry | 100.00 |", "| stop | 95.00 |",
+                     "| target | 110.00 |",
+                     "| R multiple | 2.00 |", "| resistance | 112.00 |",
                      "openai / gpt-test", "cost $0.0123", "1200+300 tokens",
-                     "SIMULATED DATA", "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
+                     "simulated bars (not market data)", f"Signal id `{row.id}`",
+                     "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
                      "**MLflow run:** not logged"):
         assert expected in text, expected
     assert "\\<b\\>on volume\\</b\\>" in text  # model text is escaped, not rendered as HTML
@@ -418,7 +440,8 @@ def test_approving_records_who_when_and_why(ctx: UIContext) -> None:
                                                                "levels look sane")
     assert stored.decided_at is not None
     assert "approved by alice" in signal_view(ctx, row.id).markdown
-    with pytest.raises(UIError, match="already approved"):
+    with pytest.raises(UIError, match="is approved: a person cannot move a signal from "
+                                      "approved to approved"):
         review(ctx, row.id, "approve", "", "alice")
 
 
@@ -445,7 +468,7 @@ def test_reviewer_is_the_logged_in_user_or_the_os_user(monkeypatch: pytest.Monke
 
 def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext) -> None:
     ctx.config = UIConfig(mlflow_url="http://mlflow.test:5000")
-    tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 18))
+    tsla = seed_signal(ctx, "TSLA", bar_date=date(2026, 11, 19))
     nvda = seed_signal(ctx, "NVDA", bar_date=date(2026, 11, 20))
     ctx.app_db.set_mlflow_runs({nvda.id: "abcdef0123456789"})
     review(ctx, tsla.id, "approve", "ok", "alice")
@@ -454,7 +477,7 @@ def test_history_filters_by_symbol_status_and_date_with_run_links(ctx: UIContext
     assert list(approved["symbol"]) == ["TSLA"]
     assert (approved.iloc[0]["reviewed by"], approved.iloc[0]["note"]) == ("alice", "ok")
     assert list(history_table(ctx, symbol="nvda")["symbol"]) == ["NVDA"]
-    assert list(history_table(ctx, since="2026-11-19")["symbol"]) == ["NVDA"]
+    assert list(history_table(ctx, since="2026-11-20")["symbol"]) == ["NVDA"]
     assert list(history_table(ctx, until="2026-11-19")["symbol"]) == ["TSLA"]
     row = history_table(ctx, symbol="NVDA").iloc[0]
     assert row["Dagster run"] == "[run-1234](http://localhost:3000/runs/run-1234abcd)"
@@ -486,8 +509,9 @@ def test_history_refuses_bad_filters(ctx: UIContext, kwargs: dict[str, str], rea
 def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) -> None:
     row = seed_signal(ctx, "TSLA")
     ctx.broker.place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=10,
-                                        order_type=OrderType.MARKET, order_ref=row.id), 100.0)
-    ctx.broker.mark_price("TSLA", 105.0)
+                                        order_type=OrderType.MARKET, order_ref=row.id),
+                           Market("TSLA", last_close=100.0, bar_date=date(2026, 11, 19)))
+    ctx.broker.mark("TSLA", [Bar(date(2026, 11, 20), 104.0, 106.0, 103.0, 105.0)])
     review(ctx, row.id, "approve", "", "alice")  # only an approved signal can be claimed
     ctx.app_db.claim_order(row.id, "TSLA", "paper", "BUY", 10, "MKT", None, None, None)
     ctx.app_db.update_order(row.id, ctx.broker.find_order(row.id))
@@ -501,10 +525,15 @@ def test_portfolio_shows_account_positions_orders_and_decisions(ctx: UIContext) 
     assert positions.iloc[0]["symbol"] == "TSLA" and positions.iloc[0]["quantity"] == 10
     assert positions.iloc[0]["unrealized P&L"] > 0
     orders = orders_table(ctx)
-    assert (orders.iloc[0]["status"], orders.iloc[0]["signal id"]) == ("Filled", row.id)
+    assert (orders.iloc[0]["status"], orders.iloc[0]["order ref"]) == ("Filled", row.id[:8])
     decisions = recent_decisions_table(ctx)
     assert list(decisions["symbol"]) == ["NVDA", "TSLA"]
     assert list(decisions["placed"]) == ["no", "yes"]
+    [trade] = trades_table(ctx).to_dict("records")  # the fill made a trade, still open
+    assert (trade["symbol"], trade["qty"], trade["status"], trade["signal"]) == (
+        "TSLA", 10, "open", row.id[:8])
+    [pnl] = pnl_table(ctx, ctx.broker.positions()).to_dict("records")
+    assert pnl["symbol"] == "TSLA" and pnl["unrealized P&L"] > 0
 
 
 def test_an_unreachable_broker_is_a_message(ctx: UIContext) -> None:
@@ -701,6 +730,26 @@ def test_scorecard_on_market_data_is_not_flagged(ctx: UIContext) -> None:
     assert "Scored at 1 bar: 1" in view.markdown
 
 
+def test_scorecard_warns_when_model_signals_sit_inside_the_training_period(
+        ctx: UIContext) -> None:
+    from trading_assets.assets.scorecard import scorecard_metadata
+    from trading_assets.core.scorecard import training_period_warning
+
+    inside = {"training_cutoff": pd.Timestamp("2024-06-01"), "training_period": "before cutoff"}
+    rows = [{**outcome_row("AAPL", i, "BUY", i % 2 == 0, provider="openai", model="gpt-test"),
+             **inside} for i in range(4)] + [outcome_row("AAPL", 9, "BUY", True)]
+    store_outcomes(ctx, rows)
+    view = scorecard_view(ctx, 5)
+    assert "**⚠ 4 of 4 model signal(s) (2024-01-01 .. 2024-01-04) are dated on or before " \
+        "their model's training cutoff" in view.markdown
+    periods = view.tables["by_training_period"]
+    assert set(periods["training_period"]) == {"before cutoff", "no model"}
+    warning = training_period_warning(outcomes_frame(rows))
+    metadata = scorecard_metadata(view.tables, {}, "tracking off", warning)
+    assert metadata["training_period"] == warning and warning.startswith("WARNING: 4 of 4")
+    assert warning in metadata["plots"].value
+
+
 def test_the_asset_metadata_and_the_page_title_the_scorecard_tables_alike(
         ctx: UIContext) -> None:
     from trading_assets.assets.scorecard import scorecard_metadata
@@ -770,9 +819,10 @@ def test_register_and_unregister_keep_partitions_and_settings_together(ctx: UICo
     assert register_symbols(ctx.instance, ctx.app_db, ["TSLA"]) == []
     assert {s.symbol for s in ctx.app_db.list_settings()} == {"TSLA", "NVDA"}
     ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))  # settings without a partition
-    assert unregister_symbols(ctx.instance, ctx.app_db, ["TSLA", "AMD"]) == (["TSLA"],
-                                                                          ["TSLA", "AMD"])
+    removal = unregister_symbols(ctx.instance, ctx.app_db, ctx.broker, ["TSLA", "AMD"])
+    assert removal.partitions == ["TSLA"] and removal.forgotten == []
     assert list_symbols(ctx.instance) == ["NVDA"]
+    assert {s.symbol for s in ctx.app_db.list_settings()} == {"NVDA"}  # kept, not listed
     assert ctx.app_db.remove_symbol("TSLA") is False
     assert "Removed NVDA" in remove_symbol(ctx, "NVDA")
     ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))
@@ -836,8 +886,10 @@ def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
     row = seed_signal(ctx, "TSLA")
     review(ctx, row.id, "approve", "", "alice")
     assert ctx.app_db.settle_signal(row.id, SignalStatus.NOT_PLACED,
-                                    "exposure limit reached: holding 200 shares")
-    [queued] = pending_signals(ctx)
+                                    "exposure limit reached: holding 200 shares",
+                                    retryable=True)
+    assert pending_signals(ctx) == []
+    [queued] = retry_signals(ctx)  # a list of its own: the reason can change by itself
     assert queued.id == row.id
     table = queue_table([queued])
     assert table.loc[0, "status"] == "not_placed"
@@ -848,7 +900,12 @@ def test_a_signal_refused_after_approval_waits_in_the_queue_with_its_reason(
     assert "exposure limit" in history.loc[0, "reason"]
     # The same Approve button re-approves it (a new order attempt); Reject ends it.
     assert "is now **approved**" in review(ctx, row.id, "approve", "limit raised", "alice")
-    assert pending_signals(ctx) == []
+    assert pending_signals(ctx) == [] and retry_signals(ctx) == []
+    # A refusal of the signal's own numbers is not offered again.
+    other = seed_signal(ctx, "NVDA")
+    review(ctx, other.id, "approve", "", "alice")
+    ctx.app_db.settle_signal(other.id, SignalStatus.NOT_PLACED, "entry 1e+05 is 99900% from")
+    assert retry_signals(ctx) == []
 
 
 # ----------------------------------------------------------------------------- import layers

@@ -7,6 +7,7 @@ is skipped with a loud reason, except on CI (CI=true), where a missing browser i
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from tests.conftest import run_symbols
+from tests.conftest import on_bars_evening, run_symbols
 from trading_assets.partitions import list_symbols
 from ui.app import build_app, launch
 from ui.config import UIConfig
@@ -45,13 +46,16 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(instance: dg.DagsterInstance, env: dict[str, str]) -> Iterator[tuple[str, Any]]:
-    """The app with a login on a free loopback port, over a graph run that left a signal."""
+def served(instance: dg.DagsterInstance, env: dict[str, str],
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """The app with a login on a free loopback port, over a graph run that left a signal, on
+    the evening of its bars' last day (Approve checks how old a signal is)."""
     require_chromium()
     from trading_assets.settings import build_resources
 
+    on_bars_evening(monkeypatch)
     resources = build_resources({**env, "MLFLOW_TRACKING_URI": "off"})
-    run_symbols(instance, resources, ["TSLA"])  # real bars, charts and a pending signal
+    run_symbols(instance, resources, ["ORCL"])  # real bars, charts and a pending BUY
     config = UIConfig(server_port=free_port(), username=USER, password=PASSWORD)
     app = build_app(resources, instance, config)
     _, url, _ = launch(app, config, prevent_thread_lock=True)
@@ -62,9 +66,14 @@ def served(instance: dg.DagsterInstance, env: dict[str, str]) -> Iterator[tuple[
 
 
 @pytest.fixture
-def page(served: tuple[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+def page() -> Iterator[Any]:
+    """A headless Chromium tab (the app it opens is the test's own fixture)."""
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
 
+    # A loaded CI machine (2 cores, the app and Chromium beside the tests) can take more than
+    # expect's default 5 s to repaint a table: wait as long as any other page action.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -96,13 +105,14 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Login").click()
     expect(page.get_by_role("heading", name="Trading signals")).to_be_visible()
+    expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the first paint is in
 
     # Add a symbol: it becomes a Dagster partition at once.
     symbols_status = page.locator("#symbols-status")
     page.get_by_label("Add symbols").fill("nvda")
     page.locator("#add-button").click()
     expect(symbols_status).to_contain_text("Added NVDA as Dagster partitions.")
-    assert list_symbols(ctx.instance) == ["TSLA", "NVDA"]
+    assert list_symbols(ctx.instance) == ["ORCL", "NVDA"]
     expect(page.locator("#symbols-table")).to_contain_text("NVDA")
 
     # An invalid symbol is refused with its reason, and nothing changes.
@@ -111,7 +121,7 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     expect(symbols_status).to_contain_text("Not done:")
     expect(symbols_status).to_contain_text("is not a valid ticker")
     expect(page.get_by_test_id("toast-body")).to_contain_text("is not a valid ticker")
-    assert list_symbols(ctx.instance) == ["TSLA", "NVDA"]
+    assert list_symbols(ctx.instance) == ["ORCL", "NVDA"]
     dismiss_toasts(page)
 
     # The review queue shows the graph's pending signal with both charts, flagged as simulated.
@@ -119,7 +129,12 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     page.get_by_role("tab", name="Signal review").click()
     detail = page.locator("#signal-detail")
     expect(detail).to_contain_text("Status: pending_review")
-    expect(page.locator("#signal-simulated")).to_contain_text("SIMULATED DATA")
+    # One SIMULATED notice on the view: the page's banner (the signal's own stays hidden).
+    expect(page.locator(".simulated-banner")).to_have_count(1)
+    # The signal's levels drawn on its daily chart, from the stored bars.
+    expect(page.locator("#levels-chart img")).to_be_visible()
+    page.wait_for_function("document.querySelector('#levels-chart img').naturalWidth > 100")
+    page.get_by_text("Charts the analyst saw").click()
     for chart in ("#daily-chart img", "#weekly-chart img"):  # served from the store's bytes
         expect(page.locator(chart)).to_be_visible()
         page.wait_for_function(f"document.querySelector('{chart}').naturalWidth > 100")
@@ -129,8 +144,12 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     # Approve it with a note: the status changes on the page and in the database.
     page.get_by_label("Note (stored with the decision)").fill("levels look sane")
     page.locator("#approve").click()
-    expect(page.locator("#review-status")).to_contain_text("is now approved by alice")
+    # Feedback right under the buttons; the decided signal stays chosen, Approve now off.
+    expect(page.locator("#review-feedback")).to_contain_text("is now approved by alice")
     expect(detail).to_contain_text("Status: approved")
+    expect(page.get_by_role("combobox", name="Signal")).to_have_value(
+        re.compile(r"^ORCL BUY 73 · approved"))
+    expect(page.locator("#approve")).to_be_disabled()
     expect(detail).to_contain_text("approved by alice")
     page.screenshot(path=str(ARTIFACTS / "ui-review-approved.png"), full_page=True)
     assert ctx.app_db.get_signal(pending.id).status == "approved"
@@ -159,11 +178,12 @@ def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
     page.get_by_label("username").fill(USER)
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Login").click()
-    expect(page.locator("#symbols-table")).to_contain_text("TSLA")  # the page is not blank
+    expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the page is not blank
     page.get_by_role("tab", name="Signal review").click()
     detail = page.locator("#signal-detail")
     expect(detail).to_contain_text("Status: pending_review")
     expect(detail).to_contain_text("The daily chart could not be shown: image file is truncated")
+    page.get_by_text("Charts the analyst saw").click()
     for chart in ("#daily-chart img", "#weekly-chart img"):  # a placeholder and the real one
         expect(page.locator(chart)).to_be_visible()
     page.wait_for_function("document.querySelector('#weekly-chart img').naturalWidth > 100")
@@ -237,7 +257,7 @@ def test_model_text_with_images_and_links_stays_text_in_a_real_browser(
         page.get_by_role("tab", name="Signal review").click()
         detail = page.locator("#signal-detail")
         expect(detail).to_contain_text("Breakout confirmed")
-        page.wait_for_function("document.querySelector('#daily-chart img').naturalWidth > 100")
+        page.wait_for_function("document.querySelector('#levels-chart img').naturalWidth > 100")
         page.wait_for_timeout(1500)  # room for any fetch the page would start (none may)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ui-review-untrusted-text.png"), full_page=True)
@@ -257,3 +277,89 @@ def test_model_text_with_images_and_links_stays_text_in_a_real_browser(
                     "[click](https://evil.example/phish)", '<img src="http://127.0.0.1:',
                     "[docs](https://evil.example/docs)"):
         assert written in text, text
+
+
+@pytest.fixture
+def trading_day(instance: dg.DagsterInstance, env: dict[str, str],
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """The app over a day with a HOLD (TSLA), a BUY waiting (ORCL), a BUY whose entry is 1,000x
+    the close (crafted as a model could send it), and a filled paper order with its trade."""
+    require_chromium()
+    from datetime import date
+
+    from trading_assets.core.signal import AnalysisOutcome, SignalStatus, TradingSignal
+    from trading_assets.settings import build_resources
+
+    on_bars_evening(monkeypatch)
+    resources = build_resources({**env, "MLFLOW_TRACKING_URI": "off",
+                                 "TRADING_ORDER_TYPE": "mkt"})
+    run_symbols(instance, resources, ["TSLA", "ORCL"])
+    app_db = resources["app_db"]
+    [orcl] = app_db.list_signals(symbol="ORCL")
+    close = float(orcl.reference_close())
+    absurd = TradingSignal(
+        symbol="ORCL", action="BUY", confidence_level="HIGH", confidence_score=90,
+        reasoning="A breakout.", key_factors=["daily: volume"], trend="UP",
+        entry_price=round(close * 1000, 2), stop_loss=round(close * 999, 2),
+        take_profit=round(close * 1001, 2))
+    refused = app_db.record_signal(
+        outcome=AnalysisOutcome(symbol="ORCL", signal=absurd, provider="openai",
+                                model="gpt-crafted", prompt_version="p"),
+        bar_date=date(2026, 11, 20), status=SignalStatus.PENDING_REVIEW,
+        data_source="simulated", simulated=True, last_bars=orcl.last_bars,
+        indicators=orcl.indicators, chart_keys=orcl.chart_keys)
+    # Approve ORCL's rules BUY and let the orders and portfolio steps fill it (market order).
+    app_db.review_signal(orcl.id, SignalStatus.APPROVED, reviewer=USER)
+    from trading_assets.assets.trading import orders, portfolio
+
+    run_symbols(instance, resources, ["ORCL"], assets=[orders, portfolio])
+    config = UIConfig(server_port=free_port(), username=USER, password=PASSWORD)
+    app = build_app(resources, instance, config)
+    _, url, _ = launch(app, config, prevent_thread_lock=True)
+    app.refused_id = refused.id  # type: ignore[attr-defined]
+    try:
+        yield url.rstrip("/"), app
+    finally:
+        app.close()
+
+
+def test_the_traders_loop_in_a_real_browser(trading_day: tuple[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, app = trading_day
+    ctx = app.ui_context
+    page.goto(url)
+    page.get_by_label("username").fill(USER)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("tab", name="Signal review").click()
+
+    # Only what a person can act on waits: TSLA's HOLD is no_action, not in the queue.
+    queue = page.locator("#queue-table")
+    expect(queue).to_contain_text("ORCL")
+    expect(queue).not_to_contain_text("TSLA")
+    assert [r.status for r in ctx.app_db.list_signals(symbol="TSLA")] == ["no_action"]
+
+    # The crafted BUY: its levels on the chart, and Approve refused with the number and limit.
+    page.get_by_role("combobox", name="Signal").click()
+    page.get_by_role("option", name=re.compile(app.refused_id[:8])).click()
+    detail = page.locator("#signal-detail")
+    expect(detail).to_contain_text("confidence 90")
+    page.wait_for_function("document.querySelector('#levels-chart img').naturalWidth > 100")
+    page.locator("#approve").click()
+    feedback = page.locator("#review-feedback")
+    expect(feedback).to_contain_text("Not approved: entry")
+    expect(feedback).to_contain_text("99900.0% from the last close")
+    expect(feedback).to_contain_text("TRADING_MAX_ENTRY_DEVIATION_PCT")
+    assert ctx.app_db.get_signal(app.refused_id).status == "pending_review"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-review-levels-refused.png"), full_page=True)
+
+    # The portfolio: the equity curve, the filled trade, P&L per symbol.
+    dismiss_toasts(page)
+    page.get_by_role("tab", name="Portfolio and orders").click()
+    page.wait_for_function("document.querySelector('#equity-plot img') &&"
+                           " document.querySelector('#equity-plot img').naturalWidth > 100")
+    expect(page.locator("#trades-table")).to_contain_text("ORCL")
+    expect(page.locator("#pnl-table")).to_contain_text("ORCL")
+    page.screenshot(path=str(ARTIFACTS / "ui-portfolio-equity.png"), full_page=True)

@@ -50,8 +50,8 @@ def test_untracked_signals_say_so_and_the_review_app_is_named(
         instance: dg.DagsterInstance, resources: dict[str, Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GRADIO_PUBLIC_URL", raising=False)
-    result = run_symbols(instance, resources, ["TSLA"])
-    meta = raw_metadata(result, "llm_signal", "TSLA")
+    result = run_symbols(instance, resources, ["ORCL"])  # a BUY that waits for a person
+    meta = raw_metadata(result, "llm_signal", "ORCL")
     assert meta["mlflow_run"].value.startswith("not tracked")
     assert meta["mlflow_run_id"].value == "not tracked"
     review = meta["review"]
@@ -66,8 +66,8 @@ def test_a_configured_review_app_and_mlflow_ui_are_links(
     tracked["MLFLOW_UI_URL"] = "http://mlflow.example:5000"
     tracked["MLFLOW_TIMEOUT_S"] = "120"  # a busy machine must not turn the link into an error
     resources = build_resources(tracked)
-    result = run_symbols(instance, resources, ["TSLA"])
-    meta = raw_metadata(result, "llm_signal", "TSLA")
+    result = run_symbols(instance, resources, ["ORCL"])
+    meta = raw_metadata(result, "llm_signal", "ORCL")
     assert meta["review"] == dg.MetadataValue.url("https://review.example.com")
     run = meta["mlflow_run"]
     assert isinstance(run, dg.UrlMetadataValue), meta.get("mlflow_error")

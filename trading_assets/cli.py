@@ -95,12 +95,7 @@ def summary_row(symbol: str, resources: dict[str, Any], run_id: str | None,
     row["conf"] = "-" if signal.confidence_score is None else str(signal.confidence_score)
     row["status"] = signal.status
     row["analyst"] = signal.provider
-    order = app_db.order_for_signal(signal.id)
-    decisions = app_db.decisions_for(symbol, limit=1)
-    row["order"] = (f"{order.action} {order.quantity:g} {order.status}" if order
-                    else f"none: {decisions[0].reason}" if decisions else "none")
-    if signal.status == "error":
-        row["order"] = f"none: {signal.error[:80]}"
+    row["order"] = app_db.orders_summary(symbol, signal, [run_id or ""])
     last = date.fromisoformat(info["last_date"])
     row["charts"] = "  ".join(store.location(chart_key(symbol, t, last)) for t in TIMEFRAMES)
     return row
@@ -209,12 +204,18 @@ def cmd_symbols(args: argparse.Namespace) -> int:
         new = register_symbols(instance, app_db, symbols)
         print(f"added: {', '.join(new) or 'none (already there)'}")
     else:
-        removed, _ = unregister_symbols(instance, app_db, symbols)
-        print(f"removed: {', '.join(removed) or 'none (not there)'}")
+        report = unregister_symbols(instance, app_db, args.resources["broker"], symbols,
+                                    forget_settings=args.forget_settings)
+        print(f"removed: {', '.join(report.partitions) or 'none (not there)'}")
+        for line in report.lines()[1:]:
+            print(line)
+        if report.kept:
+            return 1
     return 0
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
+    from resources.review import ReviewRefused, approve_signal, cancel_working_order
     from trading_assets.core.errors import error_text
     from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
     from trading_assets.core.signal import SignalStatus
@@ -234,18 +235,32 @@ def cmd_signals(args: argparse.Namespace) -> int:
         else:
             print("No signals match.")
         return 0
-    decision = REVIEW_DECISIONS[args.action]
     reviewer = reviewer_name(args.reviewer)
+    resources = args.resources
     try:
-        row = app_db.review_signal(args.signal_id, decision, reviewer=reviewer, note=args.note)
+        if args.action == "cancel":
+            row = cancel_working_order(app_db=app_db, broker=resources["broker"],
+                                       signal_id=args.signal_id, reviewer=reviewer,
+                                       note=args.note)
+        elif REVIEW_DECISIONS[args.action] is SignalStatus.APPROVED:
+            row = approve_signal(app_db=app_db, policy=resources["policy"],
+                                 store=resources["store"], broker=resources["broker"],
+                                 signal_id=args.signal_id, reviewer=reviewer, note=args.note)
+        else:
+            row = app_db.review_signal(args.signal_id, REVIEW_DECISIONS[args.action],
+                                       reviewer=reviewer, note=args.note)
+    except ReviewRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (KeyError, ValueError) as exc:
         print(f"error: {error_text(exc)}", file=sys.stderr)
         return 2
-    print(f"{row.id} {row.symbol} {row.action}: {row.status} by {reviewer}")
-    if decision is SignalStatus.APPROVED:
-        print(f"Place the order: trading-signals materialize --symbols {row.symbol} "
-              "(or let the approved-signals sensor do it). A hard risk limit can still refuse "
-              "it: it then shows as not_placed with the reason (signals list).")
+    print(f"{row.id} {row.symbol} {row.action}: {row.status} by {reviewer}"
+          + (f" ({row.status_reason})" if row.status_reason else ""))
+    if row.status == SignalStatus.APPROVED.value:
+        print(f"The pre-trade checks passed. The approved_signals sensor places it while a "
+              f"Dagster daemon runs (make dev); without one: trading-signals materialize "
+              f"--symbols {row.symbol}. The orders step checks again before it places.")
     return 0
 
 
@@ -289,10 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     symbols = sub.add_parser("symbols", help="add, remove or list symbols (dynamic partitions)")
     symbols.add_argument("action", choices=["add", "remove", "list"])
     symbols.add_argument("symbols", nargs="*", help="e.g. AAPL MSFT or AAPL,MSFT")
+    symbols.add_argument("--forget-settings", action="store_true",
+                         help="remove: also delete the symbols' settings (kept by default for "
+                              "a later re-add)")
     symbols.set_defaults(func=cmd_symbols)
 
-    signals = sub.add_parser("signals", help="list, approve or reject signals")
-    signals.add_argument("action", choices=["list", *REVIEW_DECISIONS])
+    signals = sub.add_parser("signals", help="list, approve, reject signals, or cancel a "
+                                             "working order")
+    signals.add_argument("action", choices=["list", *REVIEW_DECISIONS, "cancel"])
     signals.add_argument("signal_id", nargs="?", default="")
     signals.add_argument("--symbol", default=None)
     signals.add_argument("--status", default=None)

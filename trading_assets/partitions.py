@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -11,6 +12,7 @@ from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 
 if TYPE_CHECKING:
     from resources.app_db import AppDatabase
+    from resources.broker import Broker
 
 SYMBOLS_PARTITION = "symbols"
 symbols_partitions = dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITION)
@@ -53,14 +55,65 @@ def register_symbols(instance: dg.DagsterInstance, app_db: AppDatabase,
     return new
 
 
-def unregister_symbols(instance: dg.DagsterInstance, app_db: AppDatabase,
-                       symbols: list[str]) -> tuple[list[str], list[str]]:
-    """Remove symbols' partitions and settings (their signals and orders stay); returns the
-    partitions removed and the symbols whose settings were removed."""
-    removed = remove_symbols(instance, symbols)
-    forgotten = [s for s in dict.fromkeys(validate_symbol(s) for s in symbols)
-                 if app_db.remove_symbol(s)]
-    return removed, forgotten
+@dataclass
+class Removal:
+    """What removing symbols ended: partitions, waiting signals, working orders."""
+
+    partitions: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)  # signal ids
+    cancelled: list[str] = field(default_factory=list)  # orderRefs, with the broker's status
+    kept: list[str] = field(default_factory=list)  # what could not be ended, and why
+    held: list[str] = field(default_factory=list)  # positions that stay open
+    forgotten: list[str] = field(default_factory=list)  # symbols whose settings were deleted
+
+    def lines(self) -> list[str]:
+        parts = [("removed", self.partitions), ("signals expired", self.expired),
+                 ("orders cancelled", self.cancelled), ("positions still held", self.held),
+                 ("settings deleted", self.forgotten), ("NOT ended", self.kept)]
+        return [f"{label}: {', '.join(items)}" for label, items in parts if items]
+
+
+REMOVED_REVIEWER = "symbols:remove"
+
+
+def retire_symbol(app_db: AppDatabase, broker: Broker, symbol: str, report: Removal) -> None:
+    """End what a removed symbol had in flight: its working orders are cancelled at the
+    broker (by orderRef) and its waiting, approved and re-approvable signals expire, so a later
+    re-add never executes an old approval. A held position stays (and is said to)."""
+    reason = f"{symbol} was removed"
+    for row in app_db.followed_orders(symbol):
+        try:
+            order = broker.cancel_order(row.order_ref, reason=f"cancelled: {reason}")
+        except Exception as exc:  # the broker is down: say so, the person retries
+            report.kept.append(f"order {row.order_ref}: cancel failed ({exc})")
+            continue
+        if order is not None:
+            app_db.update_order(row.signal_id, order)
+            report.cancelled.append(f"{row.order_ref} ({order.status})")
+    expired, kept = app_db.expire_waiting_signals(symbol, reason, REMOVED_REVIEWER)
+    report.expired += expired
+    report.kept += kept
+    try:
+        position = broker.position(symbol)
+    except Exception as exc:
+        report.kept.append(f"{symbol} position unknown ({exc})")
+        return
+    if position is not None and position.quantity:
+        report.held.append(f"{symbol} {position.quantity:g} shares")
+
+
+def unregister_symbols(instance: dg.DagsterInstance, app_db: AppDatabase, broker: Broker,
+                       symbols: list[str], forget_settings: bool = False) -> Removal:
+    """Remove symbols' partitions and end what they had in flight (retire_symbol); their
+    settings are kept for a later re-add unless `forget_settings`, their signals and orders
+    stay for the audit trail."""
+    report = Removal()
+    report.partitions = remove_symbols(instance, symbols)
+    for symbol in dict.fromkeys(validate_symbol(s) for s in symbols):
+        retire_symbol(app_db, broker, symbol, report)
+        if app_db.remove_symbol(symbol, forget=forget_settings) and forget_settings:
+            report.forgotten.append(symbol)
+    return report
 
 
 def list_symbols(instance: dg.DagsterInstance) -> list[str]:

@@ -18,6 +18,12 @@ in flight, and LLM_MAX_COST_USD caps the spend of the whole replay: each batch g
 is left of the cap, and no batch starts once it is spent. A replay that is run again skips
 the dates it already has for the same analyst (provider, model, prompt version, variant), so
 an interrupted or capped replay resumes where it stopped.
+
+Every model answer goes through the recorded exchange store (LLM_CACHE, default `record` in a
+replay): an answer already recorded for the very same request is used without a model call
+and costs nothing, and every new answer is recorded as it arrives, so even answers a crashed
+replay never stored as signals are not paid for twice. The summary says how many answers came
+from the store and how many from the model, what they cost and what they would have cost.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 if TYPE_CHECKING:  # pandas loads when a replay runs, not with every CLI command
     import pandas as pd
 
+    from resources.exchanges import ExchangeTally
     from resources.market_data import MarketData
 
 DEFAULT_BATCH_SIZE = 40
@@ -77,6 +84,8 @@ class ReplayReport:
     failed_dates: int = 0
     spent_usd: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # Where the model answers came from (recorded exchange store or the model) and their cost.
+    exchanges: ExchangeTally | None = None
 
     def stored(self) -> int:
         return sum(sum(c.values()) for c in self.counts.values())
@@ -97,10 +106,13 @@ def run_replay(histories: Sequence[History], dates: Mapping[str, Sequence[date]]
     Requests are built one batch at a time (charts only if an arm that still needs the batch
     is sent images), so memory stays flat over long histories.
     """
+    from resources.exchanges import ExchangeStore, ExchangeTally
+    from trading_assets.core.exchanges import REPLAY_CACHE_DEFAULT
     from trading_assets.core.keys import transcript_key
     from trading_assets.core.replay import build_replay_request, without_charts
 
-    report = ReplayReport(counts={arm.name: Counter() for arm in arms})
+    report = ReplayReport(counts={arm.name: Counter() for arm in arms},
+                          exchanges=ExchangeTally())
     by_symbol = {h.symbol: h for h in histories}
     keys = [(h.symbol, d) for h in histories for d in dates.get(h.symbol, [])]
     for batch in _chunks(keys, max(1, batch_size)):
@@ -137,8 +149,10 @@ def run_replay(histories: Sequence[History], dates: Mapping[str, Sequence[date]]
                 report.not_run += len(todo)
                 continue
             analyst = arm.make(remaining if max_cost_usd > 0 else 0.0)
+            exchanges = ExchangeStore(store, app_db, analyst.cache_mode(REPLAY_CACHE_DEFAULT),
+                                      tally=report.exchanges)
             started = time.perf_counter()
-            outcomes = analyst.analyze_many(todo)
+            outcomes = analyst.analyze_many(todo, exchanges=exchanges)
             for request, outcome in zip(todo, outcomes, strict=True):
                 report.spent_usd += outcome.cost_usd
                 row = _record(app_db, request, outcome, arm.variant)
@@ -306,9 +320,11 @@ def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
 
     from resources.outcomes import read_outcomes
     from trading_assets.console import print_table
-    from trading_assets.core.scorecard import scorecard_tables
+    from trading_assets.core.scorecard import scorecard_tables, training_period_warning
+    from trading_assets.core.training import NO_TRAINING
 
-    tables = scorecard_tables(read_outcomes(resources["store"], symbols))
+    outcomes = read_outcomes(resources["store"], symbols)
+    tables = scorecard_tables(outcomes)
 
     def pct(value: float) -> str:
         return "-" if pd.isna(value) else f"{value:.0%}"
@@ -325,6 +341,41 @@ def print_scorecard(resources: dict[str, Any], symbols: list[str]) -> None:
     if ab:
         print("\nA/B on common dates (Newcombe interval):")
         print_table(ab, list(ab[0]))
+    periods = [{"analyst": r.analyst, "dates": r.training_period, "scored": str(r.n),
+                "hit rate (5 bars)": pct(r.hit_rate),
+                "95% CI": f"{pct(r.ci_low)}-{pct(r.ci_high)}"}
+               for r in tables["by_training_period"].itertuples()
+               if r.training_period != NO_TRAINING]
+    if periods:
+        print("\nModel signals before and after the model's training cutoff:")
+        print_table(periods, list(periods[0]))
+    if warning := training_period_warning(outcomes):
+        print(warning, file=sys.stderr)
+
+
+def recorded_answers_label(analyst: Any) -> str:
+    """The replay's LLM_CACHE mode and what it does, for the header."""
+    from trading_assets.core.exchanges import MODE_MEANING, REPLAY_CACHE_DEFAULT
+
+    mode = analyst.cache_mode(REPLAY_CACHE_DEFAULT)
+    return f"LLM_CACHE={mode}: {MODE_MEANING[mode]}"
+
+
+def training_warnings(arms: list[Arm], dates: Mapping[str, Sequence[date]]) -> list[str]:
+    """One warning per model whose training period holds some of the replay's dates (or
+    whose cutoff is unknown): a model may remember what followed those dates."""
+    from trading_assets.core.training import replay_period_warning
+
+    days = {d for symbol_dates in dates.values() for d in symbol_dates}
+    warnings: list[str] = []
+    for arm in arms:
+        if not arm.paid:
+            continue
+        analyst = arm.make(0.0)
+        warning = replay_period_warning(analyst.model, analyst.training_cutoff(), days)
+        if warning and warning not in warnings:
+            warnings.append(warning)
+    return warnings
 
 
 def usage_problem(args: argparse.Namespace) -> str:
@@ -336,14 +387,32 @@ def usage_problem(args: argparse.Namespace) -> str:
     return ""
 
 
+def answers_line(tally: Any) -> str:
+    """Where the model answers came from and what they cost, in one line."""
+    would = tally.spent_usd + tally.saved_usd
+    line = (f"Model answers: {tally.from_model} from the model (${tally.spent_usd:.4f}), "
+            f"{tally.from_store} from the recorded store ($0; ${tally.saved_usd:.4f} when "
+            f"recorded); without the store: ${would:.4f}.")
+    if tally.refused:
+        line += (f" {tally.refused} request(s) had no recorded answer (LLM_CACHE=strict): "
+                 "no call made.")
+    return line
+
+
 def print_replay_report(report: Any, arms: list[Any], cap: float) -> None:
-    """What each analyst stored, what was reused or spent, and what was not sent or failed."""
+    """What each analyst stored, what was reused or spent, where the model answers came from,
+    and what was not sent or failed."""
     for arm in arms:
         counts = report.counts[arm.name]
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"
         print(f"{arm.name}: {summary}")
     if report.reused:
         print(f"{report.reused} signal(s) already stored by an earlier replay were kept.")
+    if any(arm.paid for arm in arms) and report.exchanges is not None:
+        print(answers_line(report.exchanges))
+        if report.exchanges.unrecorded:
+            print(f"{report.exchanges.unrecorded} answer(s) could not be recorded: "
+                  f"{report.exchanges.errors[0]}", file=sys.stderr)
     if report.spent_usd:
         print(f"Estimated model cost: ${report.spent_usd:.4f}")
     if report.not_run:
@@ -383,6 +452,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"Dagster instance : {home}")
     print(f"Market data      : {resources['market_data'].describe()}")
     print(f"Analysts         : {'; '.join(arm.make(0.0).label for arm in arms)}")
+    if any(arm.paid for arm in arms):
+        print(f"Recorded answers : {recorded_answers_label(arms[0].make(0.0))}")
     histories, dates, failed = [], {}, {}
     for symbol in symbols:
         try:
@@ -398,6 +469,8 @@ def main(args: argparse.Namespace) -> int:
         first_last = f"{dates[symbol][0]} .. {dates[symbol][-1]}" if dates[symbol] else "none"
         print(f"{symbol:<16} : {len(dates[symbol])} date(s) {first_last} "
               f"({'SIMULATED' if history.simulated else history.source} bars)")
+    for warning in training_warnings(arms, dates):
+        print(warning, file=sys.stderr)
     cap = float(env.get("LLM_MAX_COST_USD", "") or 0.0) if args.provider == "openai" else 0.0
     report = run_replay(histories, dates, arms, app_db, store, batch_size=args.batch_size,
                         max_cost_usd=cap, window=window, progress=lambda m: print(f"  {m}"))

@@ -166,7 +166,8 @@ def build_broker(env: Mapping[str, str], data: Path, ibkr: IBKRResource) -> Brok
 
     common: dict[str, Any] = {
         "allow_short": env_bool(env, "TRADING_ALLOW_SHORT", False),
-        "order_type": _choice(env, "TRADING_ORDER_TYPE", "mkt", ("mkt", "lmt", "bracket")).upper(),
+        "order_type": _choice(env, "TRADING_ORDER_TYPE", "bracket",
+                              ("bracket", "lmt", "mkt")).upper(),
         # Fill costs the paper broker charges and sizing reserves (estimates for IBKR).
         "slippage_bps": env_number(env, "PAPER_SLIPPAGE_BPS", 5.0),
         "commission_per_share": env_number(env, "PAPER_COMMISSION_PER_SHARE", 0.005),
@@ -188,14 +189,24 @@ def trading_policy(env: Mapping[str, str] | None = None,
     share, from `env` (default: os.environ)."""
     env = os.environ if env is None else env
     config = automation_config(env) if config is None else config
-    policy = TradingPolicy(
+    defaults = TradingPolicy()
+    numbers = {  # field: (variable, kind); ranges are the registry's (core/settings_registry.py)
+        "cash_buffer_pct": ("TRADING_CASH_BUFFER_PCT", float),
+        "reconcile_grace_s": ("TRADING_RECONCILE_GRACE_S", float),
+        "max_entry_deviation_pct": ("TRADING_MAX_ENTRY_DEVIATION_PCT", float),
+        "max_stop_distance_pct": ("TRADING_MAX_STOP_DISTANCE_PCT", float),
+        "max_target_distance_pct": ("TRADING_MAX_TARGET_DISTANCE_PCT", float),
+        "max_order_notional": ("TRADING_MAX_ORDER_NOTIONAL", float),
+        "max_order_shares": ("TRADING_MAX_ORDER_SHARES", int),
+        "max_account_exposure_pct": ("TRADING_MAX_ACCOUNT_EXPOSURE_PCT", float),
+        "entry_days": ("TRADING_ENTRY_DAYS", int),
+    }
+    return TradingPolicy(
         approval_max_age_days=config.approval_max_age_days,
         approval_max_move_pct=config.approval_max_move_pct,
-        cash_buffer_pct=env_number(env, "TRADING_CASH_BUFFER_PCT", TradingPolicy.cash_buffer_pct),
-        reconcile_grace_s=env_number(env, "TRADING_RECONCILE_GRACE_S",
-                                     TradingPolicy.reconcile_grace_s),
+        **{name: env_number(env, variable, getattr(defaults, name), kind)
+           for name, (variable, kind) in numbers.items()},
     )
-    return policy
 
 
 @dataclass(frozen=True)

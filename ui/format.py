@@ -32,6 +32,12 @@ def escape_html(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def toast_text(markdown: str) -> str:
+    """A status line written in Markdown (escaped by `escape`) as a toast's HTML: the same
+    words, without the Markdown (bold marks, backslash escapes), HTML-escaped."""
+    return escape_html(re.sub(r"\\(.)", r"\1", markdown.replace("**", "")))
+
+
 def markdown_cell(text: object) -> str:
     """One Markdown table cell: escaped, on one line (pipes escaped too)."""
     return inert_markdown(text, one_line=True)
@@ -81,8 +87,8 @@ def mlflow_cell(ctx: UIContext, run_id: str) -> str:
 
 
 def data_label(row: Any) -> str:
-    """Where a signal's bars came from; simulated data says so first."""
-    return f"SIMULATED ({row.data_source})" if row.simulated else row.data_source
+    """Where a signal's bars came from (the page's one SIMULATED banner does the shouting)."""
+    return "simulated bars (not market data)" if row.simulated else row.data_source
 
 
 def text_of(value: object) -> str:

@@ -1,14 +1,25 @@
 """The History tab: every signal, filtered by symbol, status and bar dates, with its last review
-and links to its Dagster and MLflow runs."""
+and links to its Dagster and MLflow runs; for one symbol, its price with every past signal."""
 
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from trading_assets.core.keys import bars_info_key, bars_key, outcomes_key
+from trading_assets.core.plots import SignalMark, render_history
 from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
-from ui.format import check_symbol, data_label, mlflow_cell, parse_day, run_link, text_of, when
+from ui.format import (
+    check_symbol,
+    data_label,
+    mlflow_cell,
+    parse_day,
+    pil_image,
+    run_link,
+    text_of,
+    when,
+)
 from ui.widgets import PRIVATE, STORED_TEXT, guarded
 
 STATUS_CHOICES = tuple(s.value for s in SignalStatus if s is not SignalStatus.REPLAY)
@@ -43,11 +54,52 @@ def history_table(ctx: UIContext, symbol: str = "", status: str = "", since: str
             "note": rv.note if rv else (r.error[:200] if r.error else ""),
             "data": data_label(r), "analyst": f"{r.provider}/{r.model}",
             "Dagster run": run_link(r.dagster_run_id, ctx.dagster_run_url(r.dagster_run_id)),
-            "MLflow run": mlflow_cell(ctx, r.mlflow_run_id), "signal id": r.id,
+            "MLflow run": mlflow_cell(ctx, r.mlflow_run_id), "signal id": r.id[:8],
         })
     return pd.DataFrame(records, columns=HISTORY_COLUMNS)
 
 
+
+
+HISTORY_BARS = 260  # about a year of daily closes under the marks
+
+
+def signal_outcomes(ctx: UIContext, symbol: str) -> dict[str, str]:
+    """Each scored signal's outcome in words (signal_outcomes asset), by signal id; nothing
+    for a signal whose bars are not in yet."""
+    try:
+        frame = ctx.store.read_frame(outcomes_key(symbol))
+    except Exception:  # not scored yet: the marks show without outcomes
+        return {}
+    found = {}
+    for row in frame.itertuples(index=False):
+        parts = []
+        move = getattr(row, "fwd_return_5", None)
+        if move is not None and move == move:  # not NaN
+            parts.append(f"{move * 100:+.1f}% at 5 bars")
+        trade = getattr(row, "trade_outcome", "")
+        if trade in ("target", "stop", "timeout"):
+            parts.append(str(trade))
+        if parts:
+            found[str(row.signal_id)] = ", ".join(parts)
+    return found
+
+
+def symbol_history_png(ctx: UIContext, symbol: str) -> bytes | None:
+    """The symbol's closes with every past live signal marked (action, confidence, outcome);
+    None when no bars are stored for it."""
+    try:
+        bars = ctx.store.read_frame(bars_key(symbol)).tail(HISTORY_BARS)
+    except Exception:
+        return None
+    closes = [(day.date(), float(close)) for day, close in zip(bars["date"], bars["close"],
+                                                               strict=True)]
+    outcomes = signal_outcomes(ctx, symbol)
+    marks = [SignalMark(day=r.bar_date, action=r.action, confidence=r.confidence_score or 0,
+                        status=r.status, outcome=outcomes.get(r.id, ""))
+             for r in ctx.app_db.list_signals(symbol=symbol, limit=500) if r.action]
+    simulated = bool(ctx.store.read_json(bars_info_key(symbol)).get("simulated", False))
+    return render_history(symbol, closes, marks, simulated)
 
 
 def build_history_tab(ctx: UIContext) -> None:
@@ -61,18 +113,25 @@ def build_history_tab(ctx: UIContext) -> None:
             until_box = gr.Textbox(label="Bar date to", placeholder="YYYY-MM-DD")
             search_btn = gr.Button("Search", variant="primary", elem_id="history-search")
         status_md = gr.Markdown(elem_id="history-status", **STORED_TEXT)
+        plot = gr.Image(show_label=False, type="pil", interactive=False, format="png",
+                        visible=False, elem_id="history-plot")
         table = gr.Dataframe(label="Signals (newest first)", interactive=False,
                              headers=HISTORY_COLUMNS, wrap=True, datatype=HISTORY_DATATYPES,
                              elem_id="history-table",
-                             column_widths=["170px", "80px", "100px", "70px", "100px", "120px",
-                                            "110px", "170px", "200px", "170px", "150px",
-                                            "100px", "100px", "290px"])
+                             column_widths=["135px", "75px", "100px", "70px", "115px", "140px",
+                                            "280px", "110px", "135px", "170px", "150px",
+                                            "130px", "100px", "100px", "90px"])
 
-    @guarded(2)
+    @guarded(3)
     def search(symbol: str, status: str, since: str, until: str) -> tuple[Any, ...]:
         found = history_table(ctx, symbol, "" if status == _STATUS_ANY else status, since, until)
-        return f"{len(found)} signal(s).", found
+        # One symbol: its price with every past signal marked, above the table.
+        drawn = symbol_history_png(ctx, check_symbol(symbol)) if text_of(symbol) else None
+        note = "" if drawn or not text_of(symbol) else " No bars are stored for it to plot."
+        return (f"{len(found)} signal(s).{note}",
+                gr.Image(value=pil_image(drawn), visible=drawn is not None), found)
 
     inputs = [symbol_box, status_pick, since_box, until_box]
-    search_btn.click(search, inputs=inputs, outputs=[status_md, table], **PRIVATE)
-    tab.select(search, inputs=inputs, outputs=[status_md, table], **PRIVATE)
+    outputs = [status_md, plot, table]
+    search_btn.click(search, inputs=inputs, outputs=outputs, **PRIVATE)
+    tab.select(search, inputs=inputs, outputs=outputs, **PRIVATE)

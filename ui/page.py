@@ -5,7 +5,6 @@ Every handler goes through `ui.widgets.guarded`, so a refusal or a failure is a 
 page (a status line plus a toast) and the stack trace goes to the log.
 """
 
-from typing import Any
 
 import gradio as gr
 
@@ -13,7 +12,7 @@ from ui.config import UIContext
 from ui.format import escape
 from ui.history_tab import build_history_tab
 from ui.portfolio_tab import build_portfolio_tab
-from ui.review_tab import build_review_tab
+from ui.review_tab import build_review_tab, simulated_page
 from ui.scorecard_tab import build_scorecard_tab
 from ui.symbols_tab import build_symbols_tab
 from ui.widgets import PRIVATE, banner, guarded
@@ -34,7 +33,7 @@ def build_page(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}")
         gr.Markdown(header_markdown(ctx), elem_id="header")
-        if ctx.resources["market_data"].source == "simulated":
+        if simulated_page(ctx):
             gr.HTML(banner("SIMULATED market data: bars are generated, not market prices. "
                            "Nothing on this page is a real market view."))
         with gr.Tabs():
@@ -44,14 +43,12 @@ def build_page(ctx: UIContext) -> gr.Blocks:
             build_portfolio_tab(ctx)
             build_scorecard_tab(ctx)
 
-        # First paint: the symbols and the review queue; a failure shows in the symbols status.
-        outputs = [*symbols.first_outputs, *review.first_outputs]
-
-        @guarded(len(outputs))
-        def first_paint() -> tuple[Any, ...]:
-            return (*symbols.first_values(), *review.first_values())
-
-        app.load(first_paint, outputs=outputs, **PRIVATE)
+        # First paint, one load per tab: each writes only its own components, so the review
+        # tab's chart (the slower paint) never lands after, and over, an action already taken
+        # on the symbols tab. A failure shows in the tab's own status line.
+        for tab in (symbols, review):
+            app.load(guarded(len(tab.first_outputs))(tab.first_values),
+                     outputs=tab.first_outputs, **PRIVATE)
 
     app.ui_context = ctx  # type: ignore[attr-defined]  # tests reach the launcher through it
     return app

@@ -16,6 +16,7 @@ from trading_assets.core.scorecard import (
     rate_text,
     render_scorecard_plots,
     scorecard_tables,
+    training_period_warning,
 )
 from trading_assets.partitions import list_symbols
 from ui.config import UIContext, UIError
@@ -90,12 +91,14 @@ def scorecard_view(ctx: UIContext, horizon: int) -> ScorecardView:
     plots = render_scorecard_plots(tables, horizon, simulated=simulated > 0)
     summary = dict(zip(tables["summary"]["metric"], tables["summary"]["value"], strict=True))
     return ScorecardView(horizon=horizon, simulated=simulated > 0,
-                         markdown=_scorecard_note(summary, horizon, simulated),
+                         markdown=_scorecard_note(summary, horizon, simulated,
+                                                  training_period_warning(outcomes)),
                          tables={name: _display(tables[name]) for name in SCORECARD_TABLE_TITLES},
                          plots=plots)
 
 
-def _scorecard_note(summary: Mapping[str, Any], horizon: int, simulated: int) -> str:
+def _scorecard_note(summary: Mapping[str, Any], horizon: int, simulated: int,
+                    training_warning: str = "") -> str:
     signals, scored = int(summary["signals"]), int(summary["scored"])
     bars = f"{horizon} bar" + ("s" if horizon != 1 else "")
     pending, no_bars = int(summary["pending"]), int(summary["no_bars"])
@@ -105,6 +108,8 @@ def _scorecard_note(summary: Mapping[str, Any], horizon: int, simulated: int) ->
                   "generated bars, not market prices. Their hit rates measure the analyst "
                   "against a random walk, not any market: do not read them as a track "
                   "record.**", ""]
+    if training_warning:  # counts and dates only: no stored text reaches the page
+        lines += [f"**⚠ {training_warning.removeprefix('WARNING: ')}**", ""]
     lines.append(
         f"**{signals} signal(s)** on {summary['symbols']} symbol(s) from {summary['analysts']} "
         f"analyst set-up(s), bar dates {summary['first_bar_date']} .. "

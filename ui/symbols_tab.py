@@ -51,7 +51,7 @@ def symbols_table(ctx: UIContext) -> pd.DataFrame:
         if signal is not None:
             what = signal.action or "ERROR"
             conf = f" {signal.confidence_score}" if signal.confidence_score is not None else ""
-            data = " SIMULATED" if signal.simulated else ""
+            data = " · simulated" if signal.simulated else ""
             last_signal = f"{signal.bar_date} {what}{conf} · {signal.status}{data}"
         running = ctx.launcher.running_for(symbol)
         if running is not None:
@@ -126,11 +126,14 @@ def qualify_with_ibkr(ctx: UIContext, symbol: str) -> dict[str, object]:
 
 def remove_symbol(ctx: UIContext, raw: str) -> str:
     symbol = check_symbol(raw)
-    removed, forgotten = unregister_symbols(ctx.instance, ctx.app_db, [symbol])
-    if not removed and not forgotten:
+    known = symbol in symbol_choices(ctx) or any(
+        s.symbol == symbol for s in ctx.app_db.list_settings())
+    if not known:
         raise UIError(f"{symbol} is not a symbol here; nothing to remove.")
-    return (f"Removed {symbol} from the Dagster partitions and its settings. Its signals and "
-            "orders stay for the audit trail.")
+    report = unregister_symbols(ctx.instance, ctx.app_db, ctx.broker, [symbol])
+    return (f"Removed {symbol}. " + "; ".join(report.lines()[1:] or ["nothing was in flight"])
+            + ". Its settings are kept for a later re-add; its signals and orders stay for the "
+            "audit trail.")
 
 
 def require_partition(ctx: UIContext, raw: str) -> str:
@@ -193,7 +196,24 @@ def launches_markdown(ctx: UIContext) -> str:
         outcome = "succeeded" if launch.success else f"FAILED: {escape(launch.error)}"
         lines.append(f"- {symbols}: {outcome} at {when(launch.finished_at)}"
                      + (f" — Dagster run {links}" if links else ""))
+        lines += [f"    - {escape(symbol)}: {escape(result)}"
+                  for symbol, result in launch_results(ctx, launch)]
     return "\n".join(lines)
+
+
+def launch_results(ctx: UIContext, launch: Any) -> list[tuple[str, str]]:
+    """Per symbol of a finished launch: its newest signal and every order decision the
+    launch's runs made for any of its signals (as the CLI's summary says them)."""
+    results = []
+    for symbol in launch.symbols:
+        newest = ctx.app_db.latest_signal(symbol)
+        if newest is None:
+            results.append((symbol, "no signal"))
+            continue
+        orders = ctx.app_db.orders_summary(symbol, newest, launch.run_ids)
+        results.append((symbol, f"newest signal {newest.action or 'ERROR'} {newest.status}; "
+                                f"orders: {orders}"))
+    return results
 
 
 
@@ -214,8 +234,9 @@ class SymbolsTab:
         return [c.status, c.table, c.pick, *c.form, c.runs]
 
     def first_values(self) -> list[Any]:
-        """Status, table, picker and form of the first symbol, the runs panel."""
-        return ["", symbols_table(self.ctx), *pick_and_form(self.ctx, None),
+        """Table, picker and form of the first symbol, the runs panel; the status line is left
+        alone (an action taken while the page loaded may have written it already)."""
+        return [gr.skip(), symbols_table(self.ctx), *pick_and_form(self.ctx, None),
                 launches_markdown(self.ctx)]
 
 
@@ -259,8 +280,10 @@ def _layout() -> SimpleNamespace:
         c.table = gr.Dataframe(label="Symbols (Dagster dynamic partitions)",
                                interactive=False, elem_id="symbols-table",
                                headers=SYMBOL_COLUMNS, wrap=True,
-                               column_widths=["80px", "75px", "75px", "90px", "80px", "100px",
-                                              "90px", "100px", "290px", "250px"])
+                               # Wide enough for each header's longest word ("priority",
+                               # "auto-approve", "confidence"): narrower broke them mid-word.
+                               column_widths=["75px", "85px", "90px", "95px", "70px", "100px",
+                                              "125px", "115px", "240px", "235px"])
         with gr.Row(equal_height=True):
             c.pick = gr.Dropdown(label="Symbol", choices=[], elem_id="symbol-pick", scale=2)
             c.run_btn = gr.Button("Run now", variant="primary", elem_id="run-now")

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from resources.ibkr.errors import IBKRError, IBKRPermissionError
 from resources.ibkr.session import _POLL_S, IBKRSession, _Connection, _platform_symbol, _price
-from trading_assets.core.orders import BrokerOrder, OrderRequest, OrderType, SymbolSettings
+from trading_assets.core.calendar import session_after
+from trading_assets.core.lifecycle import FAILED_BROKER_STATUSES, WORKING_BROKER_STATUSES
+from trading_assets.core.orders import (
+    BrokerOrder,
+    ExitReport,
+    OrderRequest,
+    OrderType,
+    SymbolSettings,
+    WorkingOrder,
+)
+from trading_assets.core.pretrade import round_to_tick
 from trading_assets.core.signal import Action
 from trading_assets.core.symbols import validate_symbol
 
@@ -24,19 +36,33 @@ _UNACKNOWLEDGED = frozenset({"", "PendingSubmit", "ApiPending"})
 _FILL_GRACE_S = 2.0
 _TAKE_PROFIT_SUFFIX = ":tp"
 _STOP_LOSS_SUFFIX = ":sl"
+_EXIT_ROLES = {_TAKE_PROFIT_SUFFIX: "take_profit", _STOP_LOSS_SUFFIX: "stop_loss"}
+# How long the pre-trade check waits for a snapshot quote before it checks against the close.
+_QUOTE_TIMEOUT_S = 5.0
 
 
 def _is_paper_account(account: str) -> bool:
     return account.upper().startswith(_PAPER_PREFIXES)
 
 
-def _round_to_tick(price: float, tick: float) -> float:
-    """IBKR rejects prices off the contract's tick grid (error 110)."""
-    tick = tick if tick > 0 else 0.01
-    return round(round(price / tick) * tick, 8)
+def _time_in_force(request: OrderRequest) -> dict[str, str]:
+    """An entry works for `entry_days` sessions: DAY for one, else good till the close of the
+    last one (GTD), counted from the bar the order was decided on."""
+    if request.entry_days <= 1 or request.bar_date is None:
+        return {"tif": "DAY"}
+    last = session_after(request.bar_date, request.entry_days)
+    return {"tif": "GTD", "goodTillDate": f"{last:%Y%m%d} 16:00:00 US/Eastern"}
 
 
-def _validate_request(request: OrderRequest) -> None:
+def _validate_request(request: OrderRequest, tick: float = 0.01) -> None:
+    """Defence in depth behind core/pretrade.py: nothing leaves for IBKR unless every price is
+    finite, positive and on the tick grid, and a bracket's exits lie on either side of it."""
+    for name in ("limit_price", "stop_loss", "take_profit"):
+        value = getattr(request, name)
+        if value is not None and not (math.isfinite(value) and value > 0
+                                      and round_to_tick(value, tick) > 0):
+            raise ValueError(f"Order {request.order_ref}: {name} {value} is not a positive "
+                             f"finite price on the {tick:g} tick grid; not sent.")
     if request.action not in (Action.BUY, Action.SELL):
         raise ValueError(f"Order {request.order_ref}: action must be BUY or SELL, "
                          f"not {request.action}.")
@@ -66,8 +92,26 @@ class OrderRequests(IBKRSession):
     if TYPE_CHECKING:
         order_timeout: float
 
-    def find_order(self, order_ref: str) -> BrokerOrder | None:
-        """The order IBKR knows under `order_ref`: open, completed, or seen in today's fills."""
+    def find_order(self, order_ref: str, bracket: bool = False) -> BrokerOrder | None:
+        """The order IBKR knows under `order_ref`: open, completed, or seen in today's fills.
+
+        `bracket`: the ledger sent a bracket. If the connection dropped between its entry and
+        its exits, IBKR holds an untransmitted entry with one exit or none; that half-bracket
+        is cancelled here (nothing of it traded) and reported Cancelled with the reason, so
+        the signal can be re-approved instead of resting on an entry without its stop.
+        """
+        found = self._find_order(order_ref)
+        if (bracket and found is not None and found.filled == 0 and len(found.exits) < 2
+                and found.status in WORKING_BROKER_STATUSES):
+            log.warning("IBKR holds order %s without its exits; cancelling it", order_ref)
+            self.cancel_order(order_ref)
+            cancelled = self._find_order(order_ref) or found
+            return replace(cancelled, reason=(
+                "the bracket reached IBKR incomplete (the connection dropped before its exits "
+                "arrived); its entry was cancelled untransmitted, nothing traded"))
+        return found
+
+    def _find_order(self, order_ref: str) -> BrokerOrder | None:
         conn = self._connection()
         open_trades = self._call(conn, "the open orders request", lambda ib: ib.reqAllOpenOrders())
         completed = self._call(
@@ -113,6 +157,7 @@ class OrderRequests(IBKRSession):
                      request.order_ref, existing.status)
             return existing
         qualified = self._qualified(conn, symbol, settings)
+        _validate_request(request, qualified.min_tick)
         orders = self._build_orders(conn, request, account, qualified.min_tick)
         trades: list[Trade] = []
         try:
@@ -148,36 +193,108 @@ class OrderRequests(IBKRSession):
 
     def _build_orders(self, conn: _Connection, request: OrderRequest, account: str,
                       tick: float) -> list[Order]:
-        """ib_async orders for a request; a bracket is parent + take-profit + stop-loss."""
+        """ib_async orders for a request; a bracket is parent + take-profit + stop-loss, the
+        exits one OCA group (the first to fill cancels the other) that works until cancelled."""
         from ib_async import LimitOrder, MarketOrder, StopOrder
 
         action, quantity, ref = request.action.value, float(request.quantity), request.order_ref
-        limit = _round_to_tick(request.limit_price, tick) if request.limit_price else None
+        limit = round_to_tick(request.limit_price, tick) if request.limit_price else None
+        lifetime = _time_in_force(request)
         if request.order_type is OrderType.MARKET:
             return [MarketOrder(action, quantity, orderRef=ref, account=account, tif="DAY")]
         if request.order_type is OrderType.LIMIT:
             assert limit is not None
-            return [LimitOrder(action, quantity, limit, orderRef=ref, account=account, tif="DAY")]
+            return [LimitOrder(action, quantity, limit, orderRef=ref, account=account,
+                               **lifetime)]
         assert request.stop_loss is not None and request.take_profit is not None
         exit_action = "SELL" if request.action is Action.BUY else "BUY"
         parent_id = conn.ib.client.getReqId()
         # Only the last order of the group transmits: IBKR holds the others until it arrives,
         # so an interrupted bracket never leaves an entry without its exits.
-        parent = (LimitOrder(action, quantity, limit) if limit is not None
-                  else MarketOrder(action, quantity))
+        parent = (LimitOrder(action, quantity, limit, **lifetime) if limit is not None
+                  else MarketOrder(action, quantity, tif="DAY"))
         parent.orderId, parent.orderRef, parent.account = parent_id, ref, account
-        parent.tif, parent.transmit = "DAY", False
+        parent.transmit = False
+        exits = {"parentId": parent_id, "account": account, "tif": "GTC", "ocaGroup": ref,
+                 "ocaType": 1}
         take_profit = LimitOrder(
-            exit_action, quantity, _round_to_tick(request.take_profit, tick),
-            orderId=conn.ib.client.getReqId(), parentId=parent_id, transmit=False,
-            orderRef=ref + _TAKE_PROFIT_SUFFIX, account=account, tif="GTC",
+            exit_action, quantity, round_to_tick(request.take_profit, tick),
+            orderId=conn.ib.client.getReqId(), transmit=False,
+            orderRef=ref + _TAKE_PROFIT_SUFFIX, **exits,
         )
         stop_loss = StopOrder(
-            exit_action, quantity, _round_to_tick(request.stop_loss, tick),
-            orderId=conn.ib.client.getReqId(), parentId=parent_id, transmit=True,
-            orderRef=ref + _STOP_LOSS_SUFFIX, account=account, tif="GTC",
+            exit_action, quantity, round_to_tick(request.stop_loss, tick),
+            orderId=conn.ib.client.getReqId(), transmit=True,
+            orderRef=ref + _STOP_LOSS_SUFFIX, **exits,
         )
         return [parent, take_profit, stop_loss]
+
+    def cancel_order(self, order_ref: str) -> BrokerOrder | None:
+        """Cancel the working order with this orderRef and its bracket's exits at IBKR; the
+        order as IBKR reports it afterwards (None when IBKR has no such order)."""
+        conn = self._connection()
+        self._check_may_trade(conn)
+        trades = self._call(conn, "the open orders request", lambda ib: ib.reqAllOpenOrders())
+        ours = [t for t in (*conn.ib.trades(), *trades)
+                if t.order.orderRef in (order_ref, order_ref + _TAKE_PROFIT_SUFFIX,
+                                        order_ref + _STOP_LOSS_SUFFIX)
+                and t.orderStatus.status in WORKING_BROKER_STATUSES]
+        seen: set[int] = set()
+        for trade in ours:
+            if trade.order.permId in seen:
+                continue
+            seen.add(trade.order.permId)
+            conn.ib.cancelOrder(trade.order)
+        deadline = time.monotonic() + self.order_timeout
+        while ours and time.monotonic() < deadline and any(
+                t.orderStatus.status in WORKING_BROKER_STATUSES for t in ours):
+            conn.ib.sleep(_POLL_S)
+        return self.find_order(order_ref)
+
+    def working_orders(self) -> list[WorkingOrder]:
+        """Every open order of the account (whoever placed it): what can still fill. A
+        bracket's exits count once their entry filled; before that they promise nothing."""
+        conn = self._connection()
+        account = self._require_account(conn)
+        trades = self._call(conn, "the open orders request", lambda ib: ib.reqAllOpenOrders())
+        unique = {(t.order.clientId, t.order.orderId, t.order.permId): t
+                  for t in (*conn.ib.trades(), *trades)}
+        waiting_parents = {(t.order.clientId, t.order.orderId) for t in unique.values()
+                           if t.orderStatus.status in WORKING_BROKER_STATUSES}
+        working = []
+        for trade in unique.values():
+            order, status = trade.order, trade.orderStatus
+            if status.status not in WORKING_BROKER_STATUSES:
+                continue
+            if order.account and order.account != account:
+                continue
+            if order.parentId and (order.clientId, order.parentId) in waiting_parents:
+                continue
+            remaining = float(order.totalQuantity) - float(status.filled or 0)
+            price = _price(order.auxPrice if order.orderType.startswith("STP")
+                           else order.lmtPrice)
+            working.append(WorkingOrder(
+                order_ref=order.orderRef, symbol=_platform_symbol(trade.contract.symbol),
+                action=order.action, remaining=remaining, price=price,
+                exit=bool(order.parentId) or order.orderRef.endswith(tuple(_EXIT_ROLES))))
+        return working
+
+    def tick_and_quote(self, symbol: str, settings: SymbolSettings | None = None
+                       ) -> tuple[float, float | None]:
+        """The contract's minimum tick, and a snapshot price (mid, else last) when IBKR gives
+        one in a few seconds; None without a market-data subscription or an answer."""
+        conn = self._connection()
+        qualified = self._qualified(conn, validate_symbol(symbol), settings)
+        try:
+            [ticker] = self._call(conn, "the quote request", lambda ib: ib.reqTickers(
+                qualified.contract), symbol)
+        except (IBKRError, ValueError) as exc:
+            log.info("No IBKR quote for %s (%s): the pre-trade check uses the last close",
+                     symbol, exc)
+            return qualified.min_tick, None
+        bid, ask, last = (_price(v) for v in (ticker.bid, ticker.ask, ticker.last))
+        quote = (bid + ask) / 2 if bid and ask and bid > 0 and ask > 0 else last
+        return qualified.min_tick, quote if quote and quote > 0 else None
 
     def _await_acknowledgement(self, conn: _Connection, trades: list[Trade]) -> bool:
         """Wait for the gateway to acknowledge every order, then briefly for fills/commissions.
@@ -220,7 +337,8 @@ class OrderRequests(IBKRSession):
             "(it will not be sent again)", request.order_ref, reason,
         )
         self._drop_connection()
-        found = self.find_order(request.order_ref)
+        found = self.find_order(request.order_ref,
+                                bracket=request.order_type is OrderType.BRACKET)
         if found is not None:
             return found
         raise IBKRError(
@@ -238,17 +356,23 @@ class OrderRequests(IBKRSession):
         avg_price = (sum(f.execution.shares * f.execution.price for f in fills) / shares
                      if shares else None)
         commission = sum(f.commissionReport.commission for f in fills if f.commissionReport.execId)
-        child_info = [
-            {
-                "order_ref": child.order.orderRef,
-                "order_type": child.order.orderType,
-                "status": child.orderStatus.status,
-                "price": _price(child.order.lmtPrice if child.order.orderType == "LMT"
-                                else child.order.auxPrice),
-                "broker_order_id": str(child.order.permId or ""),
-            }
+        exits = [
+            ExitReport(
+                order_ref=child.order.orderRef,
+                role=_EXIT_ROLES.get(child.order.orderRef[len(order_ref):], "exit"),
+                order_type=child.order.orderType,
+                status=child.orderStatus.status,
+                price=_price(child.order.lmtPrice if child.order.orderType == "LMT"
+                             else child.order.auxPrice),
+                filled=float(child.orderStatus.filled or 0),
+                avg_fill_price=_price(child.orderStatus.avgFillPrice or None),
+                commission=sum(f.commissionReport.commission for f in child.fills
+                               if f.commissionReport.execId),
+            )
             for child in children
         ]
+        child_info = [{"order_ref": e.order_ref, "order_type": e.order_type,
+                       "status": e.status, "price": e.price} for e in exits]
         if trade is None:  # only executions survive, e.g. an order of an earlier day's session
             execution = fills[0].execution
             return BrokerOrder(
@@ -263,6 +387,7 @@ class OrderRequests(IBKRSession):
                 avg_fill_price=avg_price,
                 commission=commission,
                 broker="ibkr",
+                exits=exits,
                 raw={"account": execution.acctNumber, "children": child_info,
                      "exec_ids": [f.execution.execId for f in fills]},
             )
@@ -281,6 +406,9 @@ class OrderRequests(IBKRSession):
             commission=commission,
             limit_price=_price(order.lmtPrice) if order.orderType == "LMT" else None,
             broker="ibkr",
+            exits=exits,
+            reason=_cancel_reason(order.tif, status.status,
+                                  [entry.message for entry in trade.log if entry.message]),
             raw={
                 "account": order.account,
                 "order_id": order.orderId,
@@ -292,3 +420,16 @@ class OrderRequests(IBKRSession):
                 "log": [entry.message for entry in trade.log if entry.message][-5:],
             },
         )
+
+
+def _cancel_reason(tif: str, status: str, messages: list[str]) -> str:
+    """Why an order ended without (all of) its fill, in IBKR's words where it gave some; a DAY
+    or GTD entry cancelled without a word most likely expired."""
+    if status not in FAILED_BROKER_STATUSES:
+        return ""
+    said = "; ".join(messages[-2:])[-300:]
+    if status in ("Cancelled", "ApiCancelled") and tif in ("DAY", "GTD"):
+        base = f"not filled within its time in force ({tif}): expired, or cancelled at IBKR"
+    else:
+        base = f"IBKR {status}"
+    return base + (f" ({said})" if said else "")

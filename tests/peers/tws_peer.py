@@ -134,6 +134,8 @@ class PeerOrder:
     order_ref: str
     parent_id: int
     transmit: bool
+    oca_group: str = ""
+    good_till_date: str = ""
     status: str = "PendingSubmit"
     filled: float = 0.0
     avg_fill_price: float = 0.0
@@ -214,6 +216,8 @@ class TwsPeer:
         self.ignore_place_order = False  # record the order, never answer it
         self.swallow_place_order = False  # count the message, then forget it: no record, no answer
         self.drop_on_historical_data = 0  # drop the socket on this many bar requests, unanswered
+        self.quotes: dict[str, float] = {}  # snapshot price per symbol (default: last close)
+        self.quote_error: int | None = None  # answer reqMktData with this error code instead
 
         # What happened, for assertions.
         self.place_order_count = 0
@@ -222,6 +226,8 @@ class TwsPeer:
         self.executions: list[PeerExecution] = []
         self.holdings: dict[str, Holding] = {}
         self.unhandled: list[list[str]] = []
+        # The wire: every placeOrder message as the client sent it, decoded (see wire_orders).
+        self.wire: list[dict[str, str]] = []
         self.max_connections = 0  # most client sockets open at the same time
 
         self._next_order_id = 1
@@ -233,6 +239,7 @@ class TwsPeer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._handlers: dict[int, Handler] = {
+            1: self._market_data,
             3: self._place_order,
             4: self._cancel_order,
             5: self._open_orders,
@@ -321,6 +328,63 @@ class TwsPeer:
             holding = self.holdings.setdefault(symbol, Holding(self.listings[symbol]))
             holding.quantity, holding.avg_cost = quantity, avg_cost
             self.cash -= quantity * avg_cost
+
+    def expire_day_orders(self) -> list[PeerOrder]:
+        """The end of the session: unfilled DAY entries are cancelled, as IBKR does, and with
+        them the exits of their brackets; every connected client hears of it."""
+        expired = []
+        with self._lock:
+            for order in self.orders.values():
+                if order.done or order.tif != "DAY" or order.filled:
+                    continue
+                order.status = "Cancelled"
+                expired.append(order)
+                for child in self.orders.values():
+                    if child.parent_id == order.order_id and child.client_id == order.client_id:
+                        child.status = "Cancelled"
+                        expired.append(child)
+        self._on_loop(lambda: [self._send_status(client, order) for client in self._clients
+                               for order in expired if client.client_id == order.client_id])
+        return expired
+
+    def trade_at(self, symbol: str, price: float) -> list[PeerOrder]:
+        """The market trades `symbol` at `price`: resting limits and stops it reaches fill (a
+        bracket's exits start working once their entry filled; one exit cancels the other)."""
+        touched: list[PeerOrder] = []
+        fills: list[PeerExecution] = []
+        with self._lock:
+            for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+                if order.done or order.listing.symbol != symbol or order.status != "Submitted":
+                    continue
+                buy = order.action == "BUY"
+                limit, stop = order.lmt_price, order.aux_price
+                reached = (order.order_type == "LMT" and limit is not None
+                           and (price <= limit if buy else price >= limit)) or (
+                    order.order_type == "STP" and stop is not None
+                    and (price >= stop if buy else price <= stop))
+                if not reached:
+                    continue
+                fills.append(self._fill(order, price))
+                touched.append(order)
+                for other in self.orders.values():
+                    if other is order or other.done:
+                        continue
+                    if other.parent_id == order.order_id and other.client_id == order.client_id:
+                        other.status = "Submitted"  # the entry filled: its exits work now
+                        touched.append(other)
+                    elif order.oca_group and other.oca_group == order.oca_group:
+                        other.status = "Cancelled"
+                        touched.append(other)
+        self._on_loop(lambda: [
+            (self._send_order(client, order), None) for client in self._clients
+            for order in touched if client.client_id == order.client_id] + [
+            self._send_execution(client, -1, execution) for client in self._clients
+            for execution in fills if client.client_id == execution.order.client_id])
+        return touched
+
+    def wire_orders(self, order_ref_prefix: str = "") -> list[dict[str, str]]:
+        """placeOrder messages on the wire whose orderRef starts with the prefix."""
+        return [w for w in self.wire if w["orderRef"].startswith(order_ref_prefix)]
 
     def orders_with_ref(self, order_ref: str) -> list[PeerOrder]:
         with self._lock:
@@ -493,6 +557,12 @@ class TwsPeer:
     def _place_order(self, client: _Client, fields: list[str]) -> None:
         self.place_order_count += 1
         assert client.client_id is not None
+        # Field positions of a non-combo order (ib_async client.placeOrder).
+        self.wire.append({name: fields[i] if i < len(fields) else "" for name, i in (
+            ("orderId", 1), ("symbol", 3), ("action", 16), ("totalQuantity", 17),
+            ("orderType", 18), ("lmtPrice", 19), ("auxPrice", 20), ("tif", 21),
+            ("ocaGroup", 22), ("account", 23), ("orderRef", 26), ("transmit", 27),
+            ("parentId", 28), ("goodTillDate", 38))})
         if self.swallow_place_order:
             return
         order_id = int(fields[1])
@@ -517,6 +587,8 @@ class TwsPeer:
             order_ref=fields[26],
             parent_id=int(fields[28] or 0),
             transmit=fields[27] != "0",
+            oca_group=fields[22],
+            good_till_date=fields[38] if len(fields) > 38 else "",
         )
         self.orders[key] = order
         self._next_order_id = max(self._next_order_id, order_id + 1)
@@ -603,6 +675,21 @@ class TwsPeer:
         order.status = "Cancelled"
         self._send_status(client, order)
         client.error(order_id, 202, "Order Canceled - reason:")
+
+    def _market_data(self, client: _Client, fields: list[str]) -> None:
+        """A snapshot quote (reqMktData with snapshot on): bid, ask and last, then the end."""
+        req_id = int(fields[2])
+        listing = self._lookup(fields, 3)
+        if listing is None:
+            client.error(req_id, 200, "No security definition has been found for the request")
+            return
+        if self.quote_error is not None:
+            client.error(req_id, self.quote_error, "Requested market data is not subscribed.")
+            return
+        price = self.quotes.get(listing.symbol, last_price(listing.symbol, self.today()))
+        for tick_type, value in ((1, price - 0.01), (2, price + 0.01), (4, price)):
+            client.send(1, 6, req_id, tick_type, round(value, 2), 100, 0)
+        client.send(57, 1, req_id)
 
     def _new_perm_id(self) -> int:
         self._next_perm_id += 1
@@ -736,7 +823,7 @@ class TwsPeer:
         return [
             5, order.order_id, *self._contract_fields(order),
             order.action, order.quantity, order.order_type, order.lmt_price, order.aux_price,
-            order.tif, "", order.account, "O", 0, order.order_ref, order.client_id,
+            order.tif, order.oca_group, order.account, "O", 0, order.order_ref, order.client_id,
             order.perm_id, 0, 0, 0, "", "", "", "", "",  # ... goodAfterTime, (shares), faGroup..
             "",  # faProfile: still sent below server version 177
             "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "",  # modelCode .. stockRangeUpper

@@ -1,7 +1,6 @@
 """`charts`: daily and weekly candlestick PNGs with indicator panels, visible in the Dagster UI."""
 
 
-import base64
 from collections.abc import Iterator
 
 import dagster as dg
@@ -9,6 +8,7 @@ import dagster as dg
 from resources.app_db import AppDatabase
 from resources.object_store import ObjectStore
 from trading_assets.assets.indicators import indicators
+from trading_assets.assets.metadata import png_markdown
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.charts import (
     ChartImage,
@@ -24,11 +24,8 @@ from trading_assets.partitions import symbol_asset
 
 def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMetadataValue:
     """Inline previews so the charts are visible on the materialization itself."""
-    parts = []
-    for timeframe, image in images.items():
-        encoded = base64.b64encode(image.preview or preview_png(image.png)).decode()
-        parts.append(f"**{symbol} {timeframe}**\n\n![{timeframe}](data:image/png;base64,{encoded})")
-    return dg.MetadataValue.md("\n\n".join(parts))
+    return png_markdown({f"{symbol} {timeframe}": image.preview or preview_png(image.png)
+                         for timeframe, image in images.items()})
 
 
 def chart_job(store: ObjectStore, symbol: str) -> ChartJob:

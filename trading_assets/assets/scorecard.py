@@ -7,7 +7,6 @@ tables and plots in the Dagster UI and, best effort, an MLflow run.
 """
 
 
-import base64
 import math
 import re
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from resources.object_store import ObjectNotFoundError, ObjectStore
 from resources.outcomes import read_outcomes
 from resources.tracking import RunRecord, Tracking
 from trading_assets.assets.market_data import ohlcv, stored_bars_key
+from trading_assets.assets.metadata import png_markdown
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.keys import outcomes_key, replay_bars_key
@@ -35,6 +35,7 @@ from trading_assets.core.scorecard import (
     rate_text,
     render_scorecard_plots,
     scorecard_tables,
+    training_period_warning,
     with_analyst,
 )
 from trading_assets.partitions import list_symbols, symbol_asset
@@ -86,6 +87,9 @@ def signal_facts(row: SignalRow) -> SignalFacts:
         stop_loss=signal.get("stop_loss"), take_profit=signal.get("take_profit"),
         planned_r=signal.get("r_multiple"), atr=float(atr) if atr is not None else None,
         simulated=bool(row.simulated), data_source=row.data_source or "",
+        # Absent from signals stored before prompt signal_v2: unknown, not guessed.
+        horizon_days=signal.get("horizon_days"), timeframes_agree=signal.get("timeframes_agree"),
+        training_cutoff=row.training_cutoff, cached=bool(row.cached),
     )
 
 
@@ -163,14 +167,9 @@ def outcome_metadata(outcomes: "pd.DataFrame", errors: int, location: str) -> di
     }
 
 
-def _png_markdown(images: dict[str, bytes], note: str) -> dg.MarkdownMetadataValue:
-    parts = [note] + [f"**{name}**\n\n![{name}](data:image/png;base64,"
-                      f"{base64.b64encode(png).decode()})" for name, png in images.items()]
-    return dg.MetadataValue.md("\n\n".join(parts))
-
 
 def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, bytes],
-                       mlflow_note: str) -> dict[str, Any]:
+                       mlflow_note: str, training_warning: str = "") -> dict[str, Any]:
     """Headline numbers, every table, and the plots inline, for the Dagster UI."""
     summary = dict(zip(tables["summary"]["metric"], tables["summary"]["value"], strict=True))
     simulated = int(summary["simulated_signals"])
@@ -188,6 +187,9 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
         "directional_hit_rate": dg.MetadataValue.float(float(summary["directional_hit_rate"])),
         "hold_share": dg.MetadataValue.float(float(summary["hold_share"])),
         "dates": f"{summary['first_bar_date']} .. {summary['last_bar_date']}",
+        "training_period": training_warning or "no model signal is dated inside its model's "
+                                               "training period",
+        "cached_answers": dg.MetadataValue.int(int(summary["cached_answers"])),
     }
     for name, title in SCORECARD_TABLE_TITLES.items():
         if name == "summary":  # its numbers are the headline keys above
@@ -196,9 +198,11 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
     note = ("Rates are fractions with 95% Wilson intervals; the dashed diagonal is perfect "
             "calibration. Small samples, simulated data, costs and overlapping horizons: see "
             "README.md, 'Reading the scorecard' before drawing conclusions.")
+    if training_warning:
+        note = f"> **{training_warning}**\n\n" + note
     if simulated:
         note = "> **SIMULATED DATA** - not market data.\n\n" + note
-    metadata["plots"] = _png_markdown(images, note)
+    metadata["plots"] = png_markdown(images, note)
     metadata["mlflow"] = mlflow_note
     return metadata
 
@@ -303,6 +307,9 @@ def signal_scorecard(context: dg.AssetExecutionContext, config: ScorecardConfig,
     outcomes = read_outcomes(store, list_symbols(context.instance))
     tables = scorecard_tables(outcomes, config.horizon)
     simulated = simulated_count(outcomes) > 0
+    training_warning = training_period_warning(outcomes)
+    if training_warning:
+        context.log.warning(training_warning)
     images = render_scorecard_plots(tables, config.horizon, simulated=simulated)
     mlflow_note = log_scorecard(
         tracking, tables, images,
@@ -310,4 +317,5 @@ def signal_scorecard(context: dg.AssetExecutionContext, config: ScorecardConfig,
          "simulated": str(simulated).lower()})
     if not mlflow_note.startswith(("logged", "MLflow off")):
         context.log.warning(mlflow_note)
-    return dg.MaterializeResult(metadata=scorecard_metadata(tables, images, mlflow_note))
+    return dg.MaterializeResult(metadata=scorecard_metadata(tables, images, mlflow_note,
+                                                            training_warning))

@@ -11,12 +11,14 @@ import dagster as dg
 
 from resources.app_db import AppDatabase, SignalRow
 from resources.broker import Broker
+from resources.exchanges import ExchangeStore
 from resources.llm import LLMAnalyst
 from resources.object_store import ObjectStore
 from resources.tracking import Tracking
 from trading_assets.assets.charts import charts
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.bars import last_bars_records
+from trading_assets.core.exchanges import LIVE_CACHE_DEFAULT
 from trading_assets.core.indicators import latest_summary
 from trading_assets.core.keys import (
     TIMEFRAMES,
@@ -26,7 +28,7 @@ from trading_assets.core.keys import (
     transcript_key,
 )
 from trading_assets.core.orders import Position, SymbolSettings
-from trading_assets.core.policy import auto_approves
+from trading_assets.core.policy import entry_status
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
 from trading_assets.core.text import inert_markdown, markdown_code
 from trading_assets.partitions import symbol_asset
@@ -40,22 +42,23 @@ ANALYSIS_LEASE_S = 900.0
 CLAIM_POLL_S = 0.5  # how often a run waiting on another run's analysis looks for its result
 
 
-def review_status(outcome: AnalysisOutcome, settings: SymbolSettings) -> SignalStatus:
-    """error for a failed analysis; auto_approved only when the symbol's policy allows it."""
+def review_status(outcome: AnalysisOutcome, settings: SymbolSettings, held: float,
+                  allow_short: bool) -> tuple[SignalStatus, str]:
+    """error for a failed analysis; otherwise the policy's entry status (no_action, waiting for
+    a person, or auto-approved) and why (core/policy.entry_status)."""
     signal = outcome.signal
     if signal is None or outcome.error:
-        return SignalStatus.ERROR
-    if auto_approves(signal, enabled=settings.enabled, auto_approve=settings.auto_approve,
-                     min_confidence=settings.min_confidence):
-        return SignalStatus.AUTO_APPROVED
-    return SignalStatus.PENDING_REVIEW
+        return SignalStatus.ERROR, ""
+    return entry_status(signal, enabled=settings.enabled, auto_approve=settings.auto_approve,
+                        min_confidence=settings.min_confidence, held=held,
+                        allow_short=allow_short)
 
 
 def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
     """What a reviewer wants to see on the materialization: the call, the why, the cost."""
-    signal = row.trading_signal()
+    signal, problem = row.read_signal()
     if signal is None:
-        body = f"### {row.symbol}: analysis failed\n\n{markdown_code(row.error)}"
+        body = f"### {row.symbol}: analysis failed\n\n{markdown_code(problem or row.error)}"
     else:
         # What the model wrote is shown as text: no image it names is fetched, no link is live.
         factors = "\n".join(f"- {inert_markdown(factor, one_line=True)}"
@@ -84,6 +87,10 @@ def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "cost_usd": dg.MetadataValue.float(float(row.cost_usd)),
+        # A recorded answer (LLM_CACHE) costs nothing now; what it cost when it was recorded:
+        "cached_answer": bool(row.cached),
+        "original_cost_usd": dg.MetadataValue.float(float(row.original_cost_usd or 0.0)),
+        "training_cutoff": str(row.training_cutoff) if row.training_cutoff else "n/a",
         "latency_s": dg.MetadataValue.float(round(float(row.latency_s), 3)),
         "mlflow_run_id": row.mlflow_run_id or "not tracked",
         "reasoning": dg.MetadataValue.md(body),
@@ -135,8 +142,11 @@ def llm_signal(
             requests.append(build_request(store, positions.get(symbol), symbol, bar_date, info))
     claims = AnalysisClaims(app_db, "|".join(identity), context.run.run_id,
                             alive=lambda run_id: run_alive(context.instance, run_id))
+    exchanges = ExchangeStore(store, app_db, analyst.cache_mode(LIVE_CACHE_DEFAULT),
+                              run_id=context.run.run_id)
     mine, waiting = claims.take(requests)
-    analyze(context, loop, store, app_db, analyst, tracking, claims, mine)
+    analyze(context, loop, store, app_db, analyst, tracking, claims, mine, broker.allow_short,
+            exchanges)
     # Symbols another run is analysing: reuse its signal, or take over when its claim ends.
     while waiting:
         time.sleep(CLAIM_POLL_S)
@@ -150,17 +160,24 @@ def llm_signal(
                 loop.record(request.symbol, signal_metadata(existing, reused=True))
         mine, held = claims.take(pending)
         waiting += held
-        analyze(context, loop, store, app_db, analyst, tracking, claims, mine)
+        analyze(context, loop, store, app_db, analyst, tracking, claims, mine,
+                broker.allow_short, exchanges)
     loop.finish()
 
 
 def stored_signal(app_db: AppDatabase, identity: tuple[str, str, str], symbol: str,
                   bar_date: date) -> SignalRow | None:
-    """The usable signal already stored for this symbol, bar and analyst (errors are redone)."""
+    """The usable signal already stored for this symbol, bar and analyst (errors are redone;
+    a waiting row that no longer reads back is shown as an error and redone too)."""
     provider, model, prompt_version = identity
     existing = app_db.find_signal(symbol=symbol, bar_date=bar_date, provider=provider,
                                   model=model, prompt_version=prompt_version)
-    return None if existing is None or existing.status == SignalStatus.ERROR.value else existing
+    if existing is None or existing.status == SignalStatus.ERROR.value:
+        return None
+    _, problem = existing.read_signal()
+    if problem and app_db.fail_signal(existing.id, problem):
+        return None
+    return existing
 
 
 class AnalysisClaims:
@@ -208,17 +225,20 @@ class AnalysisClaims:
 
 def analyze(context: dg.AssetExecutionContext, loop: SymbolLoop, store: ObjectStore,
             app_db: AppDatabase, analyst: LLMAnalyst, tracking: Tracking,
-            claims: AnalysisClaims, requests: list[AnalysisRequest]) -> None:
-    """Call the analyst for the claimed requests, store and track each outcome, then release."""
+            claims: AnalysisClaims, requests: list[AnalysisRequest], allow_short: bool,
+            exchanges: ExchangeStore) -> None:
+    """Call the analyst for the claimed requests (recorded answers first, as LLM_CACHE says),
+    store and track each outcome, then release."""
     if not requests:
         return
     tracked: dict[str, str] = {}  # signal id -> MLflow run id, written in one commit
     try:
-        outcomes = analyst.analyze_many(requests)
+        outcomes = analyst.analyze_many(requests, exchanges=exchanges)
         for request, outcome in zip(requests, outcomes, strict=True):
             with loop.attempt(request.symbol):
                 row = store_signal(store, app_db, request, outcome,
-                                   loop.settings(request.symbol), context.run.run_id)
+                                   loop.settings(request.symbol), context.run.run_id,
+                                   allow_short)
                 result = tracking.log_signal(
                     signal_id=row.id, status=row.status, outcome=outcome, request=request,
                     data_source=request.data_source, dagster_run_id=context.run.run_id,
@@ -282,12 +302,16 @@ def build_request(store: ObjectStore, position: Position | None, symbol: str, ba
 
 
 def store_signal(store: ObjectStore, app_db: AppDatabase, request: AnalysisRequest,
-                 outcome: AnalysisOutcome, settings: SymbolSettings, run_id: str) -> SignalRow:
+                 outcome: AnalysisOutcome, settings: SymbolSettings, run_id: str,
+                 allow_short: bool = False) -> SignalRow:
     """The outcome stored as a signal row with its review status; its transcript beside it."""
+    status, reason = review_status(outcome, settings, request.position.get("quantity", 0.0),
+                                   allow_short)
     row = app_db.record_signal(
         outcome=outcome,
         bar_date=request.bar_date,
-        status=review_status(outcome, settings),
+        status=status,
+        reason=reason,
         data_source=request.data_source,
         simulated=request.simulated,
         last_bars=request.last_bars,

@@ -3,27 +3,29 @@
 
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from resources.app_db import AppDatabase, SignalRow
+from resources.app_tables import TradeRow
 from resources.broker import Broker
 from resources.object_store import ObjectStore
 from resources.policy import PolicyResource
-from trading_assets.assets.signals import bar_info, llm_signal
+from trading_assets.assets.metadata import png_markdown
+from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
-from trading_assets.core.keys import portfolio_key
+from trading_assets.core.charts import preview_png
+from trading_assets.core.fills import bars_from_frame
+from trading_assets.core.keys import bars_key, portfolio_key
 from trading_assets.core.lifecycle import NOT_PLACED, UNKNOWN, could_still_exist, outcome_of
 from trading_assets.core.orders import (
-    DEFAULT_POLICY,
     AccountSnapshot,
     OrderDecision,
-    OrderType,
     Position,
     SymbolSettings,
-    decide_order,
 )
+from trading_assets.core.plots import render_equity
 from trading_assets.core.policy import TradingPolicy
 from trading_assets.core.signal import SignalStatus
 from trading_assets.partitions import symbol_asset
@@ -50,31 +52,30 @@ def decisions_table(rows: list[tuple[str, OrderDecision]],
     )
 
 
-def execute_signal(broker: Broker, app_db: AppDatabase, policy: TradingPolicy, row: SignalRow,
-                   price: float, last_bar_date: date, run_id: str,
-                   settings: SymbolSettings) -> OrderDecision:
-    """Decide, then place at most one order for the signal; every decision is recorded, and a
-    refusal is stored on the signal (not_placed, with the reason) for a person to act on."""
-    stale = policy.stale_reason(bar_date=row.bar_date, as_of=last_bar_date,
-                                reference_close=row.reference_close(), latest_close=price)
-    if stale:
-        return _decline(app_db, row, run_id, f"approval expired: {stale}",
-                        lambda: app_db.review_signal(row.id, SignalStatus.EXPIRED, note=stale,
-                                                     reviewer=STALE_REVIEWER, actor="system"))
-    signal = row.trading_signal()
-    if signal is None:
-        decision = OrderDecision(False, f"signal {row.id} has no content ({row.status})")
-    else:
-        decision = decide_order(
-            signal_id=row.id, signal=signal, status=SignalStatus(row.status),
-            settings=settings, account=broker.account(),
-            position=broker.position(row.symbol), price=price, allow_short=broker.allow_short,
-            order_type=OrderType(broker.order_type), costs=broker.costs(), policy=policy,
-        )
+def execute_signal(broker: Broker, app_db: AppDatabase, policy: PolicyResource, row: SignalRow,
+                   store: ObjectStore, run_id: str, settings: SymbolSettings) -> OrderDecision:
+    """Check, then place at most one order for the signal; every decision is recorded, and a
+    refusal is stored on the signal (not_placed, with the reason) for a person to act on.
+
+    The pre-trade checks (resources/policy.py -> core/pretrade.py) run before the ledger
+    claim: a model's absurd level is refused with its number and the limit, and nothing is
+    left `unknown` at the ledger.
+    """
+    check = policy.preflight(row, store=store, broker=broker, settings=settings)
+    if check.stale:
+        return _decline(app_db, row, run_id, check.refusal,
+                        lambda: app_db.review_signal(row.id, SignalStatus.EXPIRED,
+                                                     note=check.stale, reviewer=STALE_REVIEWER,
+                                                     actor="system"))
+    if check.unreadable:
+        return _decline(app_db, row, run_id, f"not placed: {check.unreadable}",
+                        lambda: app_db.fail_signal(row.id, check.unreadable))
+    decision = check.decision
+    assert decision is not None
     if decision.request is None:
         reason = f"not placed: {decision.reason}"
         return _decline(app_db, row, run_id, reason, lambda: app_db.settle_signal(
-            row.id, SignalStatus.NOT_PLACED, decision.reason))
+            row.id, SignalStatus.NOT_PLACED, decision.reason, retryable=decision.retry))
     claimed = app_db.claim_order(row.id, row.symbol, broker.kind, decision.request.action.value,
                                  decision.request.quantity, decision.request.order_type.value,
                                  decision.request.limit_price, decision.request.stop_loss,
@@ -88,16 +89,38 @@ def execute_signal(broker: Broker, app_db: AppDatabase, policy: TradingPolicy, r
     # Every broker's place_order asks for this orderRef first: after a crash between placement
     # and the ledger update the order exists at the broker and is returned, not sent again.
     try:
-        order = broker.place_order(request, price, settings)
+        order = broker.place_order(request, check.market, settings)
     except Exception as exc:
         # The broker may or may not have it: `unknown` until reconciliation says which.
         app_db.update_order(row.id, None, error=f"placement failed: {exc}")
         raise
     app_db.update_order(row.id, order)
-    if outcome_of(order.status) is SignalStatus.ORDER_FAILED:
+    outcome, note = outcome_of(order.status, order.filled, order.quantity)
+    if outcome is SignalStatus.ORDER_FAILED:
         return OrderDecision(False, f"order failed: broker {order.status} {request.order_ref}: "
                                     f"{order.reason or 'no reason given'}", request)
-    return OrderDecision(True, f"{decision.reason}: {order.status}", request)
+    return OrderDecision(True, f"{decision.reason}: {order.status}" + (f" ({note})" if note
+                                                                      else ""), request)
+
+
+def follow_orders(broker: Broker, app_db: AppDatabase, symbol: str) -> list[str]:
+    """Ask the broker about every order of the symbol it may still change: working entries
+    (filled, expired, cancelled?) and filled brackets whose exits may have closed the trade."""
+    notes = []
+    for row in app_db.followed_orders(symbol):
+        order = broker.find_order(row.order_ref)
+        if order is None:
+            continue  # an unresolved placement: reconcile_unresolved's business
+        before = (row.status, row.filled)
+        app_db.update_order(row.signal_id, order)
+        exited = next((e for e in order.exits if e.filled), None)
+        if (order.status, order.filled) != before:
+            notes.append(f"{row.order_ref}: {before[0]} -> {order.status}"
+                         + (f" ({order.reason})" if order.reason else ""))
+        elif exited is not None:
+            notes.append(f"{row.order_ref}: {exited.role.replace('_', '-')} filled at "
+                         f"{exited.avg_fill_price}")
+    return notes
 
 
 def _decline(app_db: AppDatabase, row: SignalRow, run_id: str, reason: str,
@@ -133,7 +156,7 @@ def reconcile_unresolved(broker: Broker, app_db: AppDatabase, policy: TradingPol
     """
     notes = []
     for row in app_db.unresolved_orders(symbol):
-        order = broker.find_order(row.order_ref)
+        order = broker.find_order(row.order_ref, bracket=row.order_type == "BRACKET")
         if order is not None:
             app_db.update_order(row.signal_id, order)
             notes.append(f"{row.order_ref}: reconciled, broker has it as {order.status}")
@@ -156,19 +179,18 @@ def reconcile_unresolved(broker: Broker, app_db: AppDatabase, policy: TradingPol
 
 
 def trade_symbol(broker: Broker, app_db: AppDatabase, store: ObjectStore, symbol: str,
-                 run_id: str, settings: SymbolSettings, policy: TradingPolicy = DEFAULT_POLICY
+                 run_id: str, settings: SymbolSettings, policy: PolicyResource
                  ) -> tuple[list[tuple[str, OrderDecision]], list[str]]:
-    """One symbol's orders step: (signal id, decision) for each signal, and reconcile notes.
+    """One symbol's orders step: (signal id, decision) for each signal, and follow-up notes.
 
-    The broker is marked at the last close, placements a crash left open are reconciled, then
-    each approved signal is executed; with none waiting, that is recorded as the decision.
+    The broker is given the stored bars (the paper broker works its resting orders and
+    brackets on them), placements a crash left open are reconciled, working orders followed,
+    then each approved signal is checked and executed; with none waiting, that is recorded.
     """
-    info, last_bar_date = bar_info(store, symbol)
-    price = float(info["last_close"])
-    broker.mark_price(symbol, price)
-    notes = reconcile_unresolved(broker, app_db, policy, symbol)
-    decided = [(row.id, execute_signal(broker, app_db, policy, row, price, last_bar_date,
-                                       run_id, settings))
+    broker.mark(symbol, bars_from_frame(store.read_frame(bars_key(symbol))))
+    notes = reconcile_unresolved(broker, app_db, policy.rules, symbol)
+    notes += follow_orders(broker, app_db, symbol)
+    decided = [(row.id, execute_signal(broker, app_db, policy, row, store, run_id, settings))
                for row in app_db.executable_signals(symbol)]
     if not decided:
         latest = app_db.latest_signal(symbol)
@@ -200,11 +222,10 @@ def snapshot_portfolio(store: ObjectStore, app_db: AppDatabase, broker_label: st
 def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase,
            broker: Broker, policy: PolicyResource) -> None:
     loop = SymbolLoop(context, app_db)
-    rules = policy.rules
     for symbol in loop:
         with loop.attempt(symbol):
             decided, notes = trade_symbol(broker, app_db, store, symbol, context.run.run_id,
-                                          loop.settings(symbol), rules)
+                                          loop.settings(symbol), policy)
             loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes))
     loop.finish()
 
@@ -229,19 +250,49 @@ def orders_metadata(app_db: AppDatabase, broker_label: str,
     }
 
 
+def trades_table(trades: list[TradeRow]) -> dg.TableMetadataValue:
+    """A symbol's trades: entry, exit and why, R multiple and P&L, newest first."""
+    columns = [("signal_id", "string"), ("side", "string"), ("quantity", "float"),
+               ("entry", "float"), ("entry_on", "string"), ("stop", "float"),
+               ("target", "float"), ("exit", "float"), ("exit_on", "string"),
+               ("why", "string"), ("r_multiple", "float"), ("pnl", "float"),
+               ("status", "string")]
+    records = [dg.TableRecord({
+        "signal_id": t.signal_id, "side": t.side, "quantity": t.quantity,
+        "entry": t.entry_price, "entry_on": str(t.entry_on or ""),
+        "stop": t.stop_loss, "target": t.take_profit, "exit": t.exit_price,
+        "exit_on": str(t.exit_on or ""), "why": t.exit_reason, "r_multiple": t.r_multiple,
+        "pnl": t.realized_pnl, "status": t.status}) for t in trades]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(
+        columns=[dg.TableColumn(name, kind) for name, kind in columns]))
+
+
+def equity_plot(app_db: AppDatabase, account: AccountSnapshot, label: str) -> bytes:
+    """The account's equity curve so far, as the small inline PNG the metadata carries."""
+    points = [(p.at, p.equity, p.cash) for p in app_db.equity_curve(account.account)]
+    return preview_png(render_equity(points, f"{label}: account {account.account} equity"),
+                       width=480)
+
+
 @symbol_asset(
     deps=[orders],
     group_name="trading",
     kinds={"ibkr"},
     pool="ibkr",
     retry_policy=BROKER_RETRY,
-    description="The symbol's position, cost, value and P&L, and the account's cash and equity.",
+    description="The symbol's position, cost, value, P&L and trades; the account's cash and "
+                "equity, one point of its equity curve per materialization.",
 )
 def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDatabase,
               broker: Broker) -> None:
     loop = SymbolLoop(context, app_db)
     account = broker.account()
-    positions = {p.symbol: p for p in broker.positions()}
+    held = broker.positions()
+    positions = {p.symbol: p for p in held}
+    # One point of the equity curve per materialization (the account is the same for every
+    # symbol of the run), drawn once.
+    app_db.record_equity_point(broker.label, account, held, None, context.run.run_id)
+    curve = png_markdown({"account equity": equity_plot(app_db, account, broker.label)})
     for symbol in loop:
         with loop.attempt(symbol):
             position = positions.get(symbol)
@@ -259,8 +310,10 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
                         (position.unrealized_pnl or 0.0) if position else 0.0),
                     "realized_pnl": dg.MetadataValue.float(
                         position.realized_pnl if position else 0.0),
+                    "trades": trades_table(app_db.trades(symbol=symbol, limit=20)),
                     "account_cash": dg.MetadataValue.float(account.cash),
                     "account_equity": dg.MetadataValue.float(account.equity),
+                    "equity_curve": curve,
                 },
             )
     loop.finish()

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-import trading_assets.automation.clock as clock
+import trading_assets.core.clock as clock
 from trading_assets.automation.planning import LIST_LIMIT
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-import trading_assets.automation.clock as clock
+import trading_assets.core.clock as clock
 from resources.app_db import AppDatabase, SignalRow
 from resources.object_store import ObjectStore
 from resources.policy import PolicyResource

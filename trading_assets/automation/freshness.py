@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-import trading_assets.automation.clock as clock
+import trading_assets.core.clock as clock
 from resources.app_db import AppDatabase
 from trading_assets.assets.signals import llm_signal
 from trading_assets.automation.planning import (

@@ -6,7 +6,7 @@ runs at the usual time. Batches go highest priority first, in as few runs as pos
 
 import dagster as dg
 
-import trading_assets.automation.clock as clock
+import trading_assets.core.clock as clock
 from resources.app_db import AppDatabase
 from trading_assets.automation.planning import (
     ANALYSIS_TARGET,

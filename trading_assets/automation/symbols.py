@@ -12,6 +12,7 @@ price is that a symbol removed on one side just before a cursor reset comes back
 import dagster as dg
 
 from resources.app_db import AppDatabase
+from resources.broker import Broker
 from resources.object_store import ObjectStore
 from trading_assets.assets.signals import llm_signal
 from trading_assets.automation.planning import (
@@ -26,8 +27,10 @@ from trading_assets.automation.planning import (
 )
 from trading_assets.partitions import (
     SYMBOLS_PARTITION,
+    Removal,
     invalid_key_notice,
     invalid_keys,
+    retire_symbol,
     symbols_partitions,
 )
 from trading_assets.run_tags import analysing_symbols
@@ -75,8 +78,10 @@ def new_symbol_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase,
         {"seen": sorted(seen), "generation": generation}))
 
 
-def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
-    """Copy additions and removals between the settings table and the partitions (see above)."""
+def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase,
+                 broker: Broker) -> dg.SensorResult:
+    """Copy additions and removals between the settings table and the partitions (see above);
+    a removal ends what the symbol had in flight, as any removal does (partitions.py)."""
     partitions = set(symbol_keys(context.instance))
     configured = {s.symbol for s in app_db.list_settings()}
     cursor = load_cursor(context.cursor)
@@ -100,9 +105,13 @@ def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg
             app_db.ensure_symbol(symbol)
             ensured.append(symbol)
     for symbol in sorted(configured - partitions):
-        if symbol in was_synced:  # partition deleted in the Dagster UI: forget the settings
+        if symbol in was_synced:  # partition deleted in the Dagster UI: remove it here too
+            report = Removal()
+            retire_symbol(app_db, broker, symbol, report)
             app_db.remove_symbol(symbol)
             removed.append(symbol)
+            for line in report.lines():
+                context.log.info(f"{symbol} removed in the Dagster UI: {line}")
         elif symbol not in add:  # added in the app only: add the partition
             add.append(symbol)
     synced = ((partitions & configured) | set(ensured) | set(add))
@@ -113,7 +122,7 @@ def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg
         requests.append(symbols_partitions.build_delete_request(delete))
     changes = [f"{label}: {names(items)}" for label, items in (
         ("partitions added", add), ("partitions deleted", delete),
-        ("default settings created", ensured), ("settings removed", removed)) if items]
+        ("default settings created", ensured), ("removed (settings kept)", removed)) if items]
     new_cursor = dump_cursor({"synced": sorted(synced)})
     if not changes:
         return dg.SensorResult(skip_reason=f"In sync ({len(synced)} symbols).", cursor=new_cursor)
@@ -144,7 +153,8 @@ def build_symbol_sensors(config: AutomationConfig) -> list[dg.SensorDefinition]:
         default_status=sensor_status(config),
         description="Keeps the app's symbol settings and the Dagster symbols partitions equal.",
     )
-    def symbol_sync(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
-        return sync_symbols(context, app_db)
+    def symbol_sync(context: dg.SensorEvaluationContext, app_db: AppDatabase,
+                    broker: Broker) -> dg.SensorResult:
+        return sync_symbols(context, app_db, broker)
 
     return [new_symbols, symbol_sync]

@@ -89,6 +89,7 @@ def signal_fields(symbol: str = "TSLA", **changes: Any) -> dict[str, Any]:
         "key_factors": ["close > SMA50 > SMA200", "MACD histogram positive"],
         "trend": "UP", "support": 95.0, "resistance": 112.0, "entry_price": 101.0,
         "stop_loss": 96.0, "take_profit": 111.0, "position_size_pct": 5.0,
+        "horizon_days": 20, "timeframes_agree": True,
     }
     fields.update(changes)
     return fields

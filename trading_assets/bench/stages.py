@@ -79,7 +79,7 @@ def one_symbol(resources: dict[str, Any], symbol: str) -> dict[str, float]:
     if signal.status == SignalStatus.PENDING_REVIEW.value and signal.action != "HOLD":
         app_db.review_signal(signal.id, SignalStatus.APPROVED, reviewer="bench")  # a human's click
     decided, _ = stage("orders", trade_symbol, broker, app_db, store, symbol, run_id, settings,
-                       resources["policy"].rules)
+                       resources["policy"])
     stage("portfolio", snapshot)
     times["total"] = sum(times.values())
     times["orders_placed"] = sum(decision.place for _, decision in decided)

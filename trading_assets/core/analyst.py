@@ -12,6 +12,11 @@ from trading_assets.core.signal import (
 
 RULES_MODEL = "rules-v1"
 RULES_PROMPT_VERSION = "rules-v1"
+# Holding horizons in trading days: a call the weekly picture backs is a swing trade over
+# about a month (the 4-ATR target needs time); a daily-only call, or a HOLD, is looked at
+# again within about a week.
+AGREEING_HORIZON_DAYS = 20
+SHORT_HORIZON_DAYS = 5
 
 
 def _num(summary: dict[str, float | None], key: str) -> float | None:
@@ -34,17 +39,20 @@ def trend_of(summary: dict[str, float | None]) -> Trend:
     return Trend.SIDEWAYS
 
 
-def _score(summary: dict[str, float | None], factors: list[str], weight: float) -> float:
-    """Score one timeframe from -1 (bearish) to +1 (bullish), appending the reasons."""
+def _score(summary: dict[str, float | None], found: list[str], weight: float,
+           timeframe: str) -> float:
+    """Score one timeframe from -1 (bearish) to +1 (bullish), appending the reasons, each
+    labelled with its timeframe in words (a daily RSI 62 beside a weekly RSI 37 says which)."""
+    factors: list[str] = []
     score = 0.0
     close = _num(summary, "close")
     trend = trend_of(summary)
     if trend is Trend.UP:
         score += 0.4
-        factors.append(f"{weight:g}x: price above rising SMA stack (trend up)")
+        factors.append("price above a rising SMA 50 and SMA 200 (trend up)")
     elif trend is Trend.DOWN:
         score -= 0.4
-        factors.append(f"{weight:g}x: price below falling SMA stack (trend down)")
+        factors.append("price below a falling SMA 50 and SMA 200 (trend down)")
     rsi = _num(summary, "rsi_14")
     if rsi is not None:
         if rsi >= 70:
@@ -72,6 +80,7 @@ def _score(summary: dict[str, float | None], factors: list[str], weight: float) 
         elif position < 0:
             score += 0.1
             factors.append("close below the lower Bollinger band (stretched down)")
+    found += [f"{timeframe}: {factor}" for factor in factors]
     return max(-1.0, min(1.0, score)) * weight
 
 
@@ -79,8 +88,10 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
     """Combine daily (weight 1) and weekly (weight 0.5) evidence into a full TradingSignal."""
     daily, weekly = request.daily_summary, request.weekly_summary
     factors: list[str] = []
-    combined = _score(daily, factors, 1.0) + _score(weekly, factors, 0.5)
-    combined /= 1.5
+    daily_score = _score(daily, factors, 1.0, "daily")
+    weekly_score = _score(weekly, factors, 0.5, "weekly")
+    combined = (daily_score + weekly_score) / 1.5
+    agree = daily_score * weekly_score > 0  # both bullish or both bearish
     close = _num(daily, "close")
     atr = _num(daily, "atr_14")
     if close is None or close <= 0:
@@ -108,10 +119,14 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
     bars = request.last_bars[-20:]
     lows = [float(b["low"]) for b in bars if b.get("low") is not None]  # type: ignore[arg-type]
     highs = [float(b["high"]) for b in bars if b.get("high") is not None]  # type: ignore[arg-type]
+    horizon = AGREEING_HORIZON_DAYS if agree and action is not Action.HOLD \
+        else SHORT_HORIZON_DAYS
     reasoning = (
         f"Rules analyst (no language model): combined score {combined:+.2f} from daily and "
         f"weekly indicators -> {action.value}. "
         + ("Stop at 2 ATR, target at 4 ATR. " if action is not Action.HOLD else "")
+        + f"Daily and weekly {'agree' if agree else 'do not agree'}: horizon {horizon} "
+          "trading days. "
         + ("Input bars are SIMULATED." if request.simulated else f"Data: {request.data_source}.")
     )
     return TradingSignal(
@@ -133,4 +148,6 @@ def rules_signal(request: AnalysisRequest, position_size_pct: float = 5.0) -> Tr
         model=RULES_MODEL,
         prompt_version=RULES_PROMPT_VERSION,
         bar_date=request.bar_date,
+        horizon_days=horizon,
+        timeframes_agree=agree,
     )

@@ -171,3 +171,13 @@ def tick_session(now: datetime) -> TickDecision:
                                   "the next one. Set TRADING_SCHEDULE_CRON after the close.")
     early = " (early close at 13:00)" if is_early_close(today) else ""
     return TickDecision(today, f"{EXCHANGE} session {today} closed{early}.")
+
+
+def session_after(day: date, n: int) -> date:
+    """The n-th session after `day` (n >= 1): the last day an order good for n sessions works."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}.")
+    cal = calendar_for(day, day + timedelta(days=7 * n + 15))
+    sessions = cal.sessions_in_range((day + timedelta(days=1)).isoformat(),
+                                     (day + timedelta(days=7 * n + 15)).isoformat())
+    return sessions[n - 1].date()

@@ -36,6 +36,8 @@ OVERLAYS = (("sma_20", "#1f77b4", 0.8, "-", "SMA 20"), ("sma_50", "#ff7f0e", 0.8
 UP, DOWN, WICK = "#00b060", "#fe3032", "#606060"
 VOLUME_UP, VOLUME_DOWN = "#4dc790", "#fd6b6c"
 X_LABELS = 7  # date labels along the bottom
+# A signal's levels drawn on a chart: (label, price or None, colour).
+Levels = tuple[tuple[str, float | None, str], ...]
 
 
 # Below this many symbols a run renders in its own process: starting workers (importing
@@ -131,7 +133,8 @@ class _Figure:
                                        weight="bold")
         self.artists: list[Any] = []
 
-    def draw(self, data: pd.DataFrame, title: str, simulated: bool, dpi: int) -> bytes:
+    def draw(self, data: pd.DataFrame, title: str, simulated: bool, dpi: int,
+             levels: Levels = ()) -> bytes:
         import numpy as np
         from matplotlib.collections import LineCollection, PolyCollection
 
@@ -160,6 +163,7 @@ class _Figure:
                                        linewidth=width, linestyle=style)
         low = float(np.nanmin(data[PRICE_COLUMNS].to_numpy(float)))
         high = float(np.nanmax(data[PRICE_COLUMNS].to_numpy(float)))
+        low, high = self._levels(levels, low, high, n)
         price.set_ylim(low * 0.98, high * 1.02)
 
         vol = data["volume"].to_numpy(float)
@@ -198,6 +202,40 @@ class _Figure:
         return buffer.getvalue()
 
 
+    def _levels(self, levels: Levels, low: float, high: float, n: int) -> tuple[float, float]:
+        """Draw a signal's entry, stop and target as labelled lines across the price panel;
+        the price range grows to show them, unless a level is absurdly far (it is then named
+        at the panel's edge instead of squashing the candles to a line)."""
+        price = self.axes[0]
+        span = high - low or abs(high) or 1.0
+        shown = {value for _, value, _ in levels
+                 if value is not None and low - span <= value <= high + span}
+        if shown:
+            low, high = min(low, *shown), max(high, *shown)
+        above = below = 0
+        for label, value, color in levels:
+            if value is None:
+                continue
+            if value in shown:
+                self.artists.append(price.axhline(value, color=color, linewidth=1.2,
+                                                  linestyle="-."))
+                self.artists.append(price.text(n - 0.5, value, f"{label} {value:,.2f}",
+                                               color=color, fontsize=9, ha="right",
+                                               va="bottom", weight="bold",
+                                               backgroundcolor=(1, 1, 1, 0.7)))
+                continue
+            # Off the chart: named at the panel's top or bottom edge, one under the other.
+            if value > high:
+                y, above = 0.95 - 0.07 * above, above + 1
+            else:
+                y, below = 0.03 + 0.07 * below, below + 1
+            self.artists.append(price.text(
+                0.01, y, f"{label} {value:,.2f} (off the chart)", color=color, fontsize=9,
+                ha="left", va="bottom", weight="bold", backgroundcolor=(1, 1, 1, 0.7),
+                transform=price.transAxes))
+        return low, high
+
+
 def _segments(x: Any, y0: Any, y1: Any) -> Any:
     """Vertical segments (x, y0)-(x, y1) as the (n, 2, 2) array a LineCollection takes."""
     import numpy as np
@@ -226,16 +264,25 @@ def _figure() -> _Figure:
 
 
 def render_chart(symbol: str, frame: pd.DataFrame, timeframe: str, *, simulated: bool,
-                 bars: int | None = None, dpi: int = 72) -> ChartImage:
-    """Render one timeframe's indicator frame to PNG bytes (Agg backend, no window)."""
+                 bars: int | None = None, dpi: int = 72, levels: Levels = (),
+                 title: str = "") -> ChartImage:
+    """Render one timeframe's indicator frame to PNG bytes (Agg backend, no window); `levels`
+    draws a signal's entry, stop and target on it (signal_levels)."""
     import pandas as pd
 
     shown = bars or (DAILY_BARS_SHOWN if timeframe == "daily" else WEEKLY_BARS_SHOWN)
     data = frame.tail(shown).set_index("date")
     data.index = pd.DatetimeIndex(data.index)
     last_date = pd.Timestamp(data.index[-1])
-    png = _figure().draw(data, f"{symbol} {timeframe} to {last_date.date()}", simulated, dpi)
+    png = _figure().draw(data, title or f"{symbol} {timeframe} to {last_date.date()}",
+                         simulated, dpi, levels)
     return ChartImage(timeframe=timeframe, png=png, last_date=last_date, bars_shown=len(data))
+
+
+def signal_levels(entry: float | None, stop: float | None, target: float | None) -> Levels:
+    """A signal's levels as render_chart draws them: (label, price, colour)."""
+    return (("entry", entry, "#1f3b99"), ("stop", stop, "#c0392b"),
+            ("target", target, "#1e8449"))
 
 
 # Inline preview width: Dagster's SQLite storage writes each materialization twice, so a symbol's

@@ -83,3 +83,11 @@ def outcomes_key(symbol: str) -> str:
 def replay_bars_key(symbol: str) -> str:
     """The full bar history a replay walked over, kept so its signals can be scored later."""
     return f"replay/{validate_symbol(symbol)}/daily.parquet"
+
+
+def exchange_key(request_key: str) -> str:
+    """A recorded model answer, by its request digest (core/exchanges.py), fanned out by the
+    digest's first two characters so no folder holds them all."""
+    if not re.fullmatch(r"[0-9a-f]{64}", request_key):
+        raise InvalidKeyError(f"Refusing exchange key for request digest {request_key!r}.")
+    return f"exchanges/{request_key[:2]}/{request_key}.json"

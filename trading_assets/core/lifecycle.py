@@ -22,7 +22,7 @@ class Transition:
 
 
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition(S.PENDING_REVIEW, S.APPROVED, "person", "approve"),
+    Transition(S.PENDING_REVIEW, S.APPROVED, "person", "approve (the pre-trade checks pass)"),
     Transition(S.PENDING_REVIEW, S.REJECTED, "person", "reject"),
     Transition(S.APPROVED, S.REJECTED, "person", "reject (no order that could still exist)"),
     Transition(S.AUTO_APPROVED, S.REJECTED, "person", "reject (no order that could still exist)"),
@@ -30,20 +30,41 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.NOT_PLACED, S.REJECTED, "person", "reject"),
     Transition(S.ORDER_FAILED, S.APPROVED, "person", "re-approve (a new order attempt)"),
     Transition(S.ORDER_FAILED, S.REJECTED, "person", "reject"),
-    Transition(S.APPROVED, S.EXECUTED, "system", "broker accepted or filled the order"),
-    Transition(S.AUTO_APPROVED, S.EXECUTED, "system", "broker accepted or filled the order"),
+    Transition(S.APPROVED, S.EXECUTED, "system", "the entry order filled"),
+    Transition(S.AUTO_APPROVED, S.EXECUTED, "system", "the entry order filled"),
+    Transition(S.APPROVED, S.WORKING, "system",
+               "the broker accepted the entry order, not filled yet"),
+    Transition(S.AUTO_APPROVED, S.WORKING, "system",
+               "the broker accepted the entry order, not filled yet"),
+    Transition(S.WORKING, S.EXECUTED, "system", "the entry order filled (or partly, then ended)"),
+    Transition(S.WORKING, S.ORDER_FAILED, "system",
+               "the entry order expired, or was cancelled (by a person too) or rejected"),
     Transition(S.APPROVED, S.ORDER_FAILED, "system", "broker rejected or cancelled the order"),
     Transition(S.AUTO_APPROVED, S.ORDER_FAILED, "system",
                "broker rejected or cancelled the order"),
     Transition(S.APPROVED, S.NOT_PLACED, "system",
-               "a risk limit refused it, reconciliation found no order, or its runs gave up"),
+               "a pre-trade check refused it, reconciliation found no order, or its runs gave up"),
     Transition(S.AUTO_APPROVED, S.NOT_PLACED, "system",
-               "a risk limit refused it, reconciliation found no order, or its runs gave up"),
-    Transition(S.APPROVED, S.EXPIRED, "system", "approval stale (too old or price moved)"),
-    Transition(S.AUTO_APPROVED, S.EXPIRED, "system", "approval stale (too old or price moved)"),
+               "a pre-trade check refused it, reconciliation found no order, or its runs gave up"),
+    Transition(S.APPROVED, S.EXPIRED, "system",
+               "approval stale (too old or price moved), or its symbol was removed"),
+    Transition(S.AUTO_APPROVED, S.EXPIRED, "system",
+               "approval stale (too old or price moved), or its symbol was removed"),
+    Transition(S.PENDING_REVIEW, S.EXPIRED, "system",
+               "stale when a person approved it, or its symbol was removed"),
+    Transition(S.NOT_PLACED, S.EXPIRED, "system", "its symbol was removed"),
+    Transition(S.ORDER_FAILED, S.EXPIRED, "system", "its symbol was removed"),
+    # A stored signal that no longer validates (written by older code) is shown as an error
+    # with the reason, instead of failing every later run of its symbol.
+    Transition(S.PENDING_REVIEW, S.ERROR, "system", "the stored signal no longer reads back"),
+    Transition(S.APPROVED, S.ERROR, "system", "the stored signal no longer reads back"),
+    Transition(S.AUTO_APPROVED, S.ERROR, "system", "the stored signal no longer reads back"),
 )
-# Created by llm_signal: pending_review, auto_approved (policy.auto_approves) or error; an `error`
-# row is replaced by the next analysis of the same bar. rejected, expired and executed are final.
+# Created by llm_signal (core/policy.entry_status): pending_review, auto_approved, no_action
+# (nothing to decide: HOLD, LOW confidence, SELL with nothing to sell) or error; an `error` row
+# is replaced by the next analysis of the same bar. A `working` signal's way out is its order:
+# it fills (executed), expires at its time in force, or a person cancels it (order_failed).
+# no_action, rejected, expired and executed are final.
 
 
 def retryable_statuses(transitions: tuple[Transition, ...]) -> frozenset[S]:
@@ -92,11 +113,48 @@ def could_still_exist(ledger_status: str) -> bool:
     return ledger_status != NOT_PLACED and ledger_status not in FAILED_BROKER_STATUSES
 
 
-def outcome_of(broker_status: str) -> S:
-    """The signal status a broker's order status settles: order_failed or executed."""
-    return S.ORDER_FAILED if broker_status in FAILED_BROKER_STATUSES else S.EXECUTED
+# Broker statuses of an order that is still working (IBKR's names, the paper broker's too).
+WORKING_BROKER_STATUSES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted",
+                                     "Submitted"})
+
+
+def outcome_of(broker_status: str, filled: float = 0.0, quantity: float = 0.0
+               ) -> tuple[S, str]:
+    """The signal status a broker's report of the entry order settles, and the note it carries.
+
+    executed only once the entry filled: fully, or partly when the rest can no longer fill;
+    working while it rests at the broker; order_failed when it ended with nothing filled.
+    """
+    part = f"partly filled: {filled:g} of {quantity:g} shares" if 0 < filled < quantity else ""
+    if broker_status in FAILED_BROKER_STATUSES:
+        if filled > 0:
+            return S.EXECUTED, f"{part}; the rest ended {broker_status}"
+        return S.ORDER_FAILED, ""
+    if broker_status == "Filled" or (quantity and filled >= quantity):
+        return S.EXECUTED, ""
+    return S.WORKING, part
 
 
 def order_ref(signal_id: str, attempt: int) -> str:
     """The broker's orderRef: the signal id, then `<id>-2`, `<id>-3` for re-approved attempts."""
     return signal_id if attempt == 1 else f"{signal_id}-{attempt}"
+
+
+# Statuses a signal is created in, and on what (llm_signal; see the comment under TRANSITIONS).
+ENTRY_STATUSES: tuple[tuple[S, str], ...] = (
+    (S.PENDING_REVIEW, "llm_signal: actionable, waits for a person"),
+    (S.AUTO_APPROVED, "llm_signal: the symbol's policy approves it"),
+    (S.NO_ACTION, "llm_signal: HOLD, LOW confidence, or nothing to sell"),
+    (S.ERROR, "llm_signal: the analyst failed (never a HOLD)"),
+)
+FINAL_STATUSES = (S.NO_ACTION, S.REJECTED, S.EXPIRED, S.EXECUTED)
+
+
+def mermaid_diagram() -> str:
+    """The table as the README's Mermaid state diagram (a test keeps the two equal)."""
+    lines = ["stateDiagram-v2"]
+    lines += [f"    [*] --> {status.value}: {why}" for status, why in ENTRY_STATUSES]
+    lines += [f"    {t.source.value} --> {t.target.value}: {t.actor}: {t.event}"
+              for t in TRANSITIONS]
+    lines += [f"    {status.value} --> [*]" for status in FINAL_STATUSES]
+    return "\n".join(lines)

@@ -1,13 +1,14 @@
-"""Order, position and account types shared by every broker, and the pre-trade risk checks."""
+"""Order, position, account and book types shared by every broker (the checks that decide an
+order are in core/pretrade.py)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 from trading_assets.core.policy import TradingCosts, TradingPolicy
-from trading_assets.core.signal import EXECUTABLE_STATUSES, Action, SignalStatus, TradingSignal
+from trading_assets.core.signal import Action
 
 DEFAULT_COSTS = TradingCosts()
 DEFAULT_POLICY = TradingPolicy()
@@ -21,7 +22,8 @@ class OrderType(StrEnum):
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """What we ask a broker to do. `order_ref` is the signal id: the idempotency key."""
+    """What we ask a broker to do. `order_ref` is the signal id: the idempotency key. Prices
+    are on the contract's tick grid (core/pretrade.py rounds and checks them)."""
 
     symbol: str
     action: Action
@@ -31,6 +33,8 @@ class OrderRequest:
     limit_price: float | None = None
     stop_loss: float | None = None
     take_profit: float | None = None
+    entry_days: int = 1  # sessions an unfilled entry works: 1 = DAY, more = good till date
+    bar_date: date | None = None  # the last bar when it was placed: its sessions count after
 
 
 @dataclass
@@ -50,6 +54,8 @@ class BrokerOrder:
     limit_price: float | None = None
     broker: str = "paper"
     reason: str = ""  # the broker's words when it rejects or cancels
+    exits: list[ExitReport] = field(default_factory=list)  # a bracket's children
+    filled_on: date | None = None  # the session the entry filled in, where the broker says
     raw: dict[str, object] = field(default_factory=dict)
 
 
@@ -94,85 +100,71 @@ class SymbolSettings:
 
 
 @dataclass(frozen=True)
+class WorkingOrder:
+    """An order the broker still works: an entry that may still add to a position, or a
+    bracket's exit (take-profit, stop-loss) waiting to close one."""
+
+    order_ref: str
+    symbol: str
+    action: str  # BUY | SELL
+    remaining: float  # shares not filled yet
+    price: float | None  # its limit or stop price; None for a market order
+    exit: bool = False
+
+
+@dataclass(frozen=True)
+class Book:
+    """Everything the pre-trade checks count: the account, filled positions and working orders
+    (paper book or IBKR open orders, whoever placed them)."""
+
+    account: AccountSnapshot
+    positions: dict[str, Position]
+    working: tuple[WorkingOrder, ...] = ()
+
+    def held(self, symbol: str) -> float:
+        position = self.positions.get(symbol)
+        return position.quantity if position else 0.0
+
+    def working_for(self, symbol: str) -> list[WorkingOrder]:
+        return [w for w in self.working if w.symbol == symbol]
+
+
+@dataclass(frozen=True)
+class Market:
+    """What the market says about a symbol when an order is decided."""
+
+    symbol: str
+    last_close: float
+    bar_date: date
+    quote: float | None = None  # the broker's live price, where it gives one
+    tick: float = 0.01  # the contract's price increment (IBKR's minTick)
+
+
+@dataclass(frozen=True)
+class ExitReport:
+    """A bracket child as the broker reports it: the take-profit or the stop-loss."""
+
+    order_ref: str
+    role: str  # take_profit | stop_loss
+    order_type: str
+    status: str
+    price: float | None
+    filled: float = 0.0
+    avg_fill_price: float | None = None
+    commission: float = 0.0
+    filled_on: date | None = None
+    reason: str = ""  # why it was cancelled (the other exit filled, its entry expired, ...)
+
+
+@dataclass(frozen=True)
 class OrderDecision:
-    """Whether to place an order for a signal, and why (recorded either way)."""
+    """Whether to place an order for a signal, and why (recorded either way).
+
+    `retry` says whether the reason can change by itself (cash, exposure, working orders), so
+    a person may usefully re-approve later; a refusal of the signal's own numbers cannot.
+    """
 
     place: bool
     reason: str
     request: OrderRequest | None = None
-
-
-def decide_order(
-    *,
-    signal_id: str,
-    signal: TradingSignal,
-    status: SignalStatus,
-    settings: SymbolSettings,
-    account: AccountSnapshot,
-    position: Position | None,
-    price: float,
-    allow_short: bool = False,
-    order_type: OrderType = OrderType.MARKET,
-    costs: TradingCosts = DEFAULT_COSTS,
-    policy: TradingPolicy = DEFAULT_POLICY,
-) -> OrderDecision:
-    """Apply review state, actionability and risk limits; return an order or the reason for none.
-
-    min_confidence is not checked here: it gates auto-approval only (core/policy.py), and a
-    person's approval stands unless a hard limit refuses it. A BUY reserves slippage,
-    commission and the cash buffer, so an order sized to the cash still fills.
-    """
-    if status not in EXECUTABLE_STATUSES:
-        return OrderDecision(False, f"signal is {status.value}, not approved")
-    if not signal.is_actionable:
-        return OrderDecision(
-            False, f"signal is not actionable ({signal.action.value}, {signal.confidence_level})"
-        )
-    if not settings.enabled:
-        return OrderDecision(False, f"{settings.symbol} is disabled")
-    if not (price > 0 and math.isfinite(price)):
-        return OrderDecision(False, f"no valid price for {signal.symbol}")
-    held = position.quantity if position else 0.0
-    equity = max(account.equity, 0.0)
-    size_pct = min(signal.position_size_pct or settings.position_size_pct,
-                   settings.position_size_pct)
-    target_value = equity * size_pct / 100.0
-    if signal.action is Action.BUY:
-        max_value = equity * settings.max_exposure_pct / 100.0
-        room = max_value - held * price
-        quantity = min(int(min(target_value, room) // price),
-                       policy.affordable_shares(account.cash, price, costs))
-        if room <= price:
-            return OrderDecision(
-                False, f"exposure limit reached: holding {held:g} shares, max "
-                f"{settings.max_exposure_pct:g}% of equity"
-            )
-        if quantity < 1:
-            return OrderDecision(False, f"not enough cash for one share at {price:.2f} with "
-                                 f"slippage, commission and the {policy.cash_buffer_pct:g}% "
-                                 f"cash buffer reserved (cash {account.cash:.2f})")
-    else:
-        quantity = int(target_value // price)
-        if not allow_short:
-            quantity = min(quantity, int(held))
-            if quantity < 1:
-                return OrderDecision(False, "SELL with no position to sell and shorting disabled")
-        if quantity < 1:
-            return OrderDecision(False, f"position size too small for one share at {price:.2f}")
-    is_bracket = order_type is OrderType.BRACKET
-    # Limit and bracket orders enter at the signal's entry price (the close when it has none).
-    limit = None if order_type is OrderType.MARKET else round(signal.entry_price or price, 2)
-    return OrderDecision(
-        True,
-        f"{signal.action.value} {quantity} {signal.symbol} ({size_pct:g}% of equity)",
-        OrderRequest(
-            symbol=signal.symbol,
-            action=signal.action,
-            quantity=quantity,
-            order_type=order_type,
-            order_ref=signal_id,
-            limit_price=limit,
-            stop_loss=signal.stop_loss if is_bracket else None,
-            take_profit=signal.take_profit if is_bracket else None,
-        ),
-    )
+    retry: bool = False

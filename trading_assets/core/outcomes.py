@@ -19,8 +19,13 @@ Pure arithmetic on daily bars, no I/O. The conventions, which the scorecard docu
   reading is taken. Neither level within the horizon: exit at that bar's close ("timeout").
 - R multiple = the exit's profit / the initial risk |close - stop|. MAE (maximum adverse
   excursion) = the worst move against the position while it was open, in % and in R.
+- The stated horizon: a signal that names its holding horizon (horizon_days, prompt
+  signal_v2 and the rules analyst) is also judged at that many bars (`*_stated` columns),
+  with the same direction rule and band.
 - Nothing is guessed: a horizon with too few later bars leaves its fields empty and the
   signal "pending" until the bars exist.
+- Each row carries the model's training period (core/training.py): a signal dated on or
+  before the model's training cutoff may have been "predicted" from memory.
 """
 
 from __future__ import annotations
@@ -31,10 +36,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from trading_assets.core.training import training_period
+
 if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
     import pandas as pd
 
 HORIZONS = (1, 5, 20)
+# The suffix of the columns judged at the signal's own horizon (fwd_return_stated, ...), so
+# the scorecard reads them as it reads fwd_return_5.
+STATED = "stated"
 HOLD_BANDS = ("atr", "pct")
 # outcome_status: scored (every horizon passed), pending (some not yet), no_bars (the bar
 # date is in no stored history, e.g. a replay whose history was since deleted).
@@ -47,6 +57,8 @@ OUTCOME_COLUMNS = [
     *(f"hold_band_{h}" for h in HORIZONS),
     *(f"hit_{h}" for h in HORIZONS),
     "trade_outcome", "exit_date", "exit_price", "bars_held", "r_multiple", "mae_pct", "mae_r",
+    "horizon_days", "timeframes_agree", f"fwd_return_{STATED}", f"hold_band_{STATED}",
+    f"hit_{STATED}", "training_cutoff", "training_period", "cached",
 ]
 
 
@@ -96,6 +108,10 @@ class SignalFacts:
     atr: float | None = None
     simulated: bool = False
     data_source: str = ""
+    horizon_days: int | None = None  # the signal's stated holding horizon, in bars
+    timeframes_agree: bool | None = None
+    training_cutoff: date | None = None
+    cached: bool = False  # the answer came from the recorded exchange store
 
 
 @dataclass(frozen=True)
@@ -195,6 +211,9 @@ def score_signal(facts: SignalFacts, frames: Sequence[tuple[str, pd.DataFrame]],
         confidence_level=facts.confidence_level, confidence_score=facts.confidence_score,
         simulated=facts.simulated, data_source=facts.data_source, stop_loss=facts.stop_loss,
         take_profit=facts.take_profit, planned_r=facts.planned_r, atr=facts.atr,
+        horizon_days=facts.horizon_days, timeframes_agree=facts.timeframes_agree,
+        training_cutoff=facts.training_cutoff, cached=facts.cached,
+        training_period=training_period(facts.provider, facts.training_cutoff, facts.bar_date),
     )
     picked = _pick_series(pd.Timestamp(facts.bar_date), frames)
     if picked is None:
@@ -206,19 +225,22 @@ def score_signal(facts: SignalFacts, frames: Sequence[tuple[str, pd.DataFrame]],
     bars_after = len(frame) - 1 - index
     row.update(series=series, entry=entry, bars_after=bars_after)
     action = str(facts.action)
-    for h in HORIZONS:
-        band = rules.band(entry, facts.atr, h)
-        row[f"hold_band_{h}"] = round(band, 6)
-        if bars_after >= h:
-            forward = float(closes[index + h]) / entry - 1.0
-            row[f"fwd_return_{h}"] = round(forward, 6)
-            row[f"hit_{h}"] = direction_hit(action, forward, band)
+    horizons: list[tuple[int | str, int]] = [(h, h) for h in HORIZONS]
+    if facts.horizon_days:
+        horizons.append((STATED, int(facts.horizon_days)))
+    for name, bars in horizons:
+        band = rules.band(entry, facts.atr, bars)
+        row[f"hold_band_{name}"] = round(band, 6)
+        if bars_after >= bars:
+            forward = float(closes[index + bars]) / entry - 1.0
+            row[f"fwd_return_{name}"] = round(forward, 6)
+            row[f"hit_{name}"] = direction_hit(action, forward, band)
     trade = simulate_trade(action, entry, facts.stop_loss, facts.take_profit,
                            frame.iloc[index + 1:], rules.trade_horizon)
     row.update(trade_outcome=trade.outcome, exit_date=trade.exit_date,
                exit_price=trade.exit_price, bars_held=trade.bars_held,
                r_multiple=trade.r_multiple, mae_pct=trade.mae_pct, mae_r=trade.mae_r)
-    finished = bars_after >= max(HORIZONS) and trade.outcome != "pending"
+    finished = bars_after >= max(bars for _, bars in horizons) and trade.outcome != "pending"
     row["outcome_status"] = "scored" if finished else "pending"
     return row
 
@@ -235,18 +257,21 @@ def outcomes_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Rows in OUTCOME_COLUMNS order with stable dtypes (parquet round-trips, empty too)."""
     import pandas as pd
 
+    # Outcomes stored before a column existed read back with it empty.
     frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
-    for h in HORIZONS:
-        frame[f"hit_{h}"] = frame[f"hit_{h}"].astype("boolean")
+    judged = (*HORIZONS, STATED)
+    for column in (*(f"hit_{h}" for h in judged), "simulated", "timeframes_agree", "cached"):
+        frame[column] = frame[column].astype("boolean")
     numeric = ["confidence_score", "bars_after", "entry", "stop_loss", "take_profit",
                "planned_r", "atr", "exit_price", "bars_held", "r_multiple", "mae_pct", "mae_r",
-               *(f"fwd_return_{h}" for h in HORIZONS), *(f"hold_band_{h}" for h in HORIZONS)]
+               "horizon_days", *(f"fwd_return_{h}" for h in judged),
+               *(f"hold_band_{h}" for h in judged)]
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in ("bar_date", "exit_date"):
+    for column in ("bar_date", "exit_date", "training_cutoff"):
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
-    frame["simulated"] = frame["simulated"].astype("boolean")
-    text = [c for c in OUTCOME_COLUMNS if frame[c].dtype == object]
+    # training_period came later: rows without it leave the column float NaN, not object.
+    text = [c for c in OUTCOME_COLUMNS if frame[c].dtype == object or c == "training_period"]
     frame[text] = frame[text].astype("string")
     return frame
 

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from trading_assets.core.signal import TradingSignal
+from trading_assets.core.signal import Action, SignalStatus, TradingSignal
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class TradingCosts:
 
 @dataclass(frozen=True)
 class TradingPolicy:
-    """The approval and sizing limits (TRADING_APPROVAL_MAX_AGE_DAYS, ..._MAX_MOVE_PCT,
-    TRADING_CASH_BUFFER_PCT, TRADING_RECONCILE_GRACE_S)."""
+    """The approval, sizing and pre-trade limits (TRADING_APPROVAL_MAX_AGE_DAYS, ..._MAX_MOVE_PCT,
+    TRADING_CASH_BUFFER_PCT, TRADING_RECONCILE_GRACE_S, TRADING_MAX_*, TRADING_ENTRY_DAYS)."""
 
     approval_max_age_days: int = 1
     approval_max_move_pct: float = 3.0
@@ -45,6 +45,18 @@ class TradingPolicy:
     # An order not seen by the broker is declared not placed only after two reconciliations
     # that found nothing, the later at least this long after the claim (README: "could exist").
     reconcile_grace_s: float = 300.0
+    # Pre-trade checks of a model's levels against the market (core/pretrade.py): the entry
+    # within this % of the last close (and of the broker's live quote), the stop and the target
+    # within these % of the entry.
+    max_entry_deviation_pct: float = 5.0
+    max_stop_distance_pct: float = 25.0
+    max_target_distance_pct: float = 50.0
+    # Per order and per account, whatever the percentages say.
+    max_order_notional: float = 100_000.0
+    max_order_shares: int = 10_000
+    max_account_exposure_pct: float = 100.0  # positions + working entries, % of equity
+    # Sessions an unfilled entry order works before it expires (1 = a DAY order).
+    entry_days: int = 1
 
     def stale_reason(self, *, bar_date: date, as_of: date, reference_close: float | None,
                      latest_close: float | None) -> str:
@@ -80,9 +92,26 @@ class TradingPolicy:
         return shares
 
 
-def auto_approves(signal: TradingSignal, *, enabled: bool, auto_approve: bool,
-                  min_confidence: int) -> bool:
-    """Whether the symbol's policy approves this signal without a person (the only use of
-    min_confidence)."""
-    return (enabled and auto_approve and signal.is_actionable
-            and signal.confidence_score >= min_confidence)
+def entry_status(signal: TradingSignal, *, enabled: bool, auto_approve: bool,
+                 min_confidence: int, held: float, allow_short: bool) -> tuple[SignalStatus, str]:
+    """The status a new signal is stored in, and why when that is worth saying.
+
+    Only a signal a person could act on waits for one: a HOLD, a LOW-confidence call or a SELL
+    with nothing to sell (shorting off) is `no_action`. The symbol's policy auto-approves an
+    actionable signal at or above min_confidence (the only use of it) that explains itself.
+    """
+    if signal.action is Action.HOLD:
+        return SignalStatus.NO_ACTION, "HOLD: no order to decide"
+    if not signal.is_actionable:
+        return SignalStatus.NO_ACTION, (f"{signal.action.value} with LOW confidence "
+                                        f"({signal.confidence_score}/100): not actionable")
+    if signal.action is Action.SELL and held <= 0 and not allow_short:
+        return SignalStatus.NO_ACTION, ("SELL with no position to sell and shorting disabled "
+                                        "(TRADING_ALLOW_SHORT)")
+    if not (enabled and auto_approve and signal.confidence_score >= min_confidence):
+        return SignalStatus.PENDING_REVIEW, ""
+    unexplained = signal.unexplained()
+    if unexplained:
+        return SignalStatus.PENDING_REVIEW, (f"not auto-approved: {unexplained}; a person "
+                                             "decides")
+    return SignalStatus.AUTO_APPROVED, ""

@@ -13,7 +13,9 @@ Statistics, all at one horizon (5 bars by default):
   is conservative;
 - the "base rate" of an action is how often it would have been right on the same analyst's
   dates whatever was said: the share of up moves for BUY, down moves for SELL, moves inside
-  the band for HOLD. A hit rate is only worth something above its base rate.
+  the band for HOLD. A hit rate is only worth something above its base rate;
+- a model's signals dated on or before its training cutoff are counted apart from those after
+  it (by_training_period): on the former the model may have read what followed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy and pandas load on first use, not when the definitions load
     import pandas as pd
 
-from trading_assets.core.outcomes import HORIZONS, direction_hit, simulated_count
+from trading_assets.core.outcomes import HORIZONS, STATED, direction_hit, simulated_count
+from trading_assets.core.training import BEFORE, NO_TRAINING, PERIODS, UNKNOWN
 
 Z_95 = 1.959963984540054
 ACTIONS = ("BUY", "SELL", "HOLD")
@@ -46,7 +49,12 @@ SCORECARD_TABLE_TITLES = {
     "returns": "Forward returns by action vs buy-and-hold on the same dates",
     "trades": "BUY/SELL: stop or target first, R multiple, adverse excursion",
     "ab": "A/B: hit-rate difference on the dates both set-ups called (Newcombe 95%)",
+    "by_training_period": "Hit rate on dates before vs after the model's training cutoff "
+                          "(before: the model may remember what followed)",
+    "stated_horizon": "Hit rate at the horizon each signal stated, by whether daily and "
+                      "weekly agreed",
 }
+AGREEMENT = {True: "agree", False: "disagree"}
 
 
 def wilson_interval(hits: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -108,6 +116,40 @@ def with_analyst(outcomes: pd.DataFrame) -> pd.DataFrame:
         frame["provider"], frame["model"], frame["prompt_version"], frame["variant"],
         strict=True)]
     return frame
+
+
+def with_training_period(frame: pd.DataFrame) -> pd.DataFrame:
+    """`training_period` filled for outcomes stored before it existed: the rules analyst has
+    none, a model's is unknown."""
+    frame = frame.copy()
+    missing = frame["training_period"].isna()
+    rules = frame["provider"].astype(str) == "rules"
+    frame.loc[missing & rules, "training_period"] = NO_TRAINING
+    frame.loc[missing & ~rules, "training_period"] = UNKNOWN
+    frame["training_period"] = frame["training_period"].astype(str)
+    return frame
+
+
+def training_period_warning(outcomes: pd.DataFrame) -> str:
+    """What the CLI, the asset metadata and the app warn about: model signals dated inside
+    their model's training period, and model signals whose cutoff is unknown; "" if none."""
+    if outcomes.empty:
+        return ""
+    frame = with_training_period(outcomes)
+    models = frame[frame["training_period"] != NO_TRAINING]
+    inside = int((models["training_period"] == BEFORE).sum())
+    unknown = int((models["training_period"] == UNKNOWN).sum())
+    parts = []
+    if inside:
+        dates = models.loc[models["training_period"] == BEFORE, "bar_date"]
+        parts.append(f"{inside} of {len(models)} model signal(s) ({dates.min().date()} .. "
+                     f"{dates.max().date()}) are dated on or before their model's training "
+                     "cutoff: the model may have read what happened next, so judge it on "
+                     "the 'after cutoff' rows of by_training_period.")
+    if unknown:
+        parts.append(f"{unknown} model signal(s) come from a model whose training cutoff is "
+                     "unknown: set LLM_TRAINING_CUTOFF (YYYY-MM-DD).")
+    return ("WARNING: " + " ".join(parts)) if parts else ""
 
 
 def _rate_row(hits: int, n: int) -> dict[str, object]:
@@ -299,6 +341,30 @@ def ab_table(frame: pd.DataFrame, horizon: int, max_pairs: int = MAX_AB_PAIRS) -
         .reset_index(drop=True)
 
 
+def stated_horizon_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Per analyst and daily/weekly agreement: the signals that stated a horizon, its median,
+    the hit rate at that horizon, and the hit rate of the same signals at `horizon` bars."""
+    import pandas as pd
+
+    stated = frame[frame["horizon_days"].notna()].copy()
+    stated["timeframes"] = stated["timeframes_agree"].astype(object).map(AGREEMENT) \
+        .fillna("not stated")
+    rows = []
+    for (analyst, timeframes), group in stated.groupby(["analyst", "timeframes"], sort=True):
+        judged = group[group[f"hit_{STATED}"].notna()]
+        fixed = group[group[f"hit_{horizon}"].notna()]
+        fixed_hits = int(fixed[f"hit_{horizon}"].astype(bool).sum())
+        rows.append({
+            "analyst": analyst, "timeframes": timeframes, "signals": len(group),
+            "median_horizon_days": float(group["horizon_days"].median()),
+            **_rate_row(int(judged[f"hit_{STATED}"].astype(bool).sum()), len(judged)),
+            "fixed_horizon_hit_rate": fixed_hits / len(fixed) if len(fixed) else math.nan,
+        })
+    return pd.DataFrame(rows, columns=["analyst", "timeframes", "signals",
+                                       "median_horizon_days", "n", "hits", "hit_rate",
+                                       "ci_low", "ci_high", "fixed_horizon_hit_rate"])
+
+
 def summary_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """The headline numbers as (metric, value) rows."""
     import pandas as pd
@@ -325,6 +391,8 @@ def summary_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
          else math.nan),
         ("hold_share", float((frame["action"] == "HOLD").mean()) if len(frame) else math.nan),
         ("simulated_signals", simulated),
+        ("in_training_period", int((frame["training_period"] == BEFORE).sum())),
+        ("cached_answers", int(frame["cached"].fillna(False).astype(bool).sum())),
         ("first_bar_date", str(frame["bar_date"].min().date()) if len(frame) else ""),
         ("last_bar_date", str(frame["bar_date"].max().date()) if len(frame) else ""),
     ]
@@ -334,13 +402,14 @@ def summary_table(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
 def scorecard_tables(outcomes: pd.DataFrame, horizon: int = 5) -> dict[str, pd.DataFrame]:
     """Every scorecard table from the outcome rows of any set of symbols.
 
-    Keys: summary, by_analyst, by_action, by_confidence, calibration, returns, trades, ab.
+    Keys: summary, by_analyst, by_action, by_confidence, calibration, returns, trades, ab,
+    by_training_period, stated_horizon.
     Rates and returns are fractions (0.53 = 53%). For the Gradio app: read the outcomes of
     the symbols (resources.outcomes.read_outcomes) and show these frames as they are.
     """
     if horizon not in HORIZONS:
         raise ValueError(f"horizon={horizon}: choose one of {', '.join(map(str, HORIZONS))}.")
-    frame = with_analyst(outcomes)
+    frame = with_training_period(with_analyst(outcomes))
     return {
         "summary": summary_table(frame, horizon),
         "by_analyst": by_analyst_table(frame, horizon),
@@ -352,6 +421,10 @@ def scorecard_tables(outcomes: pd.DataFrame, horizon: int = 5) -> dict[str, pd.D
         "returns": returns_table(frame, horizon),
         "trades": trades_table(frame),
         "ab": ab_table(frame, horizon),
+        "by_training_period": hit_rates(frame, ["analyst", "training_period"], horizon,
+                                        {"training_period": PERIODS}).sort_values(
+            "analyst", kind="stable").reset_index(drop=True),
+        "stated_horizon": stated_horizon_table(frame, horizon),
     }
 
 

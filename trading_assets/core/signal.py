@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+
+# A level above the dearest share any source may deliver is no price (core/bars.py); the
+# pre-trade checks (core/pretrade.py) compare the rest with the market.
+from trading_assets.core.bars import MAX_PRICE
 
 
 class Action(StrEnum):
@@ -43,14 +48,22 @@ class SignalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXECUTED = "executed"
+    NO_ACTION = "no_action"  # HOLD, LOW confidence or nothing to sell: nothing to review
+    WORKING = "working"  # the entry order is at the broker and not (fully) filled yet
     NOT_PLACED = "not_placed"  # approved, but refused by a risk limit or found absent after a crash
-    ORDER_FAILED = "order_failed"  # the broker rejected or cancelled the order
+    ORDER_FAILED = "order_failed"  # the broker rejected, cancelled or expired the order
     EXPIRED = "expired"
     ERROR = "error"
     REPLAY = "replay"
 
 
 EXECUTABLE_STATUSES = frozenset({SignalStatus.APPROVED, SignalStatus.AUTO_APPROVED})
+
+
+def _price_field(description: str) -> Any:
+    """A price level: positive, finite and below MAX_PRICE, or absent. JSON's Infinity and NaN
+    are refused here, so instructor re-asks instead of a level that cannot be stored."""
+    return Field(default=None, gt=0, lt=MAX_PRICE, allow_inf_nan=False, description=description)
 
 
 class TradingSignal(BaseModel):
@@ -67,12 +80,13 @@ class TradingSignal(BaseModel):
     reasoning: str = Field(min_length=1, description="Why, in a few sentences.")
     key_factors: list[str] = Field(default_factory=list, description="Short bullet points.")
     trend: Trend = Field(description="Prevailing trend: UP, DOWN or SIDEWAYS.")
-    support: float | None = Field(default=None, gt=0, description="Nearest support price.")
-    resistance: float | None = Field(default=None, gt=0, description="Nearest resistance price.")
-    entry_price: float | None = Field(default=None, gt=0, description="Suggested entry.")
-    stop_loss: float | None = Field(default=None, gt=0, description="Suggested stop-loss.")
-    take_profit: float | None = Field(default=None, gt=0, description="Suggested take-profit.")
-    r_multiple: float | None = Field(default=None, description="Reward/risk of the levels.")
+    support: float | None = _price_field("Nearest support price.")
+    resistance: float | None = _price_field("Nearest resistance price.")
+    entry_price: float | None = _price_field("Suggested entry.")
+    stop_loss: float | None = _price_field("Suggested stop-loss.")
+    take_profit: float | None = _price_field("Suggested take-profit.")
+    r_multiple: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                     description="Reward/risk of the levels.")
     position_size_pct: float = Field(default=0.0, ge=0, le=100, description="% of equity.")
     timeframe: str = Field(default="daily+weekly", description="Timeframes analysed.")
     provider: str = Field(default="rules", description="Who produced it: rules, openai, ...")
@@ -80,6 +94,14 @@ class TradingSignal(BaseModel):
     prompt_version: str = Field(default="", description="Prompt name@hash or rules version.")
     bar_date: date | None = Field(default=None, description="Date of the last bar analysed.")
     generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Both came with prompt signal_v2; signals stored before them read back as None (unknown).
+    horizon_days: int | None = Field(
+        default=None, ge=1, le=260,
+        description="Holding horizon in trading days: how long the call is meant to hold "
+                    "(1 = the next session, 5 = about a week, 20 = about a month).")
+    timeframes_agree: bool | None = Field(
+        default=None, description="Whether the daily and the weekly picture point the same "
+                                  "way (true) or disagree (false).")
 
     @field_validator("symbol")
     @classmethod
@@ -116,6 +138,15 @@ class TradingSignal(BaseModel):
         """Not HOLD and at least MEDIUM confidence."""
         return self.action is not Action.HOLD and self.confidence_level is not ConfidenceLevel.LOW
 
+    def unexplained(self) -> str:
+        """Why the signal does not explain itself well enough to skip a person ('' when it
+        does): auto-approval needs reasoning with words in it and at least one key factor."""
+        missing = [what for what, absent in (
+            ("the reasoning is blank", not self.reasoning.strip()),
+            ("no key factor is given", not any(f.strip() for f in self.key_factors)))
+            if absent]
+        return "; ".join(missing)
+
 
 class AnalysisRequest(BaseModel):
     """Everything an analyst may look at for one symbol at one bar date (and nothing later)."""
@@ -148,6 +179,12 @@ class AnalysisOutcome(BaseModel):
     cost_usd: float = 0.0
     latency_s: float = 0.0
     transcript: dict[str, object] | None = None
+    # From the recorded exchange store (LLM_CACHE): cost_usd is what this call paid (0 for a
+    # recorded answer), original_cost_usd what the answer cost when it was first recorded.
+    cached: bool = False
+    original_cost_usd: float = 0.0
+    request_key: str = ""  # the request digest (core/exchanges.py); "" without a model call
+    training_cutoff: date | None = None  # the model's training cutoff (core/training.py)
 
     @property
     def ok(self) -> bool:

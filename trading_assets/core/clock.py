@@ -1,4 +1,5 @@
-"""The automation's clock: one function, so tests replace it in one place."""
+"""The clock the sensors, the schedule and a person's Approve read: one function, so tests
+replace it in one place."""
 
 from datetime import UTC, datetime
 
