@@ -26,7 +26,7 @@ from pydantic import PrivateAttr
 
 from trading_assets.core.env import plain
 from trading_assets.core.errors import OutageError
-from trading_assets.core.keys import InvalidKeyError, check_key
+from trading_assets.core.keys import InvalidKeyError, bars_info_key, bars_key_of, check_key
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 
 if TYPE_CHECKING:  # pandas loads with the first frame, not when the definitions load
@@ -238,6 +238,22 @@ class ObjectStore(dg.ConfigurableResource):
         client = self._client(public=bool(self.public_endpoint))
         with self._translated("sign", key):
             return str(client.presigned_get_object(self.bucket, key, expires=expires))
+
+    # --- a symbol's bars ---------------------------------------------------------------
+
+    def bars_key(self, symbol: str, missing_ok: bool = False) -> str | None:
+        """The key of the symbol's current bars, as its bars info names them (None when no
+        bars were stored and `missing_ok`): the info is written after the bars it names."""
+        try:
+            return bars_key_of(self.read_json(bars_info_key(symbol)), symbol)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise
+
+    def read_bars(self, symbol: str) -> pd.DataFrame:
+        """The symbol's current bars: the version its bars info names."""
+        return self.read_frame(str(self.bars_key(symbol)))
 
     # --- frames and JSON -----------------------------------------------------------------
 

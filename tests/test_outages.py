@@ -175,8 +175,6 @@ def test_the_cli_summary_survives_a_store_that_hangs_mid_command(
 def test_bars_cut_off_from_their_summary_are_never_read_with_the_old_one(
         instance: dg.DagsterInstance, env: dict[str, str], s3_server: S3Server,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from trading_assets.assets.market_data import stored_bars
-
     store_vars = {**s3_server.env(new_bucket()), **FAST}
     before = build_resources({**env, **store_vars, "TRADING_SIMULATED_AS_OF": "2026-11-20"})
     assert run_symbols(instance, before, ["AAA"], assets=[ohlcv]).success
@@ -196,7 +194,7 @@ def test_bars_cut_off_from_their_summary_are_never_read_with_the_old_one(
     assert not run_symbols(instance, later, ["AAA"], assets=[ohlcv], raise_on_error=False).success
     monkeypatch.setattr(ObjectStore, "put_bytes", put)
     info = store.read_json(bars_info_key("AAA"))
-    bars = stored_bars(store, "AAA")
+    bars = store.read_bars("AAA")
     # What a reader finds is the summary and the bars it describes: both still the 11-20 pair.
     assert info["last_date"] == "2026-11-20"
     assert str(bars["date"].iloc[-1].date()) == info["last_date"]
@@ -205,7 +203,7 @@ def test_bars_cut_off_from_their_summary_are_never_read_with_the_old_one(
     assert run_symbols(instance, later, ["AAA"], assets=[ohlcv]).success
     info = store.read_json(bars_info_key("AAA"))
     assert info["last_date"] == "2026-12-04"
-    assert str(stored_bars(store, "AAA")["date"].iloc[-1].date()) == "2026-12-04"
+    assert str(store.read_bars("AAA")["date"].iloc[-1].date()) == "2026-12-04"
     # The cut run stored the same bars under the same version: nothing is left over.
     names = {o.object_name for o in s3_server.client().list_objects(
         store.bucket, "bars/AAA/", recursive=True)}

@@ -14,7 +14,7 @@ import dagster as dg
 from resources.app_db import AppDatabase
 from resources.object_store import ObjectNotFoundError, ObjectStore
 from trading_assets.assets.indicators import indicators
-from trading_assets.assets.market_data import ohlcv, stored_bars_key
+from trading_assets.assets.market_data import ohlcv
 from trading_assets.core.bars import bar_problems
 from trading_assets.core.indicators import indicator_problems
 from trading_assets.core.keys import indicators_key
@@ -68,7 +68,7 @@ def _read_problems(store: ObjectStore, key_of: Callable[[], str],
                             "low <= min(open, close), strictly increasing dates, >= 200 rows.")
 def ohlcv_sanity(context: dg.AssetCheckExecutionContext, store: ObjectStore,
                  app_db: AppDatabase) -> dg.AssetCheckResult:
-    return _check(context, app_db, store, lambda symbol: str(stored_bars_key(store, symbol)),
+    return _check(context, app_db, store, lambda symbol: str(store.bars_key(symbol)),
                   bar_problems)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from trading_assets.core.keys import bars_info_key, bars_key, outcomes_key
+from trading_assets.core.keys import bars_info_key, outcomes_key
 from trading_assets.core.plots import SignalMark, render_history
 from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
@@ -89,7 +89,7 @@ def symbol_history_png(ctx: UIContext, symbol: str) -> bytes | None:
     """The symbol's closes with every past live signal marked (action, confidence, outcome);
     None when no bars are stored for it."""
     try:
-        bars = ctx.store.read_frame(bars_key(symbol)).tail(HISTORY_BARS)
+        bars = ctx.store.read_bars(symbol).tail(HISTORY_BARS)
     except Exception:
         return None
     closes = [(day.date(), float(close)) for day, close in zip(bars["date"], bars["close"],

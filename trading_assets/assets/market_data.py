@@ -2,7 +2,7 @@
 
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
@@ -11,12 +11,9 @@ from resources.market_data import MarketData
 from resources.object_store import ObjectStore
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.bars import bars_digest, checked_bars
-from trading_assets.core.keys import bars_info_key, bars_key_of, bars_version_key
+from trading_assets.core.keys import bars_info_key, bars_version_key
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.partitions import symbol_asset
-
-if TYPE_CHECKING:  # pandas loads with the first frame, not when the definitions load
-    import pandas as pd
 
 
 def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: str,
@@ -29,7 +26,7 @@ def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: st
     """
     bars = market_data.fetch(symbol, settings)
     checked_bars(bars.frame, symbol, bars.source)
-    previous = stored_bars_key(store, symbol, missing_ok=True)
+    previous = store.bars_key(symbol, missing_ok=True)
     key = bars_version_key(symbol, bars.last_date, bars_digest(bars.frame))
     info = {
         "symbol": symbol, "source": bars.source, "simulated": bars.simulated,
@@ -44,22 +41,6 @@ def fetch_and_store_bars(market_data: MarketData, store: ObjectStore, symbol: st
     if previous and previous != key:
         store.delete(previous)
     return info
-
-
-def stored_bars_key(store: ObjectStore, symbol: str, missing_ok: bool = False) -> str | None:
-    """The key of the symbol's current bars, as its bars info names them (None when no bars
-    were stored and `missing_ok`)."""
-    try:
-        return bars_key_of(store.read_json(bars_info_key(symbol)), symbol)
-    except FileNotFoundError:
-        if missing_ok:
-            return None
-        raise
-
-
-def stored_bars(store: ObjectStore, symbol: str) -> "pd.DataFrame":
-    """The symbol's current bars: the version its bars info names."""
-    return store.read_frame(str(stored_bars_key(store, symbol)))
 
 
 @symbol_asset(

@@ -18,7 +18,7 @@ from resources.app_db import AppDatabase, SignalRow
 from resources.object_store import ObjectNotFoundError, ObjectStore
 from resources.outcomes import read_outcomes
 from resources.tracking import RunRecord, Tracking
-from trading_assets.assets.market_data import ohlcv, stored_bars_key
+from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.metadata import png_markdown
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
@@ -96,7 +96,7 @@ def signal_facts(row: SignalRow) -> SignalFacts:
 def bar_histories(store: ObjectStore, symbol: str) -> "list[tuple[str, pd.DataFrame]]":
     """The stored daily histories of a symbol: ohlcv's bars and the last replay's history."""
     frames = []
-    for name, key in (("ohlcv", stored_bars_key(store, symbol, missing_ok=True)),
+    for name, key in (("ohlcv", store.bars_key(symbol, missing_ok=True)),
                       ("replay", replay_bars_key(symbol))):
         if key and store.exists(key):
             frames.append((name, store.read_frame(key)))
