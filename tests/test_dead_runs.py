@@ -140,7 +140,8 @@ def assert_one_signal_and_order(resources: dict[str, Any], model: HeldModel,
                                 symbol: str) -> None:
     app_db = resources["app_db"]
     signals = app_db.list_signals(symbol=symbol)
-    assert [s.status for s in signals] == ["executed"], signals
+    # One signal, auto-approved and sent once: working at the broker or already filled.
+    assert len(signals) == 1 and signals[0].status in {"working", "executed"}, signals
     assert len(app_db.list_orders(symbol)) == 1
     assert model.calls_for(symbol) == 2  # the dead run's call and the new run's, no more
 
