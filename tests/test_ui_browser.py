@@ -84,6 +84,14 @@ def page() -> Iterator[Any]:
             browser.close()
 
 
+def log_in(page: Any, url: str) -> None:
+    """Open the app and pass the login Gradio puts in front of it (GRADIO_USERNAME's user)."""
+    page.goto(url)
+    page.get_by_label("username").fill(USER)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+
+
 def dismiss_toasts(page: Any) -> None:
     """Close Gradio's toasts so they do not cover the screenshots."""
     from playwright.sync_api import expect
@@ -98,12 +106,7 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
 
     url, app = served
     ctx = app.ui_context
-    page.goto(url)
-
-    # The login Gradio puts in front of the app, with the user from GRADIO_USERNAME.
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url)
     expect(page.get_by_role("heading", name="Trading signals")).to_be_visible()
     expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the first paint is in
 
@@ -174,10 +177,7 @@ def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
     data = ctx.store.get_bytes(key)
     ctx.store.put_bytes(key, data[: len(data) // 2], "image/png")  # "image file is truncated"
 
-    page.goto(url)
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url)
     expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the page is not blank
     page.get_by_role("tab", name="Signal review").click()
     detail = page.locator("#signal-detail")
@@ -250,10 +250,7 @@ def test_model_text_with_images_and_links_stays_text_in_a_real_browser(
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
 
-        page.goto(url)
-        page.get_by_label("username").fill(USER)
-        page.get_by_label("password").fill(PASSWORD)
-        page.get_by_role("button", name="Login").click()
+        log_in(page, url)
         page.get_by_role("tab", name="Signal review").click()
         detail = page.locator("#signal-detail")
         expect(detail).to_contain_text("Breakout confirmed")
@@ -328,10 +325,7 @@ def test_the_traders_loop_in_a_real_browser(trading_day: tuple[str, Any], page: 
 
     url, app = trading_day
     ctx = app.ui_context
-    page.goto(url)
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url)
     page.get_by_role("tab", name="Signal review").click()
 
     # Only what a person can act on waits: TSLA's HOLD is no_action, not in the queue.
