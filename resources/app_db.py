@@ -171,10 +171,11 @@ class AppDatabase(OrdersLedger):
 
     def analyses_in_progress(self, keys: Iterable[tuple[str, date]], *, analyst: str,
                              holder: str, identity: tuple[str, str, str]
-                             ) -> set[tuple[str, date]]:
-        """The (symbol, bar date) keys still being analysed elsewhere: another holder's lease
-        runs and no usable signal (any but error) from this analyst is stored yet. One query
-        for all of them: what a run waiting on other runs' analyses polls."""
+                             ) -> dict[tuple[str, date], str]:
+        """The (symbol, bar date) keys still being analysed elsewhere, with who holds each:
+        another holder's lease runs and no usable signal (any but error) from this analyst is
+        stored yet. One query for all of them: what a run waiting on other runs' analyses
+        polls (it then asks whether those holders' runs still live)."""
         wanted = set(keys)
         provider, model, prompt_version = identity
         usable = select(SignalRow.id).where(
@@ -184,13 +185,15 @@ class AppDatabase(OrdersLedger):
             SignalRow.prompt_version == prompt_version, SignalRow.variant == "",
             SignalRow.status != SignalStatus.ERROR.value).exists()
         with self.session() as session:
-            rows = session.execute(select(AnalysisClaimRow.symbol, AnalysisClaimRow.bar_date)
+            rows = session.execute(select(AnalysisClaimRow.symbol, AnalysisClaimRow.bar_date,
+                                          AnalysisClaimRow.holder)
                                    .where(AnalysisClaimRow.analyst == analyst,
                                           AnalysisClaimRow.holder != holder,
                                           AnalysisClaimRow.expires_at >= utcnow(),
                                           AnalysisClaimRow.symbol.in_({s for s, _ in wanted}),
                                           ~usable)).all()
-        return {(symbol, bar_date) for symbol, bar_date in rows} & wanted
+        return {(symbol, bar_date): other for symbol, bar_date, other in rows
+                if (symbol, bar_date) in wanted}
 
     def record_signal(
         self,

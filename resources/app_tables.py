@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from trading_assets.core.env import plain
+from trading_assets.core.errors import OutageError
 from trading_assets.core.signal import TradingSignal
 
 if TYPE_CHECKING:
@@ -333,10 +334,37 @@ def engine_for(url: str, chain: Chain | None = None) -> Engine:
             if url.startswith("sqlite"):
                 kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             engine = create_engine(url, **kwargs)
+            _report_outages(engine, url, chain)
             # An in-memory database lives in the engine's own connection: migrate through it.
             upgrade_to_head(engine if _in_memory(url) else url, chain=chain)
             _ENGINES[(chain.version_table, url)] = engine
         return engine
+
+
+class DatabaseUnavailableError(OutageError):
+    """A database of ours cannot be reached or dropped the connection (server stopped,
+    restarting, network); the message names its setting."""
+
+
+def _report_outages(engine: Engine, url: str, chain: Chain) -> None:
+    """Turn "cannot connect" and "connection lost" on this engine into one line naming the
+    setting (APP_DATABASE_URL, PAPER_BROKER_DATABASE_URL); other database errors pass as they
+    are. A pre-ping's failure is left to the pool, which then connects afresh."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+
+    def on_error(context: Any) -> None:
+        if context.is_pre_ping or not (context.is_disconnect or context.connection is None):
+            return
+        reason = (str(context.original_exception).strip().splitlines() or ["no reason"])[0]
+        raise DatabaseUnavailableError(
+            f"{chain.setting}: {chain.label} {shown} not reachable ({reason[:200]}). Start the "
+            f"database server or check {chain.setting}, then run again."
+        ) from context.sqlalchemy_exception
+
+    event.listen(engine, "handle_error", on_error)
 
 
 def _in_memory(url: str) -> bool:

@@ -7,7 +7,7 @@ signal run one after the other.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -394,10 +394,24 @@ class OrdersLedger(Database):
 
     # --- analysis claims ---------------------------------------------------------------
 
+    def claim_holders(self, keys: Sequence[tuple[str, date]], analyst: str,
+                      holder: str) -> set[str]:
+        """The other holders of claims on these analyses (to ask whether their runs live)."""
+        wanted = set(keys)
+        with self.session() as session:
+            rows = session.execute(
+                select(AnalysisClaimRow.symbol, AnalysisClaimRow.bar_date,
+                       AnalysisClaimRow.holder).where(
+                    AnalysisClaimRow.analyst == analyst, AnalysisClaimRow.holder != holder,
+                    AnalysisClaimRow.symbol.in_({symbol for symbol, _ in wanted}))).all()
+        return {other for symbol, bar_date, other in rows if (symbol, bar_date) in wanted}
+
     def claim_analyses(self, keys: Sequence[tuple[str, date]], analyst: str, holder: str,
-                       lease_s: float) -> list[bool]:
+                       lease_s: float, dead_holders: Collection[str] = ()) -> list[bool]:
         """Take (or renew, or take over an expired) claim on each (symbol, bar date) analysis,
         in one transaction: True where this holder now has it, False while another's lease runs.
+        A claim of `dead_holders` (runs that ended or whose process died) is taken over at
+        once, whatever its lease.
 
         One commit for the whole run (a commit per symbol, each waiting for an fsync, cost a
         500-symbol run seconds). The conditional UPDATE keeps the take-over atomic; should
@@ -421,16 +435,17 @@ class OrdersLedger(Database):
                         taken.append(True)
                         continue
                     taken.append(_renew_claim(session, (symbol, bar_date, analyst), holder,
-                                              expires, now))
+                                              expires, now, dead_holders))
             return taken
         except IntegrityError:  # another run claimed one of them just now
-            return [self._claim_one(symbol, bar_date, analyst, holder, expires, now)
-                    for symbol, bar_date in keys]
+            return [self._claim_one(symbol, bar_date, analyst, holder, expires, now,
+                                    dead_holders) for symbol, bar_date in keys]
 
     def _claim_one(self, symbol: str, bar_date: date, analyst: str, holder: str,
-                   expires: datetime, now: datetime) -> bool:
+                   expires: datetime, now: datetime, dead_holders: Collection[str]) -> bool:
         with self.session() as session:
-            if _renew_claim(session, (symbol, bar_date, analyst), holder, expires, now):
+            if _renew_claim(session, (symbol, bar_date, analyst), holder, expires, now,
+                            dead_holders):
                 return True
         try:
             with self.session() as session:
@@ -451,14 +466,17 @@ class OrdersLedger(Database):
 
 
 def _renew_claim(session: Session, key: tuple[str, date, str], holder: str, expires: datetime,
-                 now: datetime) -> bool:
-    """Renew this holder's claim or take over an expired one, atomically; False if held."""
+                 now: datetime, dead_holders: Collection[str] = ()) -> bool:
+    """Renew this holder's claim or take over an expired one or a dead holder's, atomically;
+    False if held."""
     symbol, bar_date, analyst = key
+    free = (AnalysisClaimRow.expires_at < now) | (AnalysisClaimRow.holder == holder)
+    if dead_holders:
+        free = free | AnalysisClaimRow.holder.in_(sorted(dead_holders))
     result = session.execute(
         update(AnalysisClaimRow).where(
             AnalysisClaimRow.symbol == symbol, AnalysisClaimRow.bar_date == bar_date,
-            AnalysisClaimRow.analyst == analyst,
-            (AnalysisClaimRow.expires_at < now) | (AnalysisClaimRow.holder == holder))
+            AnalysisClaimRow.analyst == analyst, free)
         .values(holder=holder, expires_at=expires)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1  # type: ignore[attr-defined]

@@ -25,7 +25,8 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from trading_assets.core.env import plain
-from trading_assets.core.keys import InvalidKeyError, check_key
+from trading_assets.core.errors import OutageError
+from trading_assets.core.keys import InvalidKeyError, bars_info_key, bars_key_of, check_key
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 
 if TYPE_CHECKING:  # pandas loads with the first frame, not when the definitions load
@@ -47,8 +48,8 @@ class ObjectNotFoundError(FileNotFoundError):
     """A key the store does not hold (usually: the upstream asset has not run for the symbol)."""
 
 
-# Frames a run keeps in memory (bars, daily and weekly indicators: three per symbol, about
-# 0.1 MB each); a 200-symbol run fits, a bigger one reads its oldest frames from the store.
+# Objects a run keeps in memory (bars, daily and weekly indicators, about 0.1 MB each, and the
+# bars info: four per symbol); a 200-symbol run fits, a bigger one reads its oldest again.
 MAX_RUN_FRAMES = 1000
 
 
@@ -56,8 +57,8 @@ class ObjectStoreError(RuntimeError):
     """MinIO refused a request (credentials, bucket policy) in a way a retry will not fix."""
 
 
-class ObjectStoreUnavailableError(ObjectStoreError, ConnectionError):
-    """MinIO could not be reached at all."""
+class ObjectStoreUnavailableError(ObjectStoreError, OutageError):
+    """MinIO could not be reached, did not answer in time, or does not speak S3 there."""
 
 
 def checked_key(key: str) -> str:
@@ -104,6 +105,13 @@ class ObjectStore(dg.ConfigurableResource):
     # Where a browser reaches MinIO when that differs from `endpoint` (minio:9000 inside
     # docker-compose, localhost:9000 outside): presigned URLs are signed for this host.
     public_endpoint: str = ""
+    # Bounds of one request (MINIO_CONNECT_TIMEOUT_S, MINIO_READ_TIMEOUT_S, MINIO_RETRIES): a
+    # store that accepts connections and never answers fails an operation after
+    # (1 + retries) x read timeout, 20 s by default, and the step stops at the first such
+    # outage instead of paying it for every symbol.
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    retries: int = 1
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
     # Frames this run wrote or read, by key (None outside a Dagster run: see setup_for_execution).
@@ -123,6 +131,15 @@ class ObjectStore(dg.ConfigurableResource):
     @property
     def is_local(self) -> bool:
         return not self.endpoint
+
+    def check(self) -> None:
+        """Prove the endpoint is an S3 API this store can use: the bucket exists (or is
+        created) and lists. An HTTP server that answers but is not S3 (a console, a web
+        server's 404) is refused here, naming MINIO_ENDPOINT; a local folder needs nothing."""
+        if self.is_local:
+            return
+        with self._translated("list", ""):
+            next(iter(self._client().list_objects(self.bucket, prefix="bars/")), None)
 
     @property
     def label(self) -> str:
@@ -170,6 +187,17 @@ class ObjectStore(dg.ConfigurableResource):
             raise ObjectNotFoundError(f"No object {key!r} in {self.location(key)}.")
         return path.read_bytes()
 
+    def delete(self, key: str) -> None:
+        """Remove the object (nothing happens when there is none)."""
+        if not self.is_local:
+            checked_key(key)
+            with self._translated("delete", key):
+                self._client().remove_object(self.bucket, key)
+        else:
+            self._path(key).unlink(missing_ok=True)
+        if self._frames is not None:
+            self._frames.pop(key, None)
+
     def exists(self, key: str) -> bool:
         if not self.is_local:
             checked_key(key)
@@ -211,6 +239,22 @@ class ObjectStore(dg.ConfigurableResource):
         with self._translated("sign", key):
             return str(client.presigned_get_object(self.bucket, key, expires=expires))
 
+    # --- a symbol's bars ---------------------------------------------------------------
+
+    def bars_key(self, symbol: str, missing_ok: bool = False) -> str | None:
+        """The key of the symbol's current bars, as its bars info names them (None when no
+        bars were stored and `missing_ok`): the info is written after the bars it names."""
+        try:
+            return bars_key_of(self.read_json(bars_info_key(symbol)), symbol)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise
+
+    def read_bars(self, symbol: str) -> pd.DataFrame:
+        """The symbol's current bars: the version its bars info names."""
+        return self.read_frame(str(self.bars_key(symbol)))
+
     # --- frames and JSON -----------------------------------------------------------------
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> str:
@@ -224,26 +268,35 @@ class ObjectStore(dg.ConfigurableResource):
         """The frame under `key` (a copy: callers may change it freely)."""
         import pandas as pd
 
-        if self._frames is not None and key in self._frames:
-            return self._frames[key].copy()
+        cached = self._frames.get(key) if self._frames is not None else None
+        if cached is not None and not isinstance(cached, bytes):
+            return cached.copy()
         frame = pd.read_parquet(io.BytesIO(self.get_bytes(key)))
         self._remember(key, frame)
         return frame.copy() if self._frames is not None else frame
 
-    def _remember(self, key: str, frame: pd.DataFrame) -> None:
+    def _remember(self, key: str, value: pd.DataFrame | bytes) -> None:
+        """Keep a frame (a copy) or a JSON object's bytes for the rest of the run."""
         if self._frames is None:
             return
         self._frames.pop(key, None)
-        self._frames[key] = frame.copy()
+        self._frames[key] = value if isinstance(value, bytes) else value.copy()
         while len(self._frames) > MAX_RUN_FRAMES:  # oldest first: a run's steps go in order
             del self._frames[next(iter(self._frames))]
 
     def write_json(self, key: str, payload: object) -> str:
         data = json.dumps(payload, indent=2, default=str).encode()
-        return self.put_bytes(key, data, "application/json")
+        location = self.put_bytes(key, data, "application/json")
+        self._remember(key, data)  # a run reads its own bars info back in every later step
+        return location
 
     def read_json(self, key: str) -> object:
-        return json.loads(self.get_bytes(key))
+        cached = self._frames.get(key) if self._frames is not None else None
+        if isinstance(cached, bytes):
+            return json.loads(cached)
+        data = self.get_bytes(key)
+        self._remember(key, data)
+        return json.loads(data)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -274,11 +327,11 @@ class ObjectStore(dg.ConfigurableResource):
 
         host, secure = split_endpoint(endpoint, self.secure)
         # minio's default client retries a refused connection for seconds with 5-minute
-        # timeouts; fail fast with an actionable message instead.
+        # timeouts; fail within the configured bounds with an actionable message instead.
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=60),
+            timeout=urllib3.Timeout(connect=self.connect_timeout_s, read=self.read_timeout_s),
             maxsize=16,
-            retries=urllib3.Retry(total=2, backoff_factor=0.2,
+            retries=urllib3.Retry(total=self.retries, backoff_factor=0.2,
                                   status_forcelist=[500, 502, 503, 504]),
         )
         access_key, secret_key = plain(self.access_key), plain(self.secret_key)
@@ -301,8 +354,8 @@ class ObjectStore(dg.ConfigurableResource):
     @contextmanager
     def _translated(self, action: str, key: str) -> Iterator[None]:
         """minio and urllib3 errors as messages that say where and what to check."""
-        from minio.error import S3Error, ServerError
-        from urllib3.exceptions import HTTPError
+        from minio.error import InvalidResponseError, S3Error, ServerError
+        from urllib3.exceptions import HTTPError, MaxRetryError, ReadTimeoutError
 
         host, _ = split_endpoint(self.endpoint, self.secure)
         where = f"{self.bucket}/{key}" if key else self.bucket
@@ -328,10 +381,24 @@ class ObjectStore(dg.ConfigurableResource):
         except ServerError as exc:
             raise ObjectStoreUnavailableError(
                 f"MinIO at {host} failed to {action} {where} (HTTP {exc.status_code}). "
-                "Check the MinIO server's health and logs."
+                "Check the MinIO server's health and logs (MINIO_ENDPOINT)."
+            ) from exc
+        except InvalidResponseError as exc:
+            status, kind = getattr(exc, "_code", "?"), getattr(exc, "_content_type", "") or "?"
+            raise ObjectStoreUnavailableError(
+                f"MINIO_ENDPOINT={self.endpoint!r} answers HTTP but not as S3 (HTTP {status}, "
+                f"{kind}) when asked to {action} {where}. Point MINIO_ENDPOINT at the S3 API "
+                "(MinIO's port 9000, not its console), or unset it for the local folder."
             ) from exc
         except HTTPError as exc:
-            reason = getattr(exc, "reason", None) or exc
+            reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+            if isinstance(reason, ReadTimeoutError):
+                raise ObjectStoreUnavailableError(
+                    f"MinIO at {host} did not answer a request to {action} {where} within "
+                    f"{self.read_timeout_s:g} s, {self.retries + 1} tries "
+                    "(MINIO_READ_TIMEOUT_S, MINIO_RETRIES). Check the MinIO server's health, "
+                    "or MINIO_ENDPOINT."
+                ) from exc
             raise ObjectStoreUnavailableError(
                 f"MinIO at {host} not reachable ({type(reason).__name__}). Start MinIO or check "
                 "MINIO_ENDPOINT (host:port) and MINIO_SECURE (http or https)."

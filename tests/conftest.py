@@ -52,6 +52,15 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real DAGSTER_HOME (SQLite storage, queued run coordinator) like the CLI's own."""
+    from trading_assets import runs
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return runs.ensure_dagster_home()
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 

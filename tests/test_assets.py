@@ -41,7 +41,7 @@ def test_each_asset_materializes_on_its_own(instance: dg.DagsterInstance,
                                 partition_key="TSLA")
         assert result.success
     store = resources["store"]
-    bars = store.read_frame(bars_key("TSLA"))
+    bars = store.read_bars("TSLA")
     assert len(bars) == 400
     daily = store.read_frame(indicators_key("TSLA", "daily"))
     assert daily["sma_200"].iloc[:199].isna().all()
@@ -206,7 +206,7 @@ def test_bad_bars_from_the_source_keep_the_last_good_copy(
     # The file and the row as a spreadsheet shows it (row 1 is the header).
     assert f"{csv_dir / 'ACME.csv'} row {len(good) + 1}: " in error
     assert re.search(message, error), error
-    stored = resources["store"].read_frame(bars_key("ACME"))
+    stored = resources["store"].read_bars("ACME")
     pd.testing.assert_frame_equal(stored, good)
 
 
@@ -214,9 +214,9 @@ def test_corrupted_stored_bars_fail_the_blocking_check_and_stop_downstream(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
     assert run_symbols(instance, resources, ["TSLA"], assets=[ohlcv]).success
     store = resources["store"]
-    bars = store.read_frame(bars_key("TSLA"))
+    bars = store.read_bars("TSLA")
     bars.loc[5, "close"] = float("nan")
-    store.write_frame(bars_key("TSLA"), bars)
+    store.write_frame(str(store.bars_key("TSLA")), bars)
     result = dg.materialize(
         [ohlcv, ohlcv_sanity, indicators], instance=instance, resources=resources,
         partition_key="TSLA", raise_on_error=False,
@@ -292,7 +292,7 @@ def test_the_analyst_is_shown_the_stored_bars_as_the_last_bars(
     store = resources["store"]
     info, bar_date = bar_info(store, "TSLA")
     request = build_request(store, None, "TSLA", bar_date, info)
-    expected = last_bars_records(store.read_frame(bars_key("TSLA")))
+    expected = last_bars_records(store.read_bars("TSLA"))
     assert len(expected) == 50 and request.last_bars == expected
     [row] = resources["app_db"].list_signals(symbol="TSLA")
     assert row.last_bars == expected

@@ -89,6 +89,8 @@ def test_a_run_waiting_on_another_runs_analyses_polls_them_in_one_query(
         instance: Any, resources: dict[str, Any], monkeypatch: Any) -> None:
     from types import SimpleNamespace
 
+    import dagster as dg
+
     from tests.conftest import run_symbols
     from trading_assets.assets import signals
     from trading_assets.assets.charts import charts
@@ -100,6 +102,9 @@ def test_a_run_waiting_on_another_runs_analyses_polls_them_in_one_query(
     assert run_symbols(instance, resources, symbols, assets=[ohlcv, indicators, charts]).success
     keys = [(s, signals.bar_info(store, s)[1]) for s in symbols]
     analyst = "|".join(resources["analyst"].identity())
+    # The other run is alive (a claim of a run that ended or died would be taken over at once).
+    instance.add_run(dg.DagsterRun(job_name="symbol_pipeline", run_id="other-run",
+                                   status=dg.DagsterRunStatus.STARTED))
     assert app_db.claim_analyses(keys, analyst, "other-run", 900.0) == [True] * 4
     statements: list[str] = []
     at_poll: list[int] = []

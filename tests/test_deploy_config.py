@@ -224,7 +224,8 @@ def test_the_gradio_app_listens_on_all_interfaces_only_with_a_login() -> None:
     assert env["GRADIO_SERVER_NAME"] == "0.0.0.0" and env["GRADIO_SERVER_PORT"] == "7860"
     assert env["GRADIO_USERNAME"].startswith("${GRADIO_USERNAME:?")
     assert env["GRADIO_PASSWORD"].startswith("${GRADIO_PASSWORD:?")
-    assert "7860:7860" in SERVICES["ui"]["ports"]
+    # Published on this machine only unless GRADIO_BIND_ADDRESS opens it (test_ui_login.py).
+    assert SERVICES["ui"]["ports"] == ["${GRADIO_BIND_ADDRESS:-127.0.0.1}:7860:7860"]
 
 
 def test_mlflow_keeps_runs_in_postgres_and_artifacts_in_minio() -> None:

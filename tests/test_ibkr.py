@@ -29,6 +29,7 @@ from resources.ibkr import (
 )
 from tests.conftest import metadata_for, run_symbols
 from tests.peers.tws_peer import Listing, TwsPeer, daily_bar, last_price, last_trading_day
+from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.signal import Action
@@ -122,6 +123,35 @@ def test_pacing_violation_raises_pacing_error(peer: TwsPeer, make_ibkr: MakeIBKR
 
     with pytest.raises(IBKRPacingError, match=r"TSLA.*pacing violation \(error 162.*wait"):
         make_ibkr().fetch_daily_bars("TSLA", 50)
+
+
+def test_ohlcv_retries_a_download_the_gateway_dropped_on_a_new_connection(
+    peer: TwsPeer, instance: dg.DagsterInstance, env: dict[str, str]
+) -> None:
+    # The README promises a dropped gateway is retried with backoff: the drop used to fail
+    # the symbol at once.
+    peer.drop_on_historical_data = 2
+    resources = build_resources({**env, "TRADING_DATA_SOURCE": "ibkr", "IBKR_PORT": str(peer.port),
+                                 "IBKR_CONNECT_TIMEOUT": "3", "IBKR_REQUEST_TIMEOUT": "5"})
+    try:
+        result = run_symbols(instance, resources, ["MSFT"], assets=[ohlcv], raise_on_error=False)
+    finally:
+        disconnect_all()
+    assert result.success
+    assert metadata_for(result, "ohlcv", "MSFT")["source"] == "ibkr"
+    assert peer.historical_request_count == 3  # dropped twice, answered on the third session
+
+
+def test_bad_data_and_refusals_are_not_retried(peer: TwsPeer, make_ibkr: MakeIBKR) -> None:
+    peer.historical_pacing_violation = True
+    with pytest.raises(IBKRPacingError):
+        make_ibkr().fetch_daily_bars("TSLA", 50)
+    assert peer.historical_request_count == 1
+    peer.historical_pacing_violation = False
+    peer.drop_on_historical_data = 5  # a gateway that keeps dropping: bounded, then the reason
+    with pytest.raises(IBKRConnectionError, match=r"Lost the connection .*\(IBKR_HOST/IBKR_PORT\)"):
+        make_ibkr().fetch_daily_bars("NVDA", 50)
+    assert peer.historical_request_count == 1 + 3
 
 
 def test_missing_subscription_is_refused_unless_delayed_data_is_allowed(

@@ -23,6 +23,7 @@ from trading_assets.assets.trading import orders, portfolio
 from trading_assets.bench.llm_peer import OpenAIServer, Received, Reply, answer, signal_fields
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.signal import SignalStatus
+from trading_assets.runs import home_config
 from trading_assets.settings import build_resources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,8 +286,7 @@ CONCURRENT_RUN = textwrap.dedent("""
     from trading_assets.settings import build_resources
 
     env, symbols, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("symbols", symbols)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         result = dg.materialize(
             [*SYMBOL_ASSETS, *SYMBOL_CHECKS], instance=instance, resources=build_resources(env),
             raise_on_error=False, tags={"dagster/asset_partition_range_start": symbols[0],
@@ -311,10 +311,18 @@ def test_two_concurrent_runs_call_the_model_once_per_symbol(
         server: PostgresServer = request.getfixturevalue("postgres_server")
         app_url = server.create_database(f"claims_{tmp_path.name[-12:]}").render_as_string(
             hide_password=False)
+    # One Dagster instance, as every deployment has: a claim belongs to a run that instance
+    # knows (a holder it has never heard of is taken over at once).
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(home_config(home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("symbols", SYMBOLS)
     with OpenAIServer() as model:
         model.responder = model_answer
         runs = [subprocess.Popen(
             [sys.executable, "-c", CONCURRENT_RUN, json.dumps({
+                "DAGSTER_HOME": str(home),
                 "TRADING_DATA_DIR": str(tmp_path / f"run{i}"), "APP_DATABASE_URL": app_url,
                 "TRADING_SIMULATED_AS_OF": "2026-11-20", "MLFLOW_TRACKING_URI": "off",
                 "LLM_PROVIDER": "openai", "LLM_BASE_URL": model.base_url,

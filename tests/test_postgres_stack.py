@@ -139,8 +139,8 @@ def test_data_charts_and_transcripts_are_objects_in_the_bucket(stack: Stack) -> 
     client = stack.s3.client()
     names = {o.object_name for o in client.list_objects(stack.bucket, recursive=True)}
     for symbol in SYMBOLS:
-        assert bars_key(symbol) in names
         info = stack.resources["store"].read_json(bars_info_key(symbol))
+        assert info["bars_key"] in names and bars_key(symbol) not in names
         assert chart_key(symbol, "daily", date.fromisoformat(info["last_date"])) in names
         signal = AppDatabase(url=stack.app_db_url).latest_signal(symbol)
         assert signal is not None

@@ -24,13 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 20)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A real DAGSTER_HOME (SQLite storage, queued run coordinator) like the CLI's own."""
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    return runs.ensure_dagster_home()
-
-
 def _sense(name: str, instance: dg.DagsterInstance, resources: dict[str, Any],
            cursor: str | None = None) -> dg.SensorResult:
     auto = build_automation(AutomationConfig(running=False))
@@ -244,7 +237,9 @@ def test_with_the_celery_executor_an_in_process_launch_sends_the_run_to_the_exec
     instance = runs.get_instance()
     [one] = runs.launch_symbols(["ACME"], instance=instance, resources=resources,
                                 launched_by="gradio", mode="in-process")
-    assert launched == [runs.run_tags(["ACME"], "gradio")]
+    from trading_assets.run_monitor import worker_tags
+
+    assert launched == [{**runs.run_tags(["ACME"], "gradio"), **worker_tags()}]
     assert one.mode == "celery" and one.success and one.symbols == ["ACME"]
     # Nothing ran in this process: no materialization, no signal written by a local run.
     assert instance.get_materialized_partitions(dg.AssetKey("ohlcv")) == set()

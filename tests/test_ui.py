@@ -160,7 +160,9 @@ def test_an_invalid_symbol_is_refused_and_nothing_is_written(ctx: UIContext, raw
 
 
 def test_refusals_are_escaped_before_they_reach_the_page() -> None:
-    assert escape("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+    # Markdown renders each backslash-escaped character as itself: no tag, link or image.
+    assert escape("<img src=x onerror=alert(1)>") == "\\<img src=x onerror=alert(1)\\>"
+    assert escape("![x](http://h/a.png)") == "!\\[x\\](http\\://h/a.png)"
 
 
 def test_removing_a_symbol_drops_partition_and_settings_but_keeps_signals(ctx: UIContext
@@ -382,7 +384,7 @@ def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
                      "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
                      "**MLflow run:** not logged"):
         assert expected in text, expected
-    assert "&lt;b&gt;on volume&lt;/b&gt;" in text  # model text is escaped, not rendered as HTML
+    assert "\\<b\\>on volume\\</b\\>" in text  # model text is escaped, not rendered as HTML
     assert "| RSI 14 | 61.20 | 55.00 |" in view.indicators_markdown
     assert "| SMA 200 | – | – |" in view.indicators_markdown  # recorded but not warmed up
     assert "MACD" not in view.indicators_markdown  # never recorded, not invented
@@ -564,11 +566,11 @@ def test_defaults_listen_on_localhost_without_a_login() -> None:
 
 def test_gradio_variables_are_honoured() -> None:
     config = UIConfig.from_env({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "8080",
-                                "GRADIO_USERNAME": "alice", "GRADIO_PASSWORD": "s3cret",
+                                "GRADIO_USERNAME": "alice", "GRADIO_PASSWORD": "s3cret-s3cret",
                                 "DAGSTER_WEBSERVER_URL": "http://dagster:3000/",
                                 "MLFLOW_UI_URL": "https://mlflow.example"})
     assert (config.server_name, config.server_port) == ("0.0.0.0", 8080)
-    assert config.auth == ("alice", "s3cret")
+    assert config.auth == ("alice", "s3cret-s3cret")
     assert config.dagster_url == "http://dagster:3000"
     config.check_listen()
 
@@ -626,7 +628,7 @@ def test_page_handlers_turn_errors_into_messages_not_tracebacks() -> None:
         raise KeyError("boom")
 
     status, *rest = refused()
-    assert status == "**Not done:** Symbol &#x27;A/B&#x27; is &lt;bad&gt;"
+    assert status == "**Not done:** Symbol 'A/B' is \\<bad\\>"
     assert len(rest) == 2
     message = broken()
     assert "Unexpected error (KeyError)" in message and "Traceback" not in message

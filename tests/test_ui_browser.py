@@ -84,6 +84,14 @@ def page() -> Iterator[Any]:
             browser.close()
 
 
+def log_in(page: Any, url: str) -> None:
+    """Open the app and pass the login Gradio puts in front of it (GRADIO_USERNAME's user)."""
+    page.goto(url)
+    page.get_by_label("username").fill(USER)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+
+
 def dismiss_toasts(page: Any) -> None:
     """Close Gradio's toasts so they do not cover the screenshots."""
     from playwright.sync_api import expect
@@ -98,12 +106,7 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
 
     url, app = served
     ctx = app.ui_context
-    page.goto(url)
-
-    # The login Gradio puts in front of the app, with the user from GRADIO_USERNAME.
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url)
     expect(page.get_by_role("heading", name="Trading signals")).to_be_visible()
     expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the first paint is in
 
@@ -174,10 +177,7 @@ def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
     data = ctx.store.get_bytes(key)
     ctx.store.put_bytes(key, data[: len(data) // 2], "image/png")  # "image file is truncated"
 
-    page.goto(url)
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url)
     expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the page is not blank
     page.get_by_role("tab", name="Signal review").click()
     detail = page.locator("#signal-detail")
@@ -189,6 +189,91 @@ def test_a_truncated_chart_file_does_not_blank_the_page(served: tuple[str, Any],
     page.wait_for_function("document.querySelector('#weekly-chart img').naturalWidth > 100")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-review-corrupt-chart.png"), full_page=True)
+
+
+class _Listener:
+    """A loopback HTTP server that counts every request: a leak shows up as a count."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hostile_text(port: int) -> tuple[str, list[str]]:
+    """Reasoning and key factors as a hostile model could write them."""
+    here = f"http://127.0.0.1:{port}"
+    reasoning = (f"Breakout confirmed ![x]({here}/leak.png) on volume. Details: "
+                 "[click](https://evil.example/phish), <https://evil.example/auto>, "
+                 f"{here}/bare and www.evil.example or ops@evil.example.\n\n"
+                 f'<img src="{here}/raw.png"> <a href="{here}/html">html link</a> '
+                 f"[ref][1] $$\\href{{{here}/tex}}{{tex}}$$\n\n[1]: {here}/ref")
+    factors = [f"![chart]({here}/factor.png)", "[docs](https://evil.example/docs)",
+               f'<img src=x onerror="fetch(\'{here}/xss\')">']
+    return reasoning, factors
+
+
+def test_model_text_with_images_and_links_stays_text_in_a_real_browser(
+        served: tuple[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+    from sqlalchemy import select
+
+    from resources.app_tables import SignalRow
+
+    url, app = served
+    ctx = app.ui_context
+    listener = _Listener()
+    try:
+        reasoning, factors = hostile_text(listener.port)
+        [pending] = ctx.app_db.list_signals(status="pending_review")
+        with ctx.app_db.session() as session:
+            row = session.scalars(select(SignalRow).where(SignalRow.id == pending.id)).one()
+            row.signal_json = {**row.signal_json, "reasoning": reasoning, "key_factors": factors}
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+
+        log_in(page, url)
+        page.get_by_role("tab", name="Signal review").click()
+        detail = page.locator("#signal-detail")
+        expect(detail).to_contain_text("Breakout confirmed")
+        page.wait_for_function("document.querySelector('#levels-chart img').naturalWidth > 100")
+        page.wait_for_timeout(1500)  # room for any fetch the page would start (none may)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-review-untrusted-text.png"), full_page=True)
+        text = detail.inner_text()
+        hrefs = page.eval_on_selector_all("#signal-detail a", "els => els.map(e => e.href)")
+        sources = page.eval_on_selector_all("#signal-detail img", "els => els.map(e => e.src)")
+    finally:
+        listener.close()
+    # Nothing in it is live: no request left the page, no anchor or image points anywhere ...
+    assert listener.hits == []
+    assert not [u for u in requested if "evil.example" in u or f":{listener.port}" in u]
+    assert [h for h in hrefs if "evil.example" in h or f":{listener.port}" in h] == []
+    assert sources == []
+    assert all("/runs/" in h for h in hrefs), hrefs  # only the Dagster run's own link
+    # ... and the text reads as the model wrote it.
+    for written in (f"![x](http://127.0.0.1:{listener.port}/leak.png)",
+                    "[click](https://evil.example/phish)", '<img src="http://127.0.0.1:',
+                    "[docs](https://evil.example/docs)"):
+        assert written in text, text
 
 
 @pytest.fixture
@@ -240,10 +325,7 @@ def test_the_traders_loop_in_a_real_browser(trading_day: tuple[str, Any], page: 
 
     url, app = trading_day
     ctx = app.ui_context
-    page.goto(url)
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url)
     page.get_by_role("tab", name="Signal review").click()
 
     # Only what a person can act on waits: TSLA's HOLD is no_action, not in the queue.

@@ -119,3 +119,34 @@ def test_kinds_follow_the_configured_model_broker_tracking_and_store(tmp_path: P
     assert real["signal_scorecard"] == {"matplotlib", "mlflow"}
     assert real["orders"] == real["portfolio"] == {"ibkr"}
     assert real["ohlcv"] == {"pandas", "parquet", "ibkr", "minio"}
+
+
+def test_model_text_in_the_signal_metadata_renders_as_text(
+        instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
+    """The Dagster UI renders `reasoning` as Markdown (with GFM autolinks): what the model
+    wrote must come out as its own characters, with no image, link or tag in the HTML."""
+    from markdown_it import MarkdownIt
+    from sqlalchemy import select
+
+    from resources.app_tables import SignalRow
+    from trading_assets.assets.signals import signal_metadata
+
+    assert run_symbols(instance, resources, ["TSLA"]).success
+    app_db = resources["app_db"]
+    [pending] = app_db.list_signals(symbol="TSLA")
+    hostile = ("![x](http://127.0.0.1:9/leak.png) [click](https://evil.example/phish) "
+               "<https://evil.example/a> https://evil.example/b www.evil.example x@evil.example "
+               '<img src="http://127.0.0.1:9/raw.png">\n\n[r][1]\n\n[1]: http://127.0.0.1:9/ref')
+    with app_db.session() as session:
+        row = session.scalars(select(SignalRow).where(SignalRow.id == pending.id)).one()
+        row.signal_json = {**row.signal_json, "reasoning": hostile,
+                           "key_factors": ["[docs](https://evil.example/docs)"]}
+    body = signal_metadata(app_db.get_signal(pending.id), reused=False)["reasoning"].value
+    html = MarkdownIt("commonmark").render(body)
+    assert "<a" not in html and "<img" not in html
+    assert "![x](http://127.0.0.1:9/leak.png)" in html
+    assert "[click](https://evil.example/phish)" in html
+    assert "&lt;img src=&quot;http://127.0.0.1:9/raw.png&quot;&gt;" in html
+    # GFM would link a bare URL, www. or an address: each has its opener escaped in the source.
+    for bare in ("https://evil.example/b", "www.evil.example", "x@evil.example"):
+        assert bare not in body

@@ -17,7 +17,7 @@ from trading_assets.assets.indicators import indicators
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.core.bars import bar_problems
 from trading_assets.core.indicators import indicator_problems
-from trading_assets.core.keys import bars_key, indicators_key
+from trading_assets.core.keys import indicators_key
 from trading_assets.partitions import symbols_partitions
 
 if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
@@ -32,7 +32,7 @@ def _check(context: dg.AssetCheckExecutionContext, app_db: AppDatabase, store: O
     # keys and the run's failures are each read once.
     keys = context.partition_keys
     failed = app_db.failed_symbols(context.run.run_id)
-    problems = {symbol: _read_problems(store, key_of(symbol), check)
+    problems = {symbol: _read_problems(store, lambda s=symbol: key_of(s), check)
                 for symbol in keys if symbol not in failed}
     in_run = set(keys)
     rejected = {s: e for s, e in failed.items() if s in in_run}
@@ -54,12 +54,13 @@ def _check(context: dg.AssetCheckExecutionContext, app_db: AppDatabase, store: O
     return dg.AssetCheckResult(passed=True, metadata=metadata)
 
 
-def _read_problems(store: ObjectStore, key: str,
+def _read_problems(store: ObjectStore, key_of: Callable[[], str],
                    check: Callable[["pd.DataFrame"], list[str]]) -> list[str]:
     try:
+        key = key_of()
         return check(store.read_frame(key))
-    except ObjectNotFoundError:
-        return [f"nothing stored at {key}"]
+    except ObjectNotFoundError as exc:
+        return [f"nothing stored: {exc}"]
 
 
 @dg.asset_check(asset=ohlcv, partitions_def=symbols_partitions, blocking=True,
@@ -67,7 +68,8 @@ def _read_problems(store: ObjectStore, key: str,
                             "low <= min(open, close), strictly increasing dates, >= 200 rows.")
 def ohlcv_sanity(context: dg.AssetCheckExecutionContext, store: ObjectStore,
                  app_db: AppDatabase) -> dg.AssetCheckResult:
-    return _check(context, app_db, store, bars_key, bar_problems)
+    return _check(context, app_db, store, lambda symbol: str(store.bars_key(symbol)),
+                  bar_problems)
 
 
 @dg.asset_check(asset=indicators, partitions_def=symbols_partitions, blocking=True,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trading_assets.console import print_table
+from trading_assets.core.text import terminal_text
 from trading_assets.runs import ACTIVE_STATUSES, RunOutcome, ensure_dagster_home, get_instance
 
 log = logging.getLogger("trading_assets.cli")
@@ -44,41 +45,60 @@ def summary_rows(symbols: list[str], resources: dict[str, Any],
 
     A symbol that failed in these runs shows FAILED and why, never an earlier run's signal as
     if it were fresh; others show the signal this run wrote or the one for their latest bar.
+    An outage met while reading (the application database or the object store gone) is every
+    remaining symbol's reason: the table is printed all the same, without asking again.
     """
+    from trading_assets.core.errors import OutageError, outage_line
+
+    run_of = {s: run.run_id for run in outcomes for s in run.symbols}
+    rows, outage = [], ""
+    try:
+        failed = symbol_failures(outcomes, resources["app_db"])
+    except OutageError as exc:
+        failed, outage = {}, outage_line(exc) or str(exc)
+    for symbol in symbols:
+        if not outage:
+            try:
+                rows.append(summary_row(symbol, resources, run_of.get(symbol), failed))
+                continue
+            except OutageError as exc:
+                outage = outage_line(exc) or str(exc)
+        rows.append({"symbol": symbol, "source": "-", "status": "FAILED", "order": outage})
+    return rows
+
+
+def summary_row(symbol: str, resources: dict[str, Any], run_id: str | None,
+                failed: dict[str, str]) -> dict[str, str]:
+    """The table row of one symbol (see summary_rows)."""
     from datetime import date
 
     from trading_assets.core.keys import TIMEFRAMES, bars_info_key, chart_key
 
     store, app_db = resources["store"], resources["app_db"]
-    run_of = {s: run.run_id for run in outcomes for s in run.symbols}
-    failed = symbol_failures(outcomes, app_db)
-    rows = []
-    for symbol in symbols:
-        row = {"symbol": symbol, "source": "-"}
-        signal = app_db.latest_signal(symbol)
-        try:
-            info = store.read_json(bars_info_key(symbol))
-        except FileNotFoundError:
-            info = None
-        if signal is not None and info is not None and signal.dagster_run_id != run_of.get(
-                symbol) and str(signal.bar_date) != info["last_date"]:
-            signal = None  # an earlier run's signal for an older bar: not this run's result
-        if symbol in failed or signal is None or info is None:
-            why = failed.get(symbol) or ("no bars stored" if info is None
-                                         else "no signal for the latest bar")
-            rows.append({**row, "status": "FAILED", "order": why.splitlines()[0][:120]})
-            continue
-        row["source"] = "SIMULATED" if info["simulated"] else info["source"]
-        row["last bar"] = f"{info['last_date']} {info['last_close']:.2f}"
-        row["action"] = signal.action or "-"
-        row["conf"] = "-" if signal.confidence_score is None else str(signal.confidence_score)
-        row["status"] = signal.status
-        row["analyst"] = signal.provider
-        row["order"] = app_db.orders_summary(symbol, signal, [run_of.get(symbol, "")])
-        last = date.fromisoformat(info["last_date"])
-        row["charts"] = "  ".join(store.location(chart_key(symbol, t, last)) for t in TIMEFRAMES)
-        rows.append(row)
-    return rows
+    row = {"symbol": symbol, "source": "-"}
+    if symbol in failed:  # its reason is known: nothing to read (the store may be the reason)
+        return {**row, "status": "FAILED", "order": failed[symbol].splitlines()[0]}
+    signal = app_db.latest_signal(symbol)
+    try:
+        info = store.read_json(bars_info_key(symbol))
+    except FileNotFoundError:
+        info = None
+    if signal is not None and info is not None and signal.dagster_run_id != run_id \
+            and str(signal.bar_date) != info["last_date"]:
+        signal = None  # an earlier run's signal for an older bar: not this run's result
+    if signal is None or info is None:
+        why = "no bars stored" if info is None else "no signal for the latest bar"
+        return {**row, "status": "FAILED", "order": why}
+    row["source"] = "SIMULATED" if info["simulated"] else info["source"]
+    row["last bar"] = f"{info['last_date']} {info['last_close']:.2f}"
+    row["action"] = signal.action or "-"
+    row["conf"] = "-" if signal.confidence_score is None else str(signal.confidence_score)
+    row["status"] = signal.status
+    row["analyst"] = signal.provider
+    row["order"] = app_db.orders_summary(symbol, signal, [run_id or ""])
+    last = date.fromisoformat(info["last_date"])
+    row["charts"] = "  ".join(store.location(chart_key(symbol, t, last)) for t in TIMEFRAMES)
+    return row
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -130,7 +150,7 @@ def run_and_report(raw_symbols: str, resources: dict[str, Any], demo: bool,
         for line in run.failures:  # one line each; the tracebacks are in the run's event log
             log.debug("run %s: %s", run.run_id, line)
         if run.status in ACTIVE_STATUSES:  # the wait gave up on it: why, and what to do
-            print(run.failures[-1], file=sys.stderr)
+            print(terminal_text(run.failures[-1]), file=sys.stderr)
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (details: the Dagster run "
               f"{', '.join(r.run_id[:8] for r in outcomes if not r.success) or 'log'})",
@@ -323,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"symbols {args.action} needs at least one symbol")
     if args.command == "signals" and args.action != "list" and not args.signal_id:
         parser.error(f"signals {args.action} needs a signal id (see: trading-signals signals list)")
+    from trading_assets.core.errors import outage_line
     from trading_assets.settings import ConfigError, check_start
 
     try:
@@ -333,6 +354,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # An outside system went away during the command: its one line (which system, which
+        # setting, what to do), not a traceback; a run's own tracebacks are in its event log.
+        line = outage_line(exc)
+        if line is None:
+            raise
+        log.debug("outage during %s", args.command, exc_info=True)
+        print(f"error: {terminal_text(line)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

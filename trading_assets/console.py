@@ -18,9 +18,13 @@ def positive_int(raw: str) -> int:
 
 
 def print_table(rows: list[dict[str, str]], columns: Sequence[str]) -> None:
-    """Rows as left-aligned columns under a header line."""
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    """Rows as left-aligned columns under a header line; every cell as plain text on one line
+    (stored strings may hold terminal escape sequences or hyperlinks: core/text.py)."""
+    from trading_assets.core.text import terminal_text
+
+    cells = [{c: terminal_text(row.get(c, "")) for c in columns} for row in rows]
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     print("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+    for row in cells:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns))

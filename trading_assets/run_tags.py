@@ -55,8 +55,11 @@ def run_symbols(tags: Mapping[str, str], all_keys: Sequence[str]) -> list[str]:
 
 
 def analysis_runs(instance: Any, all_keys: Sequence[str]) -> dict[str, list[Any]]:
-    """Queued or running runs that analyse symbols (not orders-only runs), by symbol."""
+    """Queued or running runs that analyse symbols (not orders-only runs), by symbol; a
+    started run whose process is gone is failed with the reason and left out."""
     import dagster as dg
+
+    from trading_assets.run_monitor import end_if_dead
 
     statuses = [dg.DagsterRunStatus(s) for s in ACTIVE_STATUSES]
     by_symbol: dict[str, list[Any]] = {}
@@ -64,6 +67,8 @@ def analysis_runs(instance: Any, all_keys: Sequence[str]) -> dict[str, list[Any]
         run = record.dagster_run
         if run.asset_selection and dg.AssetKey(ANALYSIS_ASSET) not in run.asset_selection:
             continue  # an orders-only run: the symbol still needs its analysis
+        if end_if_dead(instance, run):
+            continue
         for symbol in run_symbols(run.tags, list(all_keys)):
             by_symbol.setdefault(symbol, []).append(run)
     return by_symbol

@@ -13,7 +13,8 @@ API (small on purpose; other executors build on it):
   mode ran it (``"celery"`` for an in-process launch whose steps ran on the workers).
 * ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time. A wait
   never hangs: it gives up on a run the daemon has not started (stale heartbeat, or
-  TRADING_QUEUE_WAIT_S) or a started run no daemon watches, and that run's outcome says why.
+  TRADING_QUEUE_WAIT_S) or a started run no daemon watches, fails a started run whose process
+  is gone (run_monitor.py), and that run's outcome says why.
 * ``run_failures(instance, run_id)``: each failed step with its underlying error.
 * ``run_tags``, ``run_symbols``, ``analysis_runs`` (trading_assets/run_tags.py, re-exported
   here): the tags every run carries and what they say about a run, which the sensors read
@@ -70,6 +71,8 @@ DEFINITIONS_MODULE = "trading_assets.definitions"
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # A daemon whose queue heartbeat is older than this is taken as not running.
 HEARTBEAT_MAX_AGE_S = 60.0
+# How often a wait looks whether its started runs' processes are still alive.
+WORKER_CHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,24 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
+# A run whose process died (killed, out of memory, `dagster dev` killed) ends FAILURE with the
+# reason within one poll instead of staying STARTED for good: the launcher's health check
+# (trading_assets/run_monitor.py) tells the daemon. Start: a run worker imports the code
+# location before the run starts, over a minute on a loaded 2-core laptop, so 3 minutes.
+# Cancel: a canceled step stops at its next interrupt check; the longest wait without one is an
+# LLM attempt (LLM_TIMEOUT_S, 60 s), twice over. Poll: a laptop wants to know within seconds.
+_RUN_MONITORING = """\
+run_launcher:
+  module: trading_assets.run_monitor
+  class: MonitoredRunLauncher
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 120
+  poll_interval_seconds: 15
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 60
+"""
 # What earlier versions wrote; such a home is upgraded in place (the same SQLite files).
 _OLD_HOME_CONFIG = "telemetry:\n  enabled: false\n"
 
@@ -110,7 +131,7 @@ def home_config(home: Path) -> str:
     return (f"{_GENERATED}telemetry:\n  enabled: false\nevent_log_storage:\n"
             "  module: trading_assets.event_log\n  class: BatchingSqliteEventLogStorage\n"
             f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n"
-            f"{_LAUNCH_ONE_AT_A_TIME}")
+            f"{_LAUNCH_ONE_AT_A_TIME}{_RUN_MONITORING}")
 
 
 def ensure_dagster_home() -> Path:
@@ -268,17 +289,27 @@ def wait_for_runs(instance: Any, run_ids: Sequence[str], timeout_s: float | None
     is stale, or once TRADING_QUEUE_WAIT_S passed with none of these runs running or ending (the
     runs of one launch queue behind each other, so a queued run behind a running sibling is
     moving); a started run once the heartbeat is stale; every run once `timeout_s` passed. The
-    outcome of a run given up says why and what to do.
+    outcome of a run given up says why and what to do. A started run whose process is gone
+    (run_monitor.end_if_dead) is marked FAILURE with the reason, and its outcome says so.
     """
+    from trading_assets.run_monitor import end_if_dead
+
     start = time.monotonic()
     deadline = None if timeout_s is None else start + timeout_s
     queue_limit = queue_wait_s()
     pending, given_up = list(run_ids), {}
     moved = start  # when one of these runs last ran or ended
+    looked = start - WORKER_CHECK_S  # when the started runs' processes were last looked at
     while pending and (deadline is None or time.monotonic() < deadline):
         polled = [instance.get_run_by_id(i) for i in pending]
-        active = [run for run in polled if not run.is_finished]
         now = time.monotonic()
+        if now - looked >= WORKER_CHECK_S:
+            looked = now
+            # A run whose process died is failed here with the reason (the daemon's run
+            # monitoring would do the same within its poll): the wait ends on it at once.
+            polled = [instance.get_run_by_id(run.run_id) if end_if_dead(instance, run) else run
+                      for run in polled]
+        active = [run for run in polled if not run.is_finished]
         if len(active) < len(polled) or any(r.status.value in RUNNING_STATUSES
                                             for r in active):
             moved = now
@@ -338,13 +369,13 @@ def run_failures(instance: Any, run_id: str) -> list[str]:
     """The run's failed steps, each with its underlying error (not Dagster's wrapper)."""
     import dagster as dg
 
-    from trading_assets.core.errors import root_error
+    from trading_assets.core.errors import root_error, step_error_text
 
     lines = []
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         error = root_error(event.event_specific_data.error)
-        lines.append(f"{event.step_key}: {error.message.strip()}" if error
+        lines.append(f"{event.step_key}: {step_error_text(error)}" if error
                      else f"{event.step_key}: failed")
     run = instance.get_run_by_id(run_id)
     if not lines and run is not None and run.status.value == "FAILURE":
@@ -403,8 +434,10 @@ def execute_batch(instance: Any, batch: Sequence[str], resources: Mapping[str, A
     "in-process").
     """
     from trading_assets import executors
+    from trading_assets.run_monitor import worker_tags
 
-    tags = run_tags(batch, launched_by)
+    # This process is the run's worker: run monitoring fails the run if the process dies.
+    tags = {**run_tags(batch, launched_by), **worker_tags()}
     if executors.executor_kind() == "celery":
         result = execute_pipeline(instance, tags, QUIET_RUN_CONFIG)
         return outcome(instance, result.run_id, "celery")
@@ -418,11 +451,13 @@ def materialize_ranges(instance: Any, symbols: Sequence[str], assets: Sequence[A
     """Materialize other `assets` (replay's outcomes) in-process, a run per symbol range."""
     import dagster as dg
 
+    from trading_assets.run_monitor import worker_tags
+
     keys = _partition_keys(instance)  # one read for the batches and every outcome
     outcomes = []
     for batch in symbol_batches(instance, symbols, keys=keys):
         result = dg.materialize(list(assets), instance=instance, resources=dict(resources),
                                 raise_on_error=False, run_config=QUIET_RUN_CONFIG,
-                                tags=run_tags(batch, launched_by))
+                                tags={**run_tags(batch, launched_by), **worker_tags()})
         outcomes.append(outcome(instance, result.run_id, "in-process", keys=keys))
     return outcomes

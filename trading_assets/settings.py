@@ -146,6 +146,9 @@ def build_resources(env: Mapping[str, str] | None = None,
             secure=env_bool(env, "MINIO_SECURE", False),
             region=env.get("MINIO_REGION", "") or "us-east-1",
             public_endpoint=env.get("MINIO_PUBLIC_ENDPOINT", ""),
+            connect_timeout_s=env_number(env, "MINIO_CONNECT_TIMEOUT_S", 5.0),
+            read_timeout_s=env_number(env, "MINIO_READ_TIMEOUT_S", 10.0),
+            retries=env_number(env, "MINIO_RETRIES", 1, int),
         ),
         "app_db": AppDatabase(
             url=_secret(env, "APP_DATABASE_URL", app_database_url(env)),
@@ -275,7 +278,7 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     from resources.migrations import SchemaMigrationError
-    from resources.object_store import split_endpoint
+    from resources.object_store import ObjectStoreError, split_endpoint
     from trading_assets.core.env import plain
 
     env = os.environ if env is None else env
@@ -316,4 +319,10 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             raise ConfigError(f"MINIO_ENDPOINT={store.endpoint!r}: nothing answers there "
                               f"({getattr(exc, 'strerror', None) or exc}). Check that MinIO runs "
                               "and the host:port.") from None
+        try:
+            store.check()  # answers as S3: the bucket exists (or is created) and lists
+        except ObjectStoreError as exc:
+            text = str(exc)
+            raise ConfigError(text if text.startswith("MINIO_")
+                              else f"MINIO_ENDPOINT: {text}") from None
     return resources

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ui.config import RunLauncher, UIConfig, UIConfigError, UIContext
+from ui.login import FailedLogins, LoginThrottle
 
 
 def build_app(resources: dict[str, Any], instance: Any, config: UIConfig | None = None,
@@ -24,15 +25,23 @@ def build_app(resources: dict[str, Any], instance: Any, config: UIConfig | None 
                                 config=config or UIConfig(), launcher=launcher or RunLauncher()))
 
 
-def launch(app: Any, config: UIConfig, *, prevent_thread_lock: bool = False
-           ) -> tuple[Any, str, str]:
-    """Start the server where `config` says, with its login; refuses an unprotected wide bind."""
+def launch(app: Any, config: UIConfig, *, prevent_thread_lock: bool = False,
+           logins: FailedLogins | None = None) -> tuple[Any, str, str]:
+    """Start the server where `config` says, with its login; refuses an unprotected wide bind.
+
+    With a login, failed attempts are throttled per client (ui/login.py; `logins` holds the
+    counts, tests pass their own)."""
+    from starlette.middleware import Middleware
+
     config.check_listen()
+    throttle = ([Middleware(LoginThrottle, logins=logins or FailedLogins())]
+                if config.auth else [])
     return app.launch(
         server_name=config.server_name,
         server_port=config.server_port,
         auth=config.auth,
         auth_message="Trading signals: log in to review signals." if config.auth else None,
+        app_kwargs={"middleware": throttle},
         prevent_thread_lock=prevent_thread_lock,
         share=False,  # never a public tunnel, whatever GRADIO_SHARE says
         show_error=False,

@@ -21,6 +21,9 @@ from trading_assets.core.secrets import public_url
 log = logging.getLogger(__name__)
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# A login's password must be at least this long: with the per-client throttle (ui/login.py)
+# that puts guessing it out of reach.
+MIN_PASSWORD_LENGTH = 12
 _HTTP_URL_RE = re.compile(r"^https?://[^\s\"'<>]+$")
 
 
@@ -57,7 +60,7 @@ class UIConfig:
         if not 1 <= port <= 65535:
             raise UIConfigError(f"GRADIO_SERVER_PORT={raw_port!r} is not a port number (1-65535).")
         return cls(
-            server_name=env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1",
+            server_name=_host(env.get("GRADIO_SERVER_NAME", "")) or "127.0.0.1",
             server_port=port,
             username=env.get("GRADIO_USERNAME", ""),
             password=env.get("GRADIO_PASSWORD", ""),
@@ -85,6 +88,32 @@ class UIConfig:
                 "network could approve signals. Set GRADIO_USERNAME and GRADIO_PASSWORD, or "
                 "GRADIO_SERVER_NAME=127.0.0.1 to stay on this machine."
             )
+        if self.password and len(self.password) < MIN_PASSWORD_LENGTH:
+            raise UIConfigError(  # the length only, never the password
+                f"GRADIO_PASSWORD is {len(self.password)} characters long; use at least "
+                f"{MIN_PASSWORD_LENGTH} (a passphrase of a few words will do).")
+
+
+def _host(raw: str) -> str:
+    """GRADIO_SERVER_NAME as the server binds it. Gradio 6 cannot serve on an IPv6 address
+    (it builds its own URL without brackets and fails, with or without them, as "Cannot find
+    empty port"), so such an address is refused here, in one line."""
+    name = raw.strip()
+    bare = name[1:-1].strip() if name.startswith("[") and name.endswith("]") else name
+    try:
+        ipv6 = ipaddress.ip_address(bare).version == 6
+    except ValueError:
+        ipv6 = False
+    if ipv6:
+        local = ipaddress.ip_address(bare).is_loopback
+        raise UIConfigError(
+            f"GRADIO_SERVER_NAME={name!r} is an IPv6 address, which the Gradio server cannot "
+            f"listen on; use {'127.0.0.1' if local else '0.0.0.0 (every IPv4 interface)'} "
+            "instead.")
+    if any(ch.isspace() or ch in "[]/" for ch in name):
+        raise UIConfigError(f"GRADIO_SERVER_NAME={name!r} is not a host name or address; use "
+                            "e.g. 127.0.0.1 or 0.0.0.0.")
+    return name
 
 
 def _base_url(env: Mapping[str, str], name: str, default: str) -> str:

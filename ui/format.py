@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from trading_assets.core.errors import error_text
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
+from trading_assets.core.text import inert_markdown
 from ui.config import UIError
 
 if TYPE_CHECKING:
@@ -21,13 +22,25 @@ _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def escape(text: object) -> str:
-    """Text from the database or a model, safe inside Markdown and HTML messages."""
+    """Text from the database or a model inside Markdown: shown as written, never a link, an
+    image or HTML (trading_assets/core/text.py)."""
+    return inert_markdown(text)
+
+
+def escape_html(text: object) -> str:
+    """Text from the database or a model inside HTML (banners, toasts)."""
     return html.escape(str(text), quote=True)
 
 
+def toast_text(markdown: str) -> str:
+    """A status line written in Markdown (escaped by `escape`) as a toast's HTML: the same
+    words, without the Markdown (bold marks, backslash escapes), HTML-escaped."""
+    return escape_html(re.sub(r"\\(.)", r"\1", markdown.replace("**", "")))
+
+
 def markdown_cell(text: object) -> str:
-    """One Markdown table cell: escaped, on one line, pipes kept literal."""
-    return escape(text).replace("|", "\\|").replace("\n", " ")
+    """One Markdown table cell: escaped, on one line (pipes escaped too)."""
+    return inert_markdown(text, one_line=True)
 
 
 def when(moment: datetime | None) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from trading_assets.core.keys import bars_info_key, bars_key, outcomes_key
+from trading_assets.core.keys import bars_info_key, outcomes_key
 from trading_assets.core.plots import SignalMark, render_history
 from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
@@ -20,7 +20,7 @@ from ui.format import (
     text_of,
     when,
 )
-from ui.widgets import PRIVATE, guarded
+from ui.widgets import PRIVATE, STORED_TEXT, guarded
 
 STATUS_CHOICES = tuple(s.value for s in SignalStatus if s is not SignalStatus.REPLAY)
 _STATUS_ANY = "any status"
@@ -89,7 +89,7 @@ def symbol_history_png(ctx: UIContext, symbol: str) -> bytes | None:
     """The symbol's closes with every past live signal marked (action, confidence, outcome);
     None when no bars are stored for it."""
     try:
-        bars = ctx.store.read_frame(bars_key(symbol)).tail(HISTORY_BARS)
+        bars = ctx.store.read_bars(symbol).tail(HISTORY_BARS)
     except Exception:
         return None
     closes = [(day.date(), float(close)) for day, close in zip(bars["date"], bars["close"],
@@ -112,7 +112,7 @@ def build_history_tab(ctx: UIContext) -> None:
             since_box = gr.Textbox(label="Bar date from", placeholder="YYYY-MM-DD")
             until_box = gr.Textbox(label="Bar date to", placeholder="YYYY-MM-DD")
             search_btn = gr.Button("Search", variant="primary", elem_id="history-search")
-        status_md = gr.Markdown(elem_id="history-status")
+        status_md = gr.Markdown(elem_id="history-status", **STORED_TEXT)
         plot = gr.Image(show_label=False, type="pil", interactive=False, format="png",
                         visible=False, elem_id="history-plot")
         table = gr.Dataframe(label="Signals (newest first)", interactive=False,

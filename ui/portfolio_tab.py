@@ -10,8 +10,8 @@ import pandas as pd
 
 from trading_assets.core.plots import render_equity
 from ui.config import UIContext, UIError
-from ui.format import escape, money, pil_image, run_link, when
-from ui.widgets import PRIVATE, guarded, refusal
+from ui.format import escape, escape_html, money, pil_image, run_link, when
+from ui.widgets import PRIVATE, STORED_TEXT, guarded, refusal
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def recent_decisions_table(ctx: UIContext, limit: int = 50) -> pd.DataFrame:
 def build_portfolio_tab(ctx: UIContext) -> None:
     """The Portfolio and orders tab with its handlers wired (call inside the page's gr.Tabs)."""
     with gr.Tab("Portfolio and orders", id="portfolio") as tab:
-        status = gr.Markdown(elem_id="portfolio-status")
-        account_md = gr.Markdown(elem_id="account")
+        status = gr.Markdown(elem_id="portfolio-status", **STORED_TEXT)
+        account_md = gr.Markdown(elem_id="account", **STORED_TEXT)
         equity = gr.Image(show_label=False, type="pil", interactive=False, format="png",
                           elem_id="equity-plot")
         pnl_df = gr.Dataframe(label="P&L per symbol", interactive=False, headers=PNL_COLUMNS,
@@ -182,7 +182,7 @@ def build_portfolio_tab(ctx: UIContext) -> None:
             account = account_markdown(ctx)
         except Exception as exc:  # the ledger is ours and still worth showing
             message = f"The broker ({ctx.broker.label}) did not answer: {exc}"
-            gr.Warning(escape(message), title="Broker unavailable")
+            gr.Warning(escape_html(message), title="Broker unavailable")
             return refusal(message), gr.skip(), ours[0], gr.skip(), gr.skip(), *ours[1:]
         return ("", account, ours[0], pnl_table(ctx, positions), positions_frame(positions),
                 *ours[1:])

@@ -19,8 +19,19 @@ from trading_assets.core.lifecycle import allowed_targets
 from trading_assets.core.review import REVIEW_DECISIONS, reviewer_name
 from trading_assets.core.signal import SignalStatus
 from ui.config import UIContext, UIError
-from ui.format import checked_png, data_label, escape, mlflow_cell, num, pil_image, run_link, when
-from ui.widgets import PRIVATE, banner, done, guarded
+from ui.format import (
+    checked_png,
+    data_label,
+    escape,
+    escape_html,
+    mlflow_cell,
+    num,
+    pil_image,
+    run_link,
+    toast_text,
+    when,
+)
+from ui.widgets import PRIVATE, STORED_TEXT, banner, done, guarded
 
 QUEUE_COLUMNS = ["created", "symbol", "action", "conf", "bar date", "status", "reason",
                  "analyst", "id"]
@@ -290,7 +301,7 @@ def _layout() -> SimpleNamespace:
     """The tab's components (inside the page's gr.Tabs)."""
     c = SimpleNamespace()
     with gr.Tab("Signal review", id="review") as c.tab:
-        c.status = gr.Markdown(elem_id="review-status")
+        c.status = gr.Markdown(elem_id="review-status", **STORED_TEXT)
         c.queue = gr.Dataframe(label="Waiting for a person (newest first)", interactive=False,
                                headers=QUEUE_COLUMNS, elem_id="queue-table", max_height=240,
                                wrap=True, column_widths=QUEUE_WIDTHS)
@@ -317,7 +328,7 @@ def _layout() -> SimpleNamespace:
                                       format="png", buttons=["fullscreen"],
                                       elem_id="weekly-chart")
             with gr.Column(scale=2):
-                detail = gr.Markdown(elem_id="signal-detail")
+                detail = gr.Markdown(elem_id="signal-detail", **STORED_TEXT)
                 c.note = gr.Textbox(label="Note (stored with the decision)", lines=2,
                                     elem_id="review-note")
                 with gr.Row():
@@ -325,8 +336,8 @@ def _layout() -> SimpleNamespace:
                     c.reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
                     c.cancel_btn = gr.Button("Cancel order", elem_id="cancel-order")
                 # Right under the buttons: where the person looks after pressing one.
-                c.feedback = gr.Markdown(elem_id="review-feedback")
-                indicators = gr.Markdown(elem_id="signal-indicators")
+                c.feedback = gr.Markdown(elem_id="review-feedback", **STORED_TEXT)
+                indicators = gr.Markdown(elem_id="signal-indicators", **STORED_TEXT)
     c.current = current
     c.lists = [c.queue, c.queue_ids, c.retry, c.retry_ids, c.pick]
     c.view = [current, sim_banner, levels, daily, weekly, detail, indicators, c.approve_btn,
@@ -365,10 +376,10 @@ def _wire(ctx: UIContext, c: SimpleNamespace) -> None:
             try:
                 message = review(ctx, signal_id, decision, note_text, reviewer)
             except UIError as exc:  # the refusal where the person looks, and as a toast
-                gr.Warning(escape(str(exc)), title="Not done")
+                gr.Warning(escape_html(str(exc)), title="Not done")
                 return (gr.skip(), f"**Not done:** {escape(str(exc))}",
                         *(gr.skip() for _ in range(n_lists + 1 + n_view)))
-            gr.Info(message.replace("**", ""), title="Done")
+            gr.Info(toast_text(message), title="Done")
             lists, _ = list_outputs(ctx, signal_id, select_first=False)
             # The decided signal stays on screen with its new status and buttons.
             return ("", done(message), *lists, "", *view(signal_id))

@@ -21,7 +21,7 @@ from trading_assets.core.scorecard import (
 from trading_assets.partitions import list_symbols
 from ui.config import UIContext, UIError
 from ui.format import pil_image, text_of
-from ui.widgets import PRIVATE, banner, guarded
+from ui.widgets import PRIVATE, STORED_TEXT, banner, guarded
 
 SCORECARD_HORIZONS = (1, 5, 20)
 SIMULATED_SCORECARD = ("SIMULATED DATA behind this scorecard: outcomes scored on generated "
@@ -144,9 +144,9 @@ def build_scorecard_tab(ctx: UIContext) -> None:
                                        choices=[("1 bar", 1), ("5 bars", 5), ("20 bars", 20)],
                                        value=5, elem_id="scorecard-horizon", scale=3)
             refresh_btn = gr.Button("Refresh", elem_id="refresh-scorecard", scale=1)
-        status = gr.Markdown(elem_id="scorecard-status")
+        status = gr.Markdown(elem_id="scorecard-status", **STORED_TEXT)
         sim_banner = gr.HTML(visible=False, elem_id="scorecard-simulated")
-        note = gr.Markdown(elem_id="scorecard-note")
+        note = gr.Markdown(elem_id="scorecard-note", **STORED_TEXT)
         with gr.Column(visible=False) as results:
             with gr.Row():
                 hit_img = gr.Image(label="Hit rate by action", type="pil", interactive=False,

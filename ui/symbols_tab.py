@@ -26,7 +26,7 @@ from trading_assets.partitions import (
 from ui.config import UIContext, UIError
 from ui.format import check_symbol, escape, run_link, when
 from ui.symbol_form import FORM_FIELDS, RISK_LEVELS, form_values, parse_settings
-from ui.widgets import PRIVATE, done, guarded
+from ui.widgets import PRIVATE, STORED_TEXT, done, guarded
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def _layout() -> SimpleNamespace:
     """The tab's components (inside the page's gr.Tabs)."""
     c = SimpleNamespace()
     with gr.Tab("Symbols", id="symbols") as c.tab:
-        c.status = gr.Markdown(elem_id="symbols-status")
+        c.status = gr.Markdown(elem_id="symbols-status", **STORED_TEXT)
         with gr.Row(equal_height=True):
             c.add_box = gr.Textbox(label="Add symbols", placeholder="AAPL, MSFT, BRK.B",
                                    elem_id="add-symbols", scale=4)
@@ -295,7 +295,7 @@ def _layout() -> SimpleNamespace:
         c.enabled = c.form[FORM_FIELDS.index("enabled")]
         c.save_btn = gr.Button("Save settings", elem_id="save-settings")
         gr.Markdown("#### Runs started here")
-        c.runs = gr.Markdown(elem_id="runs")
+        c.runs = gr.Markdown(elem_id="runs", **STORED_TEXT)
         c.seen_version = gr.State(0)
         c.timer = gr.Timer(4)
     return c

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ui.config import UIError
-from ui.format import escape
+from ui.format import escape, escape_html
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +17,14 @@ _BANNER_STYLE = ("background:#b91c1c;color:#fff;font-weight:700;padding:10px 14p
                  "border-radius:6px;font-size:1.05em;letter-spacing:.01em")
 # Every event is private: the page is the only client, not an API.
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+# Markdown that shows stored or model text: no LaTeX ($$...$$ would be typeset by KaTeX even
+# around escaped text, since escapes are undone before it looks).
+STORED_TEXT: dict[str, Any] = {"latex_delimiters": []}
 
 
 def banner(text: str) -> str:
     """The red warning banner (HTML) for simulated data."""
-    return f'<div class="simulated-banner" style="{_BANNER_STYLE}">⚠ {escape(text)}</div>'
+    return f'<div class="simulated-banner" style="{_BANNER_STYLE}">⚠ {escape_html(text)}</div>'
 
 
 def done(message: str) -> str:
@@ -48,7 +51,7 @@ def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]
                 log.exception("%s failed", fn.__name__)
                 message = (f"Unexpected error ({type(exc).__name__}): {exc}. The details are "
                            "in the app's log.")
-            gr.Warning(escape(message), title="Not done")
+            gr.Warning(escape_html(message), title="Not done")
             if n_outputs == 1:
                 return refusal(message)
             return (refusal(message), *[gr.skip() for _ in range(n_outputs - 1)])

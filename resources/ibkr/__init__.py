@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from resources.ibkr.errors import (
     IBKRConnectionError,
+    IBKRConnectionLost,
     IBKRError,
     IBKRNoSecurityError,
     IBKRPacingError,
@@ -29,6 +30,7 @@ from resources.ibkr.session import disconnect_all
 __all__ = [
     "HistoricalPacer",
     "IBKRConnectionError",
+    "IBKRConnectionLost",
     "IBKRError",
     "IBKRNoSecurityError",
     "IBKRPacingError",

@@ -22,6 +22,11 @@ class IBKRConnectionError(IBKRError):
     """The gateway is not reachable, refused the session, or lost its link to IBKR."""
 
 
+class IBKRConnectionLost(IBKRConnectionError):
+    """The session dropped in the middle of a request (gateway restart, network blip): the
+    request may succeed on a new connection, unlike a refusal or bad data."""
+
+
 class IBKRPacingError(IBKRError):
     """IBKR throttled historical data requests (error 162, pacing violation)."""
 

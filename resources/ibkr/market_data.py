@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import TYPE_CHECKING
 
 from resources.ibkr.errors import (
     _NO_SUBSCRIPTION,
-    IBKRConnectionError,
+    IBKRConnectionLost,
     IBKRError,
     IBKRPermissionError,
 )
@@ -32,6 +33,13 @@ def duration_for(trading_days: int) -> str:
     return f"{math.ceil(calendar_days / 365)} Y"
 
 
+# A download the gateway dropped (restart, network blip) is tried again on a new connection,
+# this many times in all, after 1 s, then 2 s. Only a dropped connection: a refused one, bad
+# data, pacing or a missing permission fail at once.
+DROP_ATTEMPTS = 3
+DROP_BACKOFF_S = 1.0
+
+
 class MarketDataRequests(IBKRSession):
     """Historical daily bars and contract lookups (a mixin of IBKRResource)."""
 
@@ -41,13 +49,29 @@ class MarketDataRequests(IBKRSession):
         """The last `lookback_days` daily TRADES bars (regular hours), oldest first.
 
         Columns: date (datetime64[ns], tz-naive, midnight), open, high, low, close, volume.
-        `frame.attrs["delayed"]` is True when IBKR served delayed data.
+        `frame.attrs["delayed"]` is True when IBKR served delayed data. A connection that drops
+        during the download is reconnected and the download repeated, with backoff.
         """
-        import pandas as pd
-
         symbol = validate_symbol(symbol)
         if lookback_days < 1:
             raise ValueError(f"lookback_days must be at least 1, got {lookback_days}.")
+        for attempt in range(1, DROP_ATTEMPTS + 1):
+            try:
+                return self._daily_bars(symbol, lookback_days, settings)
+            except IBKRConnectionLost:
+                if attempt == DROP_ATTEMPTS:
+                    raise
+                delay = DROP_BACKOFF_S * 2 ** (attempt - 1)
+                log.warning("IBKR connection dropped while downloading %s's bars (attempt %d of "
+                            "%d); reconnecting in %g s", symbol, attempt, DROP_ATTEMPTS, delay)
+                self._drop_connection()
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _daily_bars(self, symbol: str, lookback_days: int,
+                    settings: SymbolSettings | None) -> pd.DataFrame:
+        import pandas as pd
+
         conn = self._connection()
         contract = self._qualified(conn, symbol, settings).contract
         duration = duration_for(lookback_days)
@@ -104,7 +128,7 @@ class MarketDataRequests(IBKRSession):
                 try:
                     conn.ib.sleep(min(wait, 5.0))  # keeps ib_async's loop serving the socket
                 except ConnectionError as exc:
-                    raise IBKRConnectionError(
+                    raise IBKRConnectionLost(
                         f"Lost the connection to the IBKR gateway at {self.host}:{self.port} "
                         "while waiting for a historical data slot; the next call reconnects."
                     ) from exc

@@ -23,6 +23,7 @@ from resources.ibkr.errors import (
     _FARM_NOTICES,
     _NO_SUBSCRIPTION,
     IBKRConnectionError,
+    IBKRConnectionLost,
     IBKRError,
     IBKRNoSecurityError,
     IBKRPacingError,
@@ -335,10 +336,10 @@ class IBKRSession:
                 # thread's dropped connection can abort this request too: retry if ours is up.
                 if attempt == 1 and conn.ib.isConnected():
                     continue
-                raise IBKRConnectionError(
+                raise IBKRConnectionLost(
                     f"Lost the connection to the IBKR gateway at {self.host}:{self.port} during "
-                    f"{what} ({exc}). Check that IB Gateway/TWS is still running; the next call "
-                    "reconnects."
+                    f"{what} ({exc}). Check that IB Gateway/TWS is still running (IBKR_HOST/"
+                    "IBKR_PORT); the next call reconnects."
                 ) from exc
         raise AssertionError("unreachable")
 

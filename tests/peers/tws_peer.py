@@ -215,6 +215,7 @@ class TwsPeer:
         self.drop_on_place_order = False  # record the order, then close the socket unanswered
         self.ignore_place_order = False  # record the order, never answer it
         self.swallow_place_order = False  # count the message, then forget it: no record, no answer
+        self.drop_on_historical_data = 0  # drop the socket on this many bar requests, unanswered
         self.quotes: dict[str, float] = {}  # snapshot price per symbol (default: last close)
         self.quote_error: int | None = None  # answer reqMktData with this error code instead
 
@@ -518,6 +519,10 @@ class TwsPeer:
         end_text, bar_size, duration = fields[15], fields[16], fields[17]
         if listing is None:
             client.error(req_id, 200, "No security definition has been found for the request")
+            return
+        if self.drop_on_historical_data > 0:  # a gateway restart in the middle of a download
+            self.drop_on_historical_data -= 1
+            client.close()
             return
         if self.historical_pacing_violation:
             client.error(req_id, 162, "Historical Market Data Service error message:"

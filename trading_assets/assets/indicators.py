@@ -10,7 +10,7 @@ from resources.object_store import ObjectStore
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.indicators import indicator_frames, latest_summary
-from trading_assets.core.keys import bars_key, indicators_key
+from trading_assets.core.keys import indicators_key
 from trading_assets.partitions import symbol_asset
 
 if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
@@ -33,7 +33,7 @@ def summary_table(daily: dict[str, float | None],
 
 def store_indicators(store: ObjectStore, symbol: str) -> dict[str, "pd.DataFrame"]:
     """The symbol's stored bars turned into indicator frames, stored per timeframe."""
-    frames = indicator_frames(store.read_frame(bars_key(symbol)))
+    frames = indicator_frames(store.read_bars(symbol))
     for timeframe, frame in frames.items():
         store.write_frame(indicators_key(symbol, timeframe), frame)
     return frames

@@ -22,7 +22,7 @@ from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.metadata import png_markdown
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
-from trading_assets.core.keys import bars_key, outcomes_key, replay_bars_key
+from trading_assets.core.keys import outcomes_key, replay_bars_key
 from trading_assets.core.outcomes import (
     HORIZONS,
     OutcomeRules,
@@ -96,8 +96,9 @@ def signal_facts(row: SignalRow) -> SignalFacts:
 def bar_histories(store: ObjectStore, symbol: str) -> "list[tuple[str, pd.DataFrame]]":
     """The stored daily histories of a symbol: ohlcv's bars and the last replay's history."""
     frames = []
-    for name, key in (("ohlcv", bars_key(symbol)), ("replay", replay_bars_key(symbol))):
-        if store.exists(key):
+    for name, key in (("ohlcv", store.bars_key(symbol, missing_ok=True)),
+                      ("replay", replay_bars_key(symbol))):
+        if key and store.exists(key):
             frames.append((name, store.read_frame(key)))
     return frames
 

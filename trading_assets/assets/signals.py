@@ -2,6 +2,7 @@
 
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from typing import Any
@@ -29,11 +30,14 @@ from trading_assets.core.keys import (
 from trading_assets.core.orders import Position, SymbolSettings
 from trading_assets.core.policy import entry_status
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest, SignalStatus
+from trading_assets.core.text import inert_markdown, markdown_code
 from trading_assets.partitions import symbol_asset
+from trading_assets.run_monitor import run_alive
 from trading_assets.settings import ConfigError, review_app_url
 
-# An analysis is claimed for this long (longer than any model call with its re-asks); a run
-# that died holding a claim delays another run's analysis of that bar by at most this much.
+# An analysis is claimed for this long (longer than any model call with its re-asks). A claim
+# belongs to its Dagster run: once that run ended or its process died it is taken over at once
+# (AnalysisClaims); the lease bounds the wait only where that cannot be told (another machine).
 ANALYSIS_LEASE_S = 900.0
 CLAIM_POLL_S = 0.5  # how often a run waiting on another run's analysis looks for its result
 
@@ -54,14 +58,17 @@ def signal_metadata(row: SignalRow, reused: bool) -> dict[str, object]:
     """What a reviewer wants to see on the materialization: the call, the why, the cost."""
     signal, problem = row.read_signal()
     if signal is None:
-        body = f"### {row.symbol}: analysis failed\n\n```\n{problem or row.error}\n```"
+        body = f"### {row.symbol}: analysis failed\n\n{markdown_code(problem or row.error)}"
     else:
-        factors = "\n".join(f"- {factor}" for factor in signal.key_factors)
+        # What the model wrote is shown as text: no image it names is fetched, no link is live.
+        factors = "\n".join(f"- {inert_markdown(factor, one_line=True)}"
+                             for factor in signal.key_factors)
         levels = (f"entry {signal.entry_price}, stop {signal.stop_loss}, target "
                   f"{signal.take_profit}, R {signal.r_multiple}" if signal.entry_price else "none")
         body = (f"### {row.symbol} {signal.action.value} ({signal.confidence_level.value}, "
-                f"{signal.confidence_score}/100)\n\n{signal.reasoning}\n\n**Key factors**\n\n"
-                f"{factors}\n\n**Levels**: {levels}\n\n**Trend**: {signal.trend.value}")
+                f"{signal.confidence_score}/100)\n\n{inert_markdown(signal.reasoning)}\n\n"
+                f"**Key factors**\n\n{factors}\n\n**Levels**: {levels}\n\n"
+                f"**Trend**: {signal.trend.value}")
     if row.simulated:
         body = "> **SIMULATED DATA** - not market data.\n\n" + body
     if row.provider == "rules":
@@ -133,7 +140,8 @@ def llm_signal(
                 loop.record(symbol, signal_metadata(existing, reused=True))
                 continue
             requests.append(build_request(store, positions.get(symbol), symbol, bar_date, info))
-    claims = AnalysisClaims(app_db, "|".join(identity), context.run.run_id)
+    claims = AnalysisClaims(app_db, "|".join(identity), context.run.run_id,
+                            alive=lambda run_id: run_alive(context.instance, run_id))
     exchanges = ExchangeStore(store, app_db, analyst.cache_mode(LIVE_CACHE_DEFAULT),
                               run_id=context.run.run_id)
     mine, waiting = claims.take(requests)
@@ -173,28 +181,40 @@ def stored_signal(app_db: AppDatabase, identity: tuple[str, str, str], symbol: s
 
 
 class AnalysisClaims:
-    """The run's claims on analyses (one per symbol, bar and analyst, across runs)."""
+    """The run's claims on analyses (one per symbol, bar and analyst, across runs).
 
-    def __init__(self, app_db: AppDatabase, analyst: str, holder: str) -> None:
-        self.app_db, self.analyst, self.holder = app_db, analyst, holder
+    A claim belongs to the Dagster run that holds it (the holder is its run id): `alive` says
+    whether that run still runs, and a claim of a run that ended or whose process died is taken
+    over at once instead of at the end of its lease.
+    """
+
+    def __init__(self, app_db: AppDatabase, analyst: str, holder: str,
+                 alive: Callable[[str], bool] = lambda _run_id: True) -> None:
+        self.app_db, self.analyst, self.holder, self.alive = app_db, analyst, holder, alive
 
     def take(self, requests: list[AnalysisRequest]
              ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
         """Claim each request: (the ones this run now holds, the ones another run holds)."""
         if not requests:
             return [], []
-        taken = self.app_db.claim_analyses([(r.symbol, r.bar_date) for r in requests],
-                                           self.analyst, self.holder, ANALYSIS_LEASE_S)
+        keys = [(r.symbol, r.bar_date) for r in requests]
+        dead = {h for h in self.app_db.claim_holders(keys, self.analyst, self.holder)
+                if not self.alive(h)}
+        taken = self.app_db.claim_analyses(keys, self.analyst, self.holder, ANALYSIS_LEASE_S,
+                                           dead_holders=dead)
         return ([r for r, ok in zip(requests, taken, strict=True) if ok],
                 [r for r, ok in zip(requests, taken, strict=True) if not ok])
 
     def settled(self, waiting: list[AnalysisRequest], identity: tuple[str, str, str]
                 ) -> tuple[list[AnalysisRequest], list[AnalysisRequest]]:
-        """(the requests whose other holder is done: signal stored or lease ended, the ones
-        still in progress there), in one query for all of them however many wait."""
-        busy = self.app_db.analyses_in_progress([(r.symbol, r.bar_date) for r in waiting],
+        """(the requests whose other holder is done: signal stored, lease ended or its run no
+        longer alive; the ones still in progress there), in one query for all of them however
+        many wait."""
+        held = self.app_db.analyses_in_progress([(r.symbol, r.bar_date) for r in waiting],
                                                 analyst=self.analyst, holder=self.holder,
                                                 identity=identity)
+        living = {h: self.alive(h) for h in set(held.values())}
+        busy = {key for key, holder in held.items() if living[holder]}
         return ([r for r in waiting if (r.symbol, r.bar_date) not in busy],
                 [r for r in waiting if (r.symbol, r.bar_date) in busy])
 

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from resources.app_db import AppDatabase
+from trading_assets.core.errors import OutageError
 from trading_assets.core.orders import SymbolSettings
 
 
@@ -67,9 +68,13 @@ class SymbolLoop:
 
     @contextmanager
     def attempt(self, symbol: str) -> Iterator[None]:
-        """Run one symbol's work; an exception fails that symbol only."""
+        """Run one symbol's work; an exception fails that symbol only, except an outage of a
+        system every symbol needs (the object store, the application database), which ends the
+        step at once with its one line: the next symbol would only wait for it again."""
         try:
             yield
+        except OutageError:
+            raise
         except Exception as exc:  # one symbol's failure is recorded, the loop goes on
             self.retryable |= is_transient(exc)
             self.fail(symbol, f"{type(exc).__name__}: {exc}")

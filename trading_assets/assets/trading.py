@@ -17,7 +17,7 @@ from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.symbol_loop import SymbolLoop
 from trading_assets.core.charts import preview_png
 from trading_assets.core.fills import bars_from_frame
-from trading_assets.core.keys import bars_key, portfolio_key
+from trading_assets.core.keys import portfolio_key
 from trading_assets.core.lifecycle import NOT_PLACED, UNKNOWN, could_still_exist, outcome_of
 from trading_assets.core.orders import (
     AccountSnapshot,
@@ -187,7 +187,7 @@ def trade_symbol(broker: Broker, app_db: AppDatabase, store: ObjectStore, symbol
     brackets on them), placements a crash left open are reconciled, working orders followed,
     then each approved signal is checked and executed; with none waiting, that is recorded.
     """
-    broker.mark(symbol, bars_from_frame(store.read_frame(bars_key(symbol))))
+    broker.mark(symbol, bars_from_frame(store.read_bars(symbol)))
     notes = reconcile_unresolved(broker, app_db, policy.rules, symbol)
     notes += follow_orders(broker, app_db, symbol)
     decided = [(row.id, execute_signal(broker, app_db, policy, row, store, run_id, settings))

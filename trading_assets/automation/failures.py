@@ -5,7 +5,7 @@ import dagster as dg
 from resources.app_db import AppDatabase
 from trading_assets.automation.alerts import failure_alert, post_alert
 from trading_assets.automation.planning import ANALYSIS_ASSETS, EXECUTION_ASSETS, sensor_status
-from trading_assets.core.errors import root_error
+from trading_assets.core.errors import root_error, step_error_text
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 from trading_assets.partitions import SYMBOLS_PARTITION
 from trading_assets.run_tags import run_symbols
@@ -22,7 +22,7 @@ def failed_steps_of(context: dg.RunFailureSensorContext) -> tuple[dict[str, str]
         error = root_error(event.step_failure_data.error)
         failed_steps[event.step_key or "run"] = error.cls_name if error else "error"
         if error is not None:
-            messages.append(f"{event.step_key}: {error.message.strip()[:500]}")
+            messages.append(f"{event.step_key}: {step_error_text(error)[:500]}")
     return failed_steps, "; ".join(messages) or (context.failure_event.message or "run failed")
 
 

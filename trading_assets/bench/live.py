@@ -82,44 +82,80 @@ def _webserver_up(port: int) -> bool:
         return False
 
 
-def _daemons_up(instance: Any) -> bool:
+def _daemons_up(instance: Any, since: float = 0.0) -> bool:
+    """The sensor and queue daemons heartbeat (since `since`: not a dead daemon's last beat)."""
     beats = instance.get_daemon_heartbeats()
-    return all(name in beats for name in ("SENSOR", "QUEUED_RUN_COORDINATOR"))
+    return all(name in beats and beats[name].timestamp >= since
+               for name in ("SENSOR", "QUEUED_RUN_COORDINATOR"))
+
+
+class DagsterDev:
+    """`dagster dev` on a free loopback port over the instance `make dev` sets up (its own
+    process group, so it stops with all its children); `start` again after `kill` restarts it
+    on the same home, as a person does after a crash."""
+
+    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+        import dagster as dg
+
+        from trading_assets.runs import home_config
+
+        self.env, self.log = dict(env), log
+        home = Path(self.env["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").write_text(home_config(home))
+        self.instance = dg.DagsterInstance.from_config(str(home))
+        self.port, self.pid, self.startup_s = 0, 0, 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DagsterDev:
+        """Start it and wait until the webserver answers and the daemons heartbeat."""
+        self.port = free_port()
+        dagster = Path(sys.executable).with_name("dagster")
+        started = time.perf_counter()
+        with self.log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [str(dagster), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+                 "-p", str(self.port)], cwd=ROOT, env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self._proc.pid
+        since = time.time()
+        ready = wait_for(lambda: _webserver_up(self.port) and _daemons_up(self.instance, since),
+                         STARTUP_TIMEOUT_S, poll_s=1.0)
+        if not ready:
+            self.stop()
+            raise RuntimeError(f"dagster dev not ready after {STARTUP_TIMEOUT_S:g} s; see "
+                               f"{self.log}")
+        self.startup_s = time.perf_counter() - started
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: webserver, daemon, code server and run workers."""
+        if self._proc is not None:
+            os.killpg(self.pid, signal.SIGKILL)
+            self._proc.wait()
+            self._proc = None
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
 
 
 @contextmanager
 def dagster_dev(env: Mapping[str, str], log: Path) -> Iterator[tuple[int, Any, float, int]]:
     """`dagster dev` on a free port: (port, the instance, seconds until webserver + daemon,
     its process id)."""
-    import dagster as dg
-
-    from trading_assets.runs import home_config
-
-    home = Path(env["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(home_config(home))  # the instance `make dev` sets up
-    port = free_port()
-    dagster = Path(sys.executable).with_name("dagster")
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(dagster), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-             "-p", str(port)], cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group: stopped with all its children
+    dev = DagsterDev(env, log).start()
     try:
-        instance = dg.DagsterInstance.from_config(str(home))
-        ready = wait_for(lambda: _webserver_up(port) and _daemons_up(instance),
-                         STARTUP_TIMEOUT_S, poll_s=1.0)
-        if not ready:
-            raise RuntimeError(f"dagster dev not ready after {STARTUP_TIMEOUT_S:g} s; see {log}")
-        yield port, instance, time.perf_counter() - started, proc.pid
+        yield dev.port, dev.instance, dev.startup_s, dev.pid
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        dev.stop()
 
 
 def runs_for(instance: Any, symbol: str) -> list[Any]:

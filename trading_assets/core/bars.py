@@ -324,3 +324,12 @@ def last_bars_records(bars: pd.DataFrame, n: int = 50) -> list[dict[str, object]
          "low": row.low, "close": row.close, "volume": row.volume}
         for row in tail.itertuples(index=False)
     ]
+
+
+def bars_digest(bars: pd.DataFrame) -> str:
+    """A short fingerprint of the bars' values: the same bars give the same digest, so storing
+    them again names the same version."""
+    import pandas as pd
+
+    rows = pd.util.hash_pandas_object(bars, index=False).to_numpy()
+    return hashlib.sha256(rows.tobytes()).hexdigest()[:16]

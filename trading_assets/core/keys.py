@@ -25,11 +25,32 @@ def check_key(key: str) -> str:
 
 
 def bars_key(symbol: str) -> str:
+    """Where bars were stored before each version got its own key (read when the info names
+    none)."""
     return f"bars/{validate_symbol(symbol)}/daily.parquet"
 
 
 def bars_info_key(symbol: str) -> str:
+    """The symbol's bars info: its summary (source, last date and close) and the key of the
+    bars it describes. Written after those bars, so it never names bars that are not there
+    and a reader never pairs new bars with an old summary."""
     return f"bars/{validate_symbol(symbol)}/daily.json"
+
+
+def bars_version_key(symbol: str, last_date: date, digest: str) -> str:
+    """One version of the symbol's bars: through `last_date`, with content `digest` (the same
+    bars fetched again land on the same key)."""
+    tag = re.sub(r"[^a-z0-9]", "", digest.lower())[:16] or "bars"
+    return f"bars/{validate_symbol(symbol)}/daily-{last_date.isoformat()}-{tag}.parquet"
+
+
+def bars_key_of(info: object, symbol: str) -> str:
+    """The key of the bars a bars info names (the old single key when it names none)."""
+    named = info.get("bars_key") if isinstance(info, dict) else None
+    prefix = f"bars/{validate_symbol(symbol)}/daily-"
+    if isinstance(named, str) and named.startswith(prefix) and named.endswith(".parquet"):
+        return check_key(named)
+    return bars_key(symbol)
 
 
 def indicators_key(symbol: str, timeframe: str) -> str:

@@ -188,6 +188,12 @@ SETTINGS: dict[str, Setting] = _add(
     _S("MINIO_BUCKET", "text", "trading", "Bucket of charts, data and transcripts."),
     _S("MINIO_REGION", "text", "us-east-1", "S3 region."),
     _S("MINIO_PUBLIC_ENDPOINT", "url", "http://localhost:9000", "Where a browser reaches MinIO."),
+    _S("MINIO_CONNECT_TIMEOUT_S", "float", "5", "Seconds to open a connection to MinIO.",
+       minimum=0, above_minimum=True, maximum=300),
+    _S("MINIO_READ_TIMEOUT_S", "float", "10", "Seconds MinIO may take to answer a request.",
+       minimum=0, above_minimum=True, maximum=600),
+    _S("MINIO_RETRIES", "int", "1", "Retries of a MinIO request that failed or timed out.",
+       minimum=0, maximum=10),
     _S("MINIO_ACCESS_KEY", "secret", "", "The app's MinIO user."),
     _S("MINIO_SECRET_KEY", "secret", "", "The app's MinIO password."),
     # --- application tables and the Dagster instance
@@ -207,6 +213,8 @@ SETTINGS: dict[str, Setting] = _add(
     _S("GRADIO_USERNAME", "text", "", "Login of the review app."),
     _S("GRADIO_PASSWORD", "secret", "", "Password of the review app."),
     # --- docker compose only (read by docker-compose.yml, not by the Python code)
+    _S("GRADIO_BIND_ADDRESS", "text", "127.0.0.1",
+       "Host address docker compose publishes the review app on (0.0.0.0: every interface)."),
     _S("POSTGRES_USER", "text", "trading", "PostgreSQL superuser of the stack."),
     _S("POSTGRES_PASSWORD", "secret", "", "Its password."),
     _S("DAGSTER_POSTGRES_DB", "text", "dagster", "Database of the Dagster instance."),
