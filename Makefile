@@ -1,12 +1,15 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+):
 #   make demo   run the graph for the demo symbols on embedded defaults (no keys, no servers)
 #   make test   run the test suite
+# Then one runs the whole app:
+#   make up     Dagster (webserver + daemon) and the Gradio app together; Ctrl-C stops both
+#               (ports: DAGSTER_PORT, default 3000, and GRADIO_SERVER_PORT, default 7860)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test dev ui bench lint install clean
+.PHONY: demo test up dev ui bench lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version.split()[0]'
@@ -25,6 +28,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+up: $(STAMP)
+	$(BIN)/trading-signals up
 
 dev: $(STAMP)
 	$(BIN)/trading-signals dev

@@ -30,7 +30,7 @@ class ReviewRefused(ValueError):
 def _signal(app_db: AppDatabase, signal_id: str) -> SignalRow:
     row = app_db.get_signal(signal_id) if signal_id else None
     if row is None:
-        raise ReviewRefused(f"No signal with id {signal_id!r}.")
+        raise KeyError(f"No signal with id {signal_id!r}.")  # bad input: exit 2, not a refusal
     return row
 
 

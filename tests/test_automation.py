@@ -264,11 +264,10 @@ def test_symbol_sync_copies_additions_and_removals_both_ways(auto, instance, res
     app_db.upsert_settings(SymbolSettings(symbol="APPB", priority=3))  # added in the app only
 
     first = sense(auto, "symbol_sync", instance, resources)
-    assert [(type(r).__name__, list(r.partition_keys))
-            for r in first.dynamic_partitions_requests] == [
-        ("AddDynamicPartitionsRequest", ["APPB"])]
+    assert not first.dynamic_partitions_requests  # registered as the app registers: directly
+    assert set(instance.get_dynamic_partitions(SYMBOLS_PARTITION)) == {"UIA", "APPB"}
     assert app_db.settings_for("UIA") == SymbolSettings(symbol="UIA")  # defaults created
-    apply(first, instance)
+    assert app_db.settings_for("APPB").priority == 3  # its own settings kept
     assert sense(auto, "symbol_sync", instance, resources, first.cursor).skip_reason
 
     app_db.remove_symbol("UIA")  # removed in the app
@@ -290,9 +289,10 @@ def test_symbol_sync_copies_additions_and_removals_both_ways(auto, instance, res
 
 def test_symbol_sync_without_a_cursor_never_deletes(auto, instance, resources) -> None:
     resources["app_db"].upsert_settings(SymbolSettings(symbol="APPB"))
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["UIA"])
     result = sense(auto, "symbol_sync", instance, resources, cursor=None)
-    assert [type(r).__name__ for r in result.dynamic_partitions_requests] == [
-        "AddDynamicPartitionsRequest"]
+    assert not result.dynamic_partitions_requests
+    assert set(instance.get_dynamic_partitions(SYMBOLS_PARTITION)) == {"UIA", "APPB"}
 
 
 # --- approved signals --------------------------------------------------------------------
@@ -547,7 +547,7 @@ def test_cli_review_without_a_passwd_entry_and_with_a_zero_confidence(
     monkeypatch.setattr(review.getpass, "getuser", no_user)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert cli.build_parser().parse_args(["signals", "list"]).reviewer is None
+    assert cli.build_parser().parse_args(["signals", "approve", "x"]).reviewer is None
     app_db = build_resources(env)["app_db"]
     signal = TradingSignal(symbol="ACME", action="HOLD", confidence_level="LOW",
                            confidence_score=0, reasoning="No edge either way.", trend="SIDEWAYS")

@@ -1,8 +1,8 @@
 """The import structure: no cycles, and imports flow one way between the layers.
 
-ui -> (runs, settings, partitions, resources, core); trading_assets -> (resources, core);
-resources -> core; core -> nothing of ours. The CLI is the console script's entry: nothing
-imports it, and it loads the UI only inside its `ui` command. Both module-level and
+ui -> (runs, run_tags, health, settings, partitions, resources, core); trading_assets ->
+(resources, core); resources -> core; core -> nothing of ours. The CLI is the console script's
+entry: nothing imports it, and it loads the UI only inside its `ui` command. Both module-level and
 function-level imports count (a deferred import is still a dependency).
 """
 
@@ -19,6 +19,8 @@ UI_MAY_IMPORT = (
     "trading_assets.runs",        # Run now launches and watches runs through the runs layer
     "trading_assets.settings",    # the resources and configuration from the environment
     "trading_assets.partitions",  # the symbols partition list (add / remove a symbol)
+    "trading_assets.run_tags",    # what runs cover and who launched them (the last run column)
+    "trading_assets.health",      # whether the daemon and the Dagster UI are up (the banner)
 )
 
 # Known back-edges, each to be removed by the change named; the test prints them. An entry is

@@ -81,6 +81,9 @@ def env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "MLFLOW_TRACKING_URI": "off"}
 
 
+DAGSTER_DOWN = "http://127.0.0.1:1"
+
+
 @pytest.fixture(scope="module")
 def shared_instance() -> Iterator[dg.DagsterInstance]:
     """One test instance for the module (creating one takes ~2 s); each test starts empty."""
@@ -92,8 +95,9 @@ def shared_instance() -> Iterator[dg.DagsterInstance]:
 def ctx(resources: dict[str, Any], shared_instance: dg.DagsterInstance,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[UIContext]:
     on_bars_evening(monkeypatch)  # the seeded signals' evening: Approve checks their age
+    # Port 1 on loopback: nothing answers, as when the Dagster UI is not running.
     yield UIContext(resources=resources, instance=shared_instance,
-                    config=UIConfig(dagster_url="http://dagster.test:3000"))
+                    config=UIConfig(dagster_url=DAGSTER_DOWN))
     for symbol in list_symbols(shared_instance):
         shared_instance.delete_dynamic_partition("symbols", symbol)
 
@@ -145,8 +149,8 @@ def test_adding_symbols_creates_partitions_and_default_settings(ctx: UIContext) 
     message = add_new_symbols(ctx, " aapl, MSFT ,brk.b")
     assert list_symbols(ctx.instance) == ["AAPL", "MSFT", "BRK.B"]
     assert {s.symbol for s in ctx.app_db.list_settings()} == {"AAPL", "MSFT", "BRK.B"}
-    assert "Added AAPL, MSFT, BRK.B" in message
-    assert "Already there: AAPL" in add_new_symbols(ctx, "AAPL")
+    assert message.startswith("AAPL, MSFT, BRK.B: added. With simulated data")
+    assert add_new_symbols(ctx, "AAPL") == "AAPL: already there."
 
 
 @pytest.mark.parametrize("raw", ["", "  ", "AAPL/../etc", "TOOLONGSYMBOL1", "A..B",
@@ -240,14 +244,21 @@ def test_symbols_table_shows_settings_last_signal_and_last_run(ctx: UIContext) -
     add_new_symbols(ctx, "TSLA,NVDA")
     save_settings(ctx, "NVDA", {**GOOD_FORM, "priority": "9", "auto_approve": True})
     seed_signal(ctx, "TSLA")
-    ctx.app_db.record_run_status("TSLA", "ok")
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    ctx.instance.add_run(DagsterRun(job_name="symbol_pipeline", run_id="tsla-cli-run-0001",
+                                    status=dg.DagsterRunStatus.SUCCESS,
+                                    tags={"dagster/partition": "TSLA",
+                                          "trading/launched_by": "cli"}))
     table = symbols_table(ctx)
     assert list(table["symbol"]) == ["NVDA", "TSLA"]  # higher priority first
     nvda, tsla = table.iloc[0], table.iloc[1]
     assert (nvda["auto-approve"], nvda["position size %"], nvda["risk level"]) == ("yes", 4.5,
                                                                                    "low")
     assert tsla["last signal"] == "2026-11-20 BUY 72 · pending_review · simulated"
-    assert tsla["last run"].startswith("ok ") and nvda["last run"] == "never"
+    assert tsla["last run"].startswith("succeeded ") and "· CLI · run tsla-cli" in tsla["last run"]
+    assert nvda["last run"] == "never"
+    ctx.instance.delete_run("tsla-cli-run-0001")  # the module's instance is shared
 
 
 # --------------------------------------------------------------------------- IBKR check
@@ -308,9 +319,13 @@ def test_run_now_starts_in_the_background_and_reports_its_run(ctx: UIContext) ->
     ctx.launcher = RunLauncher(materialize)
     add_new_symbols(ctx, "TSLA")
     message = run_now(ctx, "TSLA")  # returns while the run is still going
-    assert "Started a Dagster run for TSLA" in message and "/runs" in message
-    assert "running since" in launches_markdown(ctx)
-    assert symbols_table(ctx).iloc[0]["last run"].startswith("running")
+    assert message.startswith("Started a Dagster run for TSLA at ")
+    # No daemon: the run executes here; no Dagster UI answers: no link to it.
+    assert "in this app's process (no Dagster daemon running)" in message
+    assert "The Dagster UI is not running (`make up` or `make dev` starts it)" in message
+    assert "/runs" not in message
+    assert "TSLA: started " in launches_markdown(ctx) and "starting" in launches_markdown(ctx)
+    assert symbols_table(ctx).iloc[0]["last run"] == "starting (Run now)"
     with pytest.raises(UIError, match="already has a run in progress"):
         run_now(ctx, "TSLA")
     release.set()
@@ -318,7 +333,7 @@ def test_run_now_starts_in_the_background_and_reports_its_run(ctx: UIContext) ->
     assert calls == [["TSLA"]]
     assert ctx.launcher.version == 1
     assert "succeeded" in launches_markdown(ctx)
-    assert "[0123abcd](http://dagster.test:3000/runs/0123abcd-run)" in launches_markdown(ctx)
+    assert "[0123abcd](http://127.0.0.1:1/runs/0123abcd-run)" in launches_markdown(ctx)
     with pytest.raises(UIError, match="add it first"):
         run_now(ctx, "NVDA")
 
@@ -348,7 +363,8 @@ def test_run_now_materializes_the_graph_into_a_reviewable_signal(
     assert pending.symbol == "ORCL" and pending.simulated
     view = signal_view(ctx, pending.id)
     assert all(data and data.startswith(b"\x89PNG") for data in view.charts.values())
-    assert symbols_table(ctx).iloc[0]["last run"].startswith("ok ")
+    last_run = symbols_table(ctx).iloc[0]["last run"]
+    assert last_run.startswith("succeeded ") and "· Gradio app ·" in last_run
 
 
 # ------------------------------------------------------------------------ signal review
@@ -381,7 +397,7 @@ def test_signal_view_shows_everything_a_reviewer_needs(ctx: UIContext) -> None:
                      "| R multiple | 2.00 |", "| resistance | 112.00 |",
                      "openai / gpt-test", "cost $0.0123", "1200+300 tokens",
                      "simulated bars (not market data)", f"Signal id `{row.id}`",
-                     "[run-1234](http://dagster.test:3000/runs/run-1234abcd)",
+                     "[run-1234](http://127.0.0.1:1/runs/run-1234abcd)",
                      "**MLflow run:** not logged"):
         assert expected in text, expected
     assert "\\<b\\>on volume\\</b\\>" in text  # model text is escaped, not rendered as HTML
@@ -815,8 +831,9 @@ def test_symbol_overview_gives_defaults_and_last_runs_in_one_read(ctx: UIContext
 def test_register_and_unregister_keep_partitions_and_settings_together(ctx: UIContext) -> None:
     from trading_assets.partitions import register_symbols, unregister_symbols
 
-    assert register_symbols(ctx.instance, ctx.app_db, ["TSLA", "NVDA"]) == ["TSLA", "NVDA"]
-    assert register_symbols(ctx.instance, ctx.app_db, ["TSLA"]) == []
+    assert register_symbols(ctx.instance, ctx.app_db, ["TSLA", "NVDA"]).added == ["TSLA",
+                                                                                "NVDA"]
+    assert register_symbols(ctx.instance, ctx.app_db, ["TSLA"]).added == []
     assert {s.symbol for s in ctx.app_db.list_settings()} == {"TSLA", "NVDA"}
     ctx.app_db.upsert_settings(SymbolSettings(symbol="AMD"))  # settings without a partition
     removal = unregister_symbols(ctx.instance, ctx.app_db, ctx.broker, ["TSLA", "AMD"])
@@ -924,10 +941,95 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_the_app_imports_only_runs_settings_partitions_core_and_resources() -> None:
     allowed = ("trading_assets.runs", "trading_assets.settings", "trading_assets.partitions",
-               "trading_assets.core")
+               "trading_assets.core", "trading_assets.run_tags", "trading_assets.health")
     files = sorted((Path(__file__).parents[1] / "ui").glob("*.py"))
     assert len(files) > 5
     back_edges = {f"{path.name}: {name}" for path in files for name in _imported_modules(path)
                   if name.split(".")[0] in ("trading_assets", "tests")
                   and not any(name == a or name.startswith(a + ".") for a in allowed)}
     assert back_edges == set()
+
+
+# ------------------------------------------------------------------ the system's health
+
+
+def beat(instance: dg.DagsterInstance, age_s: float = 0.0) -> None:
+    """Heartbeats of the daemons this app relies on, `age_s` old (what `dagster dev` writes)."""
+    import time
+
+    from dagster._daemon.types import DaemonHeartbeat
+
+    for daemon in ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR"):
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time() - age_s, daemon, "d1", []))
+
+
+def test_with_the_daemon_down_the_page_says_what_waits_and_how_to_start_it(
+        resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui.page import health_html
+
+    on_bars_evening(monkeypatch)  # Approve checks the seeded signals' age
+
+    with dg.instance_for_test() as instance:
+        ctx = UIContext(resources=resources, instance=instance,
+                        config=UIConfig(dagster_url=DAGSTER_DOWN))
+        page = health_html(ctx)
+        assert 'id="daemon-down"' in page
+        for words in ("approved signals do not become orders", "daily_refresh schedule",
+                      "make up", "make dev", "The Dagster UI does not answer"):
+            assert words in page, words
+        assert "<a href" not in page  # no link to a Dagster UI that is not there
+        row = seed_signal(ctx, "TSLA")
+        message = review(ctx, row.id, "approve", "", "alice")
+        assert "Its order waits for the Dagster daemon, which is not running" in message
+
+        beat(instance, age_s=90)  # a daemon that stopped a minute and a half ago
+        assert 'id="daemon-down"' in health_html(ctx)
+        beat(instance)
+        assert 'id="daemon-up"' in health_html(ctx)
+        other = seed_signal(ctx, "NVDA")
+        message = review(ctx, other.id, "approve", "", "alice")
+        assert "The approved_signals sensor (or Run now) sends it" in message
+
+
+@pytest.fixture
+def dagster_ui() -> Iterator[str]:
+    """A loopback server answering /server_info as a Dagster webserver does."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = b'{"dagster_webserver_version": "1.13.27"}'
+            self.send_response(200 if self.path == "/server_info" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_run_now_with_the_daemon_up_says_it_runs_in_the_daemons_queue_and_links_the_ui(
+        resources: dict[str, Any], dagster_ui: str) -> None:
+    from ui.page import health_html
+
+    queued = {"run_coordinator": {"module": "dagster.core.run_coordinator",
+                                  "class": "QueuedRunCoordinator"}}
+    with dg.instance_for_test(overrides=queued) as instance:
+        beat(instance)
+        ctx = UIContext(resources=resources, instance=instance,
+                        config=UIConfig(dagster_url=dagster_ui),
+                        launcher=RunLauncher(lambda *_: [FakeResult("run-0001", True)]))
+        add_new_symbols(ctx, "TSLA")
+        message = run_now(ctx, "TSLA")
+        assert ctx.launcher.join(10)
+        assert message.startswith("Submitted a Dagster run for TSLA to the Dagster daemon's "
+                                  "queue at ")
+        assert "it runs in the daemon's run worker, not in this app" in message
+        assert f"Follow it in the Dagster UI: {dagster_ui}/runs." in message
+        assert f'<a href="{dagster_ui}"' in health_html(ctx)

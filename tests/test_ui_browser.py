@@ -10,6 +10,7 @@ import os
 import re
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,15 @@ def served(instance: dg.DagsterInstance, env: dict[str, str],
     on_bars_evening(monkeypatch)
     resources = build_resources({**env, "MLFLOW_TRACKING_URI": "off"})
     run_symbols(instance, resources, ["ORCL"])  # real bars, charts and a pending BUY
-    config = UIConfig(server_port=free_port(), username=USER, password=PASSWORD)
+    with serving(resources, instance, UIConfig(server_port=free_port(), username=USER,
+                                               password=PASSWORD)) as served_app:
+        yield served_app
+
+
+@contextmanager
+def serving(resources: dict[str, Any], instance: Any, config: UIConfig
+            ) -> Iterator[tuple[str, Any]]:
+    """The app on `config`'s port in this process: (its URL, the app), closed afterwards."""
     app = build_app(resources, instance, config)
     _, url, _ = launch(app, config, prevent_thread_lock=True)
     try:
@@ -65,10 +74,9 @@ def served(instance: dg.DagsterInstance, env: dict[str, str],
         app.close()
 
 
-@pytest.fixture
-def page() -> Iterator[Any]:
-    """A headless Chromium tab (the app it opens is the test's own fixture)."""
-    require_chromium()
+@contextmanager
+def chromium_tab(height: int = 1000, timeout_ms: int = 20_000) -> Iterator[Any]:
+    """A tab of headless Chromium (Debian's, through Playwright), closed afterwards."""
     from playwright.sync_api import expect, sync_playwright
 
     # A loaded CI machine (2 cores, the app and Chromium beside the tests) can take more than
@@ -77,11 +85,19 @@ def page() -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(20_000)
+            tab = browser.new_page(viewport={"width": 1400, "height": height})
+            tab.set_default_timeout(timeout_ms)
             yield tab
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A headless Chromium tab (the app it opens is the test's own fixture)."""
+    require_chromium()
+    with chromium_tab() as tab:
+        yield tab
 
 
 def log_in(page: Any, url: str) -> None:
@@ -108,13 +124,14 @@ def test_symbols_and_signal_review_in_a_real_browser(served: tuple[str, Any], pa
     ctx = app.ui_context
     log_in(page, url)
     expect(page.get_by_role("heading", name="Trading signals")).to_be_visible()
-    expect(page.locator("#symbols-table")).to_contain_text("ORCL")  # the first paint is in
 
-    # Add a symbol: it becomes a Dagster partition at once.
+    # Add a symbol: it becomes a Dagster partition at once (after the first paint, which
+    # would repaint the table as it was).
+    expect(page.locator("#symbols-table")).to_contain_text("ORCL")
     symbols_status = page.locator("#symbols-status")
     page.get_by_label("Add symbols").fill("nvda")
     page.locator("#add-button").click()
-    expect(symbols_status).to_contain_text("Added NVDA as Dagster partitions.")
+    expect(symbols_status).to_contain_text("NVDA: added. With simulated data")
     assert list_symbols(ctx.instance) == ["ORCL", "NVDA"]
     expect(page.locator("#symbols-table")).to_contain_text("NVDA")
 
@@ -311,13 +328,9 @@ def trading_day(instance: dg.DagsterInstance, env: dict[str, str],
 
     run_symbols(instance, resources, ["ORCL"], assets=[orders, portfolio])
     config = UIConfig(server_port=free_port(), username=USER, password=PASSWORD)
-    app = build_app(resources, instance, config)
-    _, url, _ = launch(app, config, prevent_thread_lock=True)
-    app.refused_id = refused.id  # type: ignore[attr-defined]
-    try:
-        yield url.rstrip("/"), app
-    finally:
-        app.close()
+    with serving(resources, instance, config) as (url, app):
+        app.refused_id = refused.id
+        yield url, app
 
 
 def test_the_traders_loop_in_a_real_browser(trading_day: tuple[str, Any], page: Any) -> None:

@@ -18,7 +18,7 @@ from trading_assets.assets.market_data import ohlcv
 from trading_assets.core.bars import bar_problems
 from trading_assets.core.indicators import indicator_problems
 from trading_assets.core.keys import indicators_key
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import run_partition_keys, symbols_partitions
 
 if TYPE_CHECKING:  # pandas loads on first use, not when the definitions load
     import pandas as pd
@@ -30,7 +30,7 @@ def _check(context: dg.AssetCheckExecutionContext, app_db: AppDatabase, store: O
     """Run `check` on each run symbol's stored frame; symbols the asset rejected are not read."""
     # context.partition_keys re-reads the partitions from the instance on every access, so the
     # keys and the run's failures are each read once.
-    keys = context.partition_keys
+    keys = run_partition_keys(context)
     failed = app_db.failed_symbols(context.run.run_id)
     problems = {symbol: _read_problems(store, lambda s=symbol: key_of(s), check)
                 for symbol in keys if symbol not in failed}

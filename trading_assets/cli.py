@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trading_assets.console import print_table
+from trading_assets.console import OneLineParser, port_number, print_table, ticker
 from trading_assets.core.text import terminal_text
 from trading_assets.runs import ACTIVE_STATUSES, RunOutcome, ensure_dagster_home, get_instance
 
@@ -157,7 +157,8 @@ def run_and_report(raw_symbols: str, resources: dict[str, Any], demo: bool,
               file=sys.stderr)
     how = " and ".join(sorted({RUN_MODE_WORDS.get(r.mode, r.mode) for r in outcomes})) or "none"
     print(f"\n{len(outcomes)} Dagster run(s) {how} in {time.perf_counter() - started:.1f} s. "
-          + ("Review signals: trading-signals signals list; UI: make dev" if demo else ""))
+          + ("Review signals: trading-signals signals list, or in the app: make up (Dagster and "
+             "the Gradio app together; or make dev and make ui)" if demo else ""))
     return 1 if failed else 0
 
 
@@ -166,32 +167,43 @@ RUN_MODE_WORDS = {"daemon": "via the daemon", "in-process": "in-process",
 
 
 def run_mode_text(mode: str, forced: bool) -> str:
-    """Where the runs will execute, as the header says it."""
-    from trading_assets.executors import executor_kind
+    """Where the runs will execute, as the header says it (health.run_placement)."""
+    from trading_assets.health import run_placement
 
-    if mode == "daemon":
-        return "submitted to the Dagster daemon's queue"
-    where = "launched from this process"
-    if executor_kind() == "celery":
-        return f"{where}, steps on the Celery workers (TRADING_EXECUTOR=celery)"
-    return "in this process" + ("" if forced else " (no Dagster daemon running)")
+    return run_placement(mode, forced)
+
+
+SYMBOL_ACTIONS = ("add", "remove", "list")
 
 
 def cmd_symbols(args: argparse.Namespace) -> int:
     from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
-    from trading_assets.partitions import list_symbols, register_symbols, unregister_symbols
+    from trading_assets.partitions import (
+        SymbolBusyError,
+        SymbolRefusedError,
+        list_symbols,
+        register_symbols,
+        unregister_symbols,
+    )
 
     instance = get_instance()
     app_db = args.resources["app_db"]
     if args.action == "list":
+        from trading_assets.partitions import SYMBOLS_PARTITION
+        from trading_assets.run_tags import last_run_cells
+
         symbols = list_symbols(instance)
+        runs = last_run_cells(instance, app_db, symbols,
+                              instance.get_dynamic_partitions(SYMBOLS_PARTITION))
         rows = []
         for s in app_db.settings_by_symbol(symbols).values():
             rows.append({"symbol": s.symbol, "enabled": str(s.enabled), "priority": str(s.priority),
                          "size %": f"{s.position_size_pct:g}", "auto": str(s.auto_approve),
-                         "min conf": str(s.min_confidence)})
+                         "min conf": str(s.min_confidence),
+                         "last run": runs.get(s.symbol, "never").splitlines()[0][:140]})
         if rows:
-            print_table(rows, ["symbol", "enabled", "priority", "size %", "auto", "min conf"])
+            print_table(rows, ["symbol", "enabled", "priority", "size %", "auto", "min conf",
+                               "last run"])
         else:
             print("No symbols yet: trading-signals symbols add AAPL,MSFT")
         return 0
@@ -200,17 +212,19 @@ def cmd_symbols(args: argparse.Namespace) -> int:
     except InvalidSymbolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.action == "add":
-        new = register_symbols(instance, app_db, symbols)
-        print(f"added: {', '.join(new) or 'none (already there)'}")
-    else:
+    try:
+        if args.action == "add":
+            print(register_symbols(instance, app_db, symbols, args.resources).message())
+            return 0
         report = unregister_symbols(instance, app_db, args.resources["broker"], symbols,
                                     forget_settings=args.forget_settings)
-        print(f"removed: {', '.join(report.partitions) or 'none (not there)'}")
-        for line in report.lines()[1:]:
-            print(line)
-        if report.kept:
-            return 1
+    except (SymbolRefusedError, SymbolBusyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"removed: {', '.join(report.partitions) or 'none (not there)'}")
+    for line in report.lines()[1:]:
+        print(line)
+    return 1 if report.kept else 0
     return 0
 
 
@@ -258,37 +272,172 @@ def cmd_signals(args: argparse.Namespace) -> int:
     print(f"{row.id} {row.symbol} {row.action}: {row.status} by {reviewer}"
           + (f" ({row.status_reason})" if row.status_reason else ""))
     if row.status == SignalStatus.APPROVED.value:
-        print(f"The pre-trade checks passed. The approved_signals sensor places it while a "
-              f"Dagster daemon runs (make dev); without one: trading-signals materialize "
-              f"--symbols {row.symbol}. The orders step checks again before it places.")
+        from trading_assets.health import daemon_check
+
+        placed = ("the approved_signals sensor places it" if daemon_check(get_instance()).up
+                  else "its order waits for the Dagster daemon, which is not running: start it "
+                  f"with make up or make dev, or place it now: trading-signals materialize "
+                  f"--symbols {row.symbol}")
+        print(f"The pre-trade checks passed; {placed}. The orders step checks again before it "
+              "places, and a refusal shows as not_placed with the reason (signals list).")
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from ui.app import main as ui_main  # Gradio loads only for this command
 
-    return ui_main()
+    return ui_main(host=args.host, port=args.port)
+
+
+def dagster_port(args: argparse.Namespace) -> int:
+    """--port / --dagster-port, else DAGSTER_PORT (checked against the registry), else 3000."""
+    from trading_assets.core.env import env_number
+
+    chosen = getattr(args, "dagster_port", None) or getattr(args, "port", None)
+    return chosen or env_number(os.environ, "DAGSTER_PORT", 3000, int)
+
+
+def workspace_file(raw: str) -> Path:
+    """The workspace.yaml `dagster dev` loads; a ConfigError when it is not there."""
+    from trading_assets.settings import ConfigError
+
+    workspace = Path(raw).resolve()
+    if not workspace.exists():
+        raise ConfigError(f"{workspace} not found; run from the project folder or pass "
+                          "--workspace.")
+    return workspace
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """The Dagster UI (webserver + daemon) on the project's instance, on localhost."""
+    port = dagster_port(args)
+    workspace = workspace_file(args.workspace)
     ensure_dagster_home()
-    workspace = Path(args.workspace).resolve()
-    if not workspace.exists():
-        print(f"error: {workspace} not found; run from the project folder.", file=sys.stderr)
-        return 2
-    command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} (instance {os.environ['DAGSTER_HOME']})")
+    command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(port)]
+    print(f"Dagster UI on http://{args.host}:{port} (instance {os.environ['DAGSTER_HOME']})")
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), command)
     return 0  # not reached
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from trading_assets.core.review import REVIEW_DECISIONS
+def cmd_up(args: argparse.Namespace) -> int:
+    """Dagster (webserver + daemon) and the Gradio app together, until Ctrl-C."""
+    from trading_assets.local_app import LocalApp, create_storage, gradio_port
+    from trading_assets.settings import ConfigError
 
-    parser = argparse.ArgumentParser(prog="trading-signals", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    ports = dagster_port(args), gradio_port(args.ui_port)
+    if ports[0] == ports[1]:
+        raise ConfigError(f"the Dagster UI and the Gradio app cannot share port {ports[0]}: "
+                          "pick another with --dagster-port or --ui-port.")
+    workspace = workspace_file(args.workspace)
+    create_storage(get_instance())
+    app = LocalApp(host=args.host, dagster_port=ports[0], ui_port=ports[1],
+                   workspace=workspace, home=ensure_dagster_home())
+    return app.run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """One line per part of the system; 1 when a part the configuration needs is down."""
+    from trading_assets.health import system_health
+    from trading_assets.settings import automation_config, dagster_webserver_url
+
+    report = system_health(args.resources, get_instance(), dagster_webserver_url(),
+                           automation_config().running)
+    for check in report.checks:
+        print(f"{check.part:<13} {check.state:<5} {check.detail}")
+    if report.down:
+        print(f"\nDown: {', '.join(c.part for c in report.down)}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+DEV_PORT_HELP = "port of the Dagster UI (default: DAGSTER_PORT, else 3000)"
+HOST_HELP = "address to listen on (default 127.0.0.1: this machine only)"
+WORKSPACE_HELP = "the workspace file dagster dev loads (default workspace.yaml)"
+UI_PORT_HELP = "port of the Gradio app (default: GRADIO_SERVER_PORT, else 7860)"
+
+
+def _add_symbols_parser(sub: Any) -> None:
+    symbols = sub.add_parser(
+        "symbols", help="add, remove or list symbols (Dagster dynamic partitions)",
+        description="Symbols are the `symbols` dynamic partitions of the Dagster instance, with "
+                    "their settings in the application database. Actions: add, remove, list.")
+    actions = symbols.add_subparsers(dest="action", metavar="{add,remove,list}",
+                                     parser_class=OneLineParser, help="what to do")
+    for name, what in (("add", "add symbols: a partition each, with default settings"),
+                       ("remove", "remove symbols: their working orders are cancelled, their "
+                                  "waiting signals expire, their settings kept for a re-add "
+                                  "(their signals and orders stay for the audit trail)")):
+        action = actions.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        action.add_argument("symbols", nargs="*", metavar="SYMBOL",
+                            help="tickers, space- or comma-separated: AAPL MSFT or AAPL,BRK.B")
+        if name == "remove":
+            action.add_argument("--forget-settings", action="store_true",
+                                help="also delete the symbols' settings (kept by default for "
+                                     "a later re-add)")
+    actions.add_parser("list", help="list the symbols with their settings",
+                       description="List the symbols with their settings.")
+    symbols.set_defaults(func=cmd_symbols)
+
+
+def _add_signals_parser(sub: Any) -> None:
+    from trading_assets.core.review import REVIEW_DECISIONS
+    from trading_assets.core.signal import SignalStatus
+
+    statuses = [s.value for s in SignalStatus]
+    signals = sub.add_parser(
+        "signals", help="list, approve, reject, reapprove signals or cancel a working order",
+        description="Signals and their review. Actions: list, approve, reject, reapprove "
+                    "(reapprove: a not_placed or order_failed signal gets a new order attempt), "
+                    "cancel (a working signal's resting order, at the broker).")
+    actions = signals.add_subparsers(dest="action",
+                                     metavar="{list,approve,reject,reapprove,cancel}",
+                                     parser_class=OneLineParser, help="what to do")
+    listing = actions.add_parser("list", help="list signals, newest first",
+                                 description="List signals, newest first (at most 200).")
+    listing.add_argument("--symbol", type=ticker, default=None,
+                         help="only this symbol's signals, e.g. AAPL")
+    listing.add_argument("--status", choices=statuses, default=None, metavar="STATUS",
+                         help=f"only signals in this status: {', '.join(statuses)}")
+    helps = {"approve": "approve a pending signal once the pre-trade checks pass: the "
+                        "approved_signals sensor places its order",
+             "reject": "reject a signal: no order is placed",
+             "reapprove": "re-approve a not_placed or order_failed signal: a new order attempt",
+             "cancel": "cancel a working signal's resting order (and its exits) at the broker"}
+    for name in (*REVIEW_DECISIONS, "cancel"):
+        decide = actions.add_parser(name, help=helps[name],
+                                    description=helps[name][0].upper() + helps[name][1:] + ".")
+        decide.add_argument("signal_id", help="the signal's id (see: trading-signals signals "
+                                              "list)")
+        decide.add_argument("--note", default="", help="why, stored with the decision")
+        decide.add_argument("--reviewer", default=None, help="who decides (default: the OS user)")
+    signals.set_defaults(func=cmd_signals)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="trading-signals", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="one of these (`trading-signals COMMAND --help`: its options)")
+
+    up = sub.add_parser("up", help="the whole local app: Dagster (webserver + daemon) and the "
+                                   "Gradio app together, until Ctrl-C",
+                        description="Start `dagster dev` (webserver + daemon) and the Gradio "
+                                    "app on the project's instance, print both URLs, and stop "
+                                    "both on Ctrl-C or SIGTERM.")
+    up.add_argument("--host", default="127.0.0.1", help=HOST_HELP)
+    up.add_argument("--dagster-port", type=port_number, default=None, help=DEV_PORT_HELP)
+    up.add_argument("--ui-port", type=port_number, default=None, help=UI_PORT_HELP)
+    up.add_argument("--workspace", default="workspace.yaml", help=WORKSPACE_HELP)
+    up.set_defaults(func=cmd_up)
+
+    status = sub.add_parser(
+        "status", help="what is running: daemon, webserver, instance, databases, store, "
+                       "broker, LLM (exit 1 when a needed part is down)",
+        description="One line per part of the system. Exits 1 when a part the configuration "
+                    "needs is down (the daemon included: without it approvals wait, sensors "
+                    "and the schedule do not run).")
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="materialize the demo symbols on embedded defaults")
     demo.add_argument("--symbols", default="", help=f"comma-separated (default {DEMO_SYMBOLS} "
@@ -301,55 +450,77 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     mat.set_defaults(func=cmd_materialize)
 
-    symbols = sub.add_parser("symbols", help="add, remove or list symbols (dynamic partitions)")
-    symbols.add_argument("action", choices=["add", "remove", "list"])
-    symbols.add_argument("symbols", nargs="*", help="e.g. AAPL MSFT or AAPL,MSFT")
-    symbols.add_argument("--forget-settings", action="store_true",
-                         help="remove: also delete the symbols' settings (kept by default for "
-                              "a later re-add)")
-    symbols.set_defaults(func=cmd_symbols)
+    _add_symbols_parser(sub)
+    _add_signals_parser(sub)
 
-    signals = sub.add_parser("signals", help="list, approve, reject signals, or cancel a "
-                                             "working order")
-    signals.add_argument("action", choices=["list", *REVIEW_DECISIONS, "cancel"])
-    signals.add_argument("signal_id", nargs="?", default="")
-    signals.add_argument("--symbol", default=None)
-    signals.add_argument("--status", default=None)
-    signals.add_argument("--note", default="")
-    signals.add_argument("--reviewer", default=None, help="who decides (default: the OS user)")
-    signals.set_defaults(func=cmd_signals)
-
-    ui = sub.add_parser("ui", help="start the Gradio app: symbols, signal review, portfolio "
-                                   "(GRADIO_SERVER_NAME/PORT, GRADIO_USERNAME/PASSWORD)")
+    ui = sub.add_parser("ui", help="the Gradio app alone: symbols, signal review, portfolio",
+                        description="The Gradio app (GRADIO_USERNAME/PASSWORD for a login; "
+                                    "required beyond this machine).")
+    ui.add_argument("--host", default=None,
+                    help="address to listen on (default: GRADIO_SERVER_NAME, else 127.0.0.1)")
+    ui.add_argument("--port", type=port_number, default=None, help=UI_PORT_HELP)
     ui.set_defaults(func=cmd_ui)
+
+    dev = sub.add_parser("dev", help="the Dagster UI alone: webserver + daemon (dagster dev)",
+                         description="`dagster dev` (webserver + daemon) on the project's "
+                                     "instance.")
+    dev.add_argument("--host", default="127.0.0.1", help=HOST_HELP)
+    dev.add_argument("--port", type=port_number, default=None, help=DEV_PORT_HELP)
+    dev.add_argument("--workspace", default="workspace.yaml", help=WORKSPACE_HELP)
+    dev.set_defaults(func=cmd_dev)
 
     from trading_assets.bench import add_parser as add_bench_parser
     from trading_assets.replay import add_parser as add_replay_parser
 
     add_replay_parser(sub)
     add_bench_parser(sub)
-    dev = sub.add_parser("dev", help="the Dagster UI on localhost (dagster dev)")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
-    dev.add_argument("--workspace", default="workspace.yaml")
-    dev.set_defaults(func=cmd_dev)
     return parser
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str | None
+                   ) -> argparse.ArgumentParser:
+    """The parser of `command` (its errors name it and point at its help), else `parser`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def usage_problem(args: argparse.Namespace) -> str:
+    """What the command line lacks that argparse cannot say well, or ""."""
+    from trading_assets.core.review import REVIEW_DECISIONS
+
+    if args.command is None:
+        return ("choose a command: up, status, demo, materialize, symbols, signals, ui, dev, "
+                "replay or bench")
+    if args.command == "symbols" and args.action is None:
+        return "choose an action: add, remove or list"
+    if args.command == "symbols" and args.action != "list" and not args.symbols:
+        return f"symbols {args.action} needs at least one symbol, e.g. AAPL"
+    if args.command == "signals" and args.action is None:
+        *first, last = ["list", *REVIEW_DECISIONS, "cancel"]
+        return f"choose an action: {', '.join(first)} or {last}"
+    return ""
+
+
+# Commands that build what they need themselves: the UI and `status` (which reports each part
+# instead of stopping at the first that is down) and bench (its own resources per scenario).
+NO_START_CHECK = ("ui", "bench", "status")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "symbols" and args.action != "list" and not args.symbols:
-        parser.error(f"symbols {args.action} needs at least one symbol")
-    if args.command == "signals" and args.action != "list" and not args.signal_id:
-        parser.error(f"signals {args.action} needs a signal id (see: trading-signals signals list)")
+    problem = usage_problem(args)
+    if problem:
+        command_parser(parser, args.command).error(problem)
     from trading_assets.core.errors import outage_line
-    from trading_assets.settings import ConfigError, check_start
+    from trading_assets.settings import ConfigError, build_resources, check_start
 
     try:
-        # The commands use the checked resources (each built once); the UI checks at its own
-        # start, bench builds its own per scenario.
-        args.resources = None if args.command in ("ui", "bench") else check_start()
+        # The commands use the checked resources (each built once).
+        args.resources = (build_resources() if args.command == "status" else None
+                          if args.command in NO_START_CHECK else check_start())
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

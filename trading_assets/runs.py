@@ -218,7 +218,7 @@ def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
         # Load the job before the partitions appear, so the new_symbols sensor sees this
         # run queued (and leaves the symbols alone) as soon as it can see the symbols.
         from trading_assets.definitions import defs  # noqa: F401
-    register_symbols(instance, resources["app_db"], list(symbols))
+    register_symbols(instance, resources["app_db"], list(symbols), resources)
     batches = symbol_batches(instance, symbols)
     if mode == "daemon":
         launch = launch_tags(len(batches), f"{launched_by}-{uuid.uuid4().hex[:12]}")

@@ -39,7 +39,7 @@ from trading_assets.core.policy import TradingPolicy
 # the tests import it from here.
 __all__ = ["AutomationConfig", "ConfigError", "app_database_url", "automation_config",
            "build_broker", "build_ibkr", "build_market_data", "build_resources", "check_start",
-           "data_dir", "review_app_url", "trading_policy"]
+           "dagster_webserver_url", "data_dir", "review_app_url", "trading_policy"]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -79,6 +79,19 @@ def review_app_url(env: Mapping[str, str] | None = None) -> str:
         # The value is not echoed: it may hold a password.
         raise ConfigError("GRADIO_PUBLIC_URL is not an http(s) URL without credentials; set it "
                           "to where a browser opens the review app, e.g. https://review.example.com.")
+    return value
+
+
+def dagster_webserver_url(env: Mapping[str, str] | None = None) -> str:
+    """DAGSTER_WEBSERVER_URL: where a browser opens the Dagster UI (links in the app, the
+    `status` probe); default http://localhost:<DAGSTER_PORT, else 3000>."""
+    env = os.environ if env is None else env
+    value = env.get("DAGSTER_WEBSERVER_URL", "").strip().rstrip("/")
+    if not value:
+        return f"http://localhost:{env_number(env, 'DAGSTER_PORT', 3000, int)}"
+    if not re.match(r"^https?://[^\s\"'<>]+$", value):
+        raise ConfigError(f"DAGSTER_WEBSERVER_URL={value!r} is not an http(s) URL, e.g. "
+                          "http://localhost:3000.")
     return value
 
 

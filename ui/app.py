@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from ui.config import RunLauncher, UIConfig, UIConfigError, UIContext
@@ -54,8 +53,9 @@ def launch(app: Any, config: UIConfig, *, prevent_thread_lock: bool = False,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Build resources and the Dagster instance from the environment and serve until stopped."""
+def main(host: str | None = None, port: int | None = None) -> int:
+    """Build resources and the Dagster instance from the environment and serve until stopped
+    (`host`/`port`: `trading-signals ui --host/--port`, over GRADIO_SERVER_NAME/PORT)."""
     from trading_assets.runs import get_instance
     from trading_assets.settings import ConfigError, check_start
 
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ui").setLevel(logging.INFO)
     try:
-        config = UIConfig.from_env(os.environ)
+        config = UIConfig.from_env(os.environ).listening_on(host, port)
         config.check_listen()
         resources = check_start()
     except (UIConfigError, ConfigError) as exc:

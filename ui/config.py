@@ -64,9 +64,14 @@ class UIConfig:
             server_port=port,
             username=env.get("GRADIO_USERNAME", ""),
             password=env.get("GRADIO_PASSWORD", ""),
-            dagster_url=_base_url(env, "DAGSTER_WEBSERVER_URL", "http://localhost:3000"),
+            dagster_url=_dagster_url(env),
             mlflow_url=_base_url(env, "MLFLOW_UI_URL", ""),
         )
+
+    def listening_on(self, host: str | None, port: int | None) -> UIConfig:
+        """This config with the address and port a command line chose (None keeps them)."""
+        return replace(self, server_name=host or self.server_name,
+                       server_port=port or self.server_port)
 
     @property
     def auth(self) -> tuple[str, str] | None:
@@ -114,6 +119,15 @@ def _host(raw: str) -> str:
         raise UIConfigError(f"GRADIO_SERVER_NAME={name!r} is not a host name or address; use "
                             "e.g. 127.0.0.1 or 0.0.0.0.")
     return name
+
+
+def _dagster_url(env: Mapping[str, str]) -> str:
+    from trading_assets.settings import ConfigError, dagster_webserver_url
+
+    try:
+        return dagster_webserver_url(env)
+    except ConfigError as exc:
+        raise UIConfigError(str(exc)) from None
 
 
 def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
@@ -242,13 +256,21 @@ class UIContext:
     def broker(self) -> Any:
         return self.resources["broker"]
 
-    @property
-    def ibkr_configured(self) -> bool:
-        """TRADING_DATA_SOURCE=ibkr or TRADING_BROKER=ibkr: new symbols are checked with IBKR."""
-        return self.resources["market_data"].source == "ibkr" or self.broker.kind == "ibkr"
-
     def dagster_run_url(self, run_id: str) -> str:
         return f"{self.config.dagster_url}/runs/{run_id}"
+
+    def daemon(self) -> Any:
+        """Whether the Dagster daemon heartbeats on this instance (health.Check): without it
+        approvals wait for their orders, and sensors and the schedule do not run."""
+        from trading_assets.health import daemon_check
+
+        return daemon_check(self.instance)
+
+    def dagster_ui_answers(self) -> bool:
+        """Whether the Dagster UI answers at DAGSTER_WEBSERVER_URL (links only when it does)."""
+        from trading_assets.health import webserver_answers
+
+        return webserver_answers(self.config.dagster_url, timeout_s=1.0)
 
     @property
     def mlflow_url(self) -> str:

@@ -5,6 +5,9 @@ Every handler goes through `ui.widgets.guarded`, so a refusal or a failure is a 
 page (a status line plus a toast) and the stack trace goes to the log.
 """
 
+import html
+import logging
+from typing import Any
 
 import gradio as gr
 
@@ -17,15 +20,33 @@ from ui.scorecard_tab import build_scorecard_tab
 from ui.symbols_tab import build_symbols_tab
 from ui.widgets import PRIVATE, banner, guarded
 
+log = logging.getLogger(__name__)
+
 TITLE = "Trading signals"
+# How often the page re-reads the daemon's heartbeat and probes the Dagster UI.
+HEALTH_REFRESH_S = 5
 
 
 def header_markdown(ctx: UIContext) -> str:
     """Which data, analyst and broker this page is working with; simulated parts say so."""
     market, analyst = ctx.resources["market_data"], ctx.resources["analyst"]
     return (f"**Market data:** {escape(market.describe())} · **Analyst:** "
-            f"{escape(analyst.label)} · **Broker:** {escape(ctx.broker.label)} · "
-            f"[Dagster UI]({ctx.config.dagster_url})")
+            f"{escape(analyst.label)} · **Broker:** {escape(ctx.broker.label)}")
+
+
+def health_html(ctx: UIContext) -> str:
+    """The system's state on every page: a red banner while the Dagster daemon is down (what
+    does not happen, how to start it), else one line; the Dagster UI linked only when it
+    answers."""
+    daemon = ctx.daemon()
+    url = html.escape(ctx.config.dagster_url)  # an attribute: HTML-escaped, not Markdown
+    ui = (f'Open the <a href="{url}" target="_blank" rel="noopener noreferrer">Dagster UI</a>'
+          if ctx.dagster_ui_answers() else f"The Dagster UI does not answer at {url}")
+    if not daemon.up:
+        return (f'<div id="daemon-down">{banner("Dagster daemon " + daemon.detail + ".")}'
+                f"<div>Runs started here execute in this app's process. {ui}</div></div>")
+    return (f'<div id="daemon-up">Dagster daemon running on this instance: sensors, the '
+            f"schedule and approvals run. {ui}</div>")
 
 
 def build_page(ctx: UIContext) -> gr.Blocks:
@@ -33,6 +54,17 @@ def build_page(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}")
         gr.Markdown(header_markdown(ctx), elem_id="header")
+        health = gr.HTML(elem_id="system-health")
+
+        def refresh_health() -> Any:
+            try:
+                return health_html(ctx)
+            except Exception:  # a timer has nobody to tell; the next tick tries again
+                log.exception("reading the system's health failed")
+                return gr.skip()
+
+        gr.Timer(HEALTH_REFRESH_S).tick(refresh_health, outputs=[health],
+                                        show_progress="hidden", **PRIVATE)
         if simulated_page(ctx):
             gr.HTML(banner("SIMULATED market data: bars are generated, not market prices. "
                            "Nothing on this page is a real market view."))
@@ -49,6 +81,7 @@ def build_page(ctx: UIContext) -> gr.Blocks:
         for tab in (symbols, review):
             app.load(guarded(len(tab.first_outputs))(tab.first_values),
                      outputs=tab.first_outputs, **PRIVATE)
+        app.load(refresh_health, outputs=[health], **PRIVATE)  # its own event: probes may wait
 
     app.ui_context = ctx  # type: ignore[attr-defined]  # tests reach the launcher through it
     return app

@@ -231,8 +231,12 @@ def review(ctx: UIContext, signal_id: str, decision: str, note: str, reviewer: s
     except (KeyError, ValueError) as exc:  # ReviewRefused too: the checks' reason
         raise UIError(error_text(exc)) from exc
     follow = {
-        SignalStatus.APPROVED.value: " The pre-trade checks passed; the approved-signals "
-        "sensor (or Run now) sends it to the orders step, which checks again before it places.",
+        SignalStatus.APPROVED.value: " The pre-trade checks passed. " + (
+            "The approved_signals sensor (or Run now) sends it to the orders step, which "
+            "checks again before it places." if ctx.daemon().up else
+            "Its order waits for the Dagster daemon, which is not running: nothing sends this "
+            "approval to the orders step until it starts (`make up` or `make dev`), or until "
+            "Run now on the Symbols tab."),
         SignalStatus.ORDER_FAILED.value: " Its order was cancelled at the broker.",
     }.get(row.status, "")
     return (f"{row.symbol} {row.action} signal {row.id[:8]} is now **{row.status}** by "

@@ -7,6 +7,7 @@ Validation always happens before the first write, so a refused action changes no
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,18 +18,24 @@ from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.symbols import InvalidSymbolError, parse_symbols
 from trading_assets.partitions import (
     SYMBOLS_PARTITION,
+    SymbolBusyError,
+    SymbolRefusedError,
     invalid_key_notice,
     invalid_keys,
     list_symbols,
     register_symbols,
     unregister_symbols,
 )
+from trading_assets.run_tags import ACTIVE_STATUSES, last_run_text, last_runs
 from ui.config import UIContext, UIError
 from ui.format import check_symbol, escape, run_link, when
 from ui.symbol_form import FORM_FIELDS, RISK_LEVELS, form_values, parse_settings
 from ui.widgets import PRIVATE, STORED_TEXT, done, guarded
 
 log = logging.getLogger(__name__)
+# The instance may store a run's creation time to the second: a run created up to this long
+# before a Run now's click is still taken as that click's run.
+CLOCK_SLACK = timedelta(seconds=2)
 
 SYMBOL_COLUMNS = ["symbol", "enabled", "priority", "position size %", "risk level",
                   "max exposure %", "auto-approve", "min confidence", "last signal",
@@ -41,11 +48,14 @@ def symbol_choices(ctx: UIContext) -> list[str]:
 
 
 def symbols_table(ctx: UIContext) -> pd.DataFrame:
-    """One row per symbol with its settings, last signal and last run."""
-    overview = ctx.app_db.symbol_overview(symbol_choices(ctx))
+    """One row per symbol with its settings, last signal and last run (from every run that
+    covered it, whoever launched it: trading_assets.run_tags.last_run_cells)."""
+    symbols = symbol_choices(ctx)
+    overview = ctx.app_db.symbol_overview(symbols)
     latest = ctx.app_db.latest_signals()
+    runs = last_runs(ctx.instance, symbols, ctx.instance.get_dynamic_partitions(SYMBOLS_PARTITION))
     rows = []
-    for symbol, (s, (status, at, error)) in overview.items():
+    for symbol, (s, _) in overview.items():
         signal = latest.get(symbol)
         last_signal = ""
         if signal is not None:
@@ -53,18 +63,18 @@ def symbols_table(ctx: UIContext) -> pd.DataFrame:
             conf = f" {signal.confidence_score}" if signal.confidence_score is not None else ""
             data = " · simulated" if signal.simulated else ""
             last_signal = f"{signal.bar_date} {what}{conf} · {signal.status}{data}"
-        running = ctx.launcher.running_for(symbol)
-        if running is not None:
-            last_run = f"running (started {when(running.started_at)})"
+        run, launch = runs.get(symbol), ctx.launcher.running_for(symbol)
+        if launch is not None and (run is None or run.at < launch.started_at - CLOCK_SLACK):
+            last_run = "starting (Run now)"  # its Dagster run is not created yet
         else:
-            last_run = f"{status} {when(at)}".strip() if status else "never"
-            if error:
-                last_run += f": {error[:120]}"
+            last_run = "never" if run is None else last_run_text(ctx.instance, ctx.app_db,
+                                                                  symbol, run)
         rows.append({
             "symbol": symbol, "enabled": "yes" if s.enabled else "no", "priority": s.priority,
             "position size %": s.position_size_pct, "risk level": s.risk_level,
             "max exposure %": s.max_exposure_pct, "auto-approve": "yes" if s.auto_approve else "no",
-            "min confidence": s.min_confidence, "last signal": last_signal, "last run": last_run,
+            "min confidence": s.min_confidence, "last signal": last_signal,
+            "last run": last_run[:400],
         })
     rows.sort(key=lambda r: (-int(r["priority"]), str(r["symbol"])))
     return pd.DataFrame(rows + invalid_key_rows(ctx), columns=SYMBOL_COLUMNS)
@@ -80,48 +90,15 @@ def invalid_key_rows(ctx: UIContext) -> list[dict[str, object]]:
 
 
 def add_new_symbols(ctx: UIContext, raw: str) -> str:
-    """Validate (and with IBKR configured, qualify) every symbol, then add them all."""
+    """Validate (and with IBKR configured, qualify) every symbol, then add them all, through the
+    same registration as the CLI and the sensors (partitions.register_symbols)."""
     try:
-        symbols = parse_symbols(raw or "")
-    except InvalidSymbolError as exc:
+        registration = register_symbols(ctx.instance, ctx.app_db, parse_symbols(raw or ""),
+                                        ctx.resources)
+    except (InvalidSymbolError, SymbolRefusedError) as exc:
+        log.warning("Symbols not added: %s", exc)
         raise UIError(str(exc)) from exc
-    contracts: dict[str, dict[str, object]] = {}
-    if ctx.ibkr_configured:
-        for symbol in symbols:  # every contract checked before anything is written
-            contracts[symbol] = qualify_with_ibkr(ctx, symbol)
-    new = register_symbols(ctx.instance, ctx.app_db, symbols)
-    for symbol, contract in contracts.items():
-        settings = ctx.app_db.settings_for(symbol)
-        if contract and not settings.primary_exchange:
-            ctx.app_db.upsert_settings(replace(
-                settings,
-                primary_exchange=str(contract.get("primaryExchange") or "")[:16],
-                currency=str(contract.get("currency") or settings.currency)[:8],
-            ))
-    known = [s for s in symbols if s not in new]
-    parts = []
-    if new:
-        parts.append(f"Added {', '.join(new)} as Dagster partitions.")
-    if known:
-        parts.append(f"Already there: {', '.join(known)}.")
-    if contracts:
-        parts.append("IBKR contracts: " + "; ".join(
-            f"{s} {escape(c.get('longName') or '')} on {escape(c.get('primaryExchange') or '?')}"
-            f" (conId {escape(c.get('conId'))})" for s, c in contracts.items()))
-    return " ".join(parts)
-
-
-def qualify_with_ibkr(ctx: UIContext, symbol: str) -> dict[str, object]:
-    """Ask IBKR for the symbol's contract; its refusal becomes the reason shown on the page."""
-    settings = ctx.app_db.settings_for(symbol)
-    market = ctx.resources["market_data"]
-    ibkr = market.ibkr if market.source == "ibkr" else ctx.broker.ibkr
-    try:
-        return dict(ibkr.qualify(symbol, settings))
-    except Exception as exc:  # IBKRError subclasses carry the actionable text
-        log.warning("IBKR could not qualify %s: %s", symbol, exc)
-        raise UIError(f"IBKR could not confirm {symbol}, so it was not added: "
-                      f"{exc}") from exc
+    return escape(registration.message())
 
 
 def remove_symbol(ctx: UIContext, raw: str) -> str:
@@ -130,7 +107,10 @@ def remove_symbol(ctx: UIContext, raw: str) -> str:
         s.symbol == symbol for s in ctx.app_db.list_settings())
     if not known:
         raise UIError(f"{symbol} is not a symbol here; nothing to remove.")
-    report = unregister_symbols(ctx.instance, ctx.app_db, ctx.broker, [symbol])
+    try:
+        report = unregister_symbols(ctx.instance, ctx.app_db, ctx.broker, [symbol])
+    except SymbolBusyError as exc:
+        raise UIError(str(exc)) from exc
     return (f"Removed {symbol}. " + "; ".join(report.lines()[1:] or ["nothing was in flight"])
             + ". Its settings are kept for a later re-add; its signals and orders stay for the "
             "audit trail.")
@@ -166,7 +146,8 @@ def save_settings(ctx: UIContext, raw: str, form: Mapping[str, object]) -> str:
 
 def run_now(ctx: UIContext, raw: str) -> str:
     """Start the symbol's materialization in the background and say where to follow it."""
-    from trading_assets.runs import LAUNCHED_BY_TAG, analysis_runs
+    from trading_assets.health import run_placement
+    from trading_assets.runs import LAUNCHED_BY_TAG, analysis_runs, resolve_mode
 
     symbol = require_partition(ctx, raw)
     queued = analysis_runs(ctx.instance, symbol_choices(ctx)).get(symbol)
@@ -175,10 +156,17 @@ def run_now(ctx: UIContext, raw: str) -> str:
         raise UIError(f"{symbol} already has a Dagster run {queued[0].status.value.lower()} "
                       f"({queued[0].run_id[:8]}{', started by ' + who if who else ''}); its "
                       f"signal appears here when it ends: {ctx.dagster_run_url(queued[0].run_id)}")
+    mode = resolve_mode(ctx.instance, "auto")  # the rule the launch itself applies
     launch = ctx.launcher.start([symbol], ctx.instance, ctx.resources)
-    return (f"Started a Dagster run for {symbol} at {when(launch.started_at)}. Follow it in "
-            f"the Dagster UI: {ctx.config.dagster_url}/runs — this page shows its result "
-            "under Runs started here when it ends.")
+    at, here = when(launch.started_at), "this app's process"
+    where = (f"Submitted a Dagster run for {symbol} to the Dagster daemon's queue at {at}: it "
+             "runs in the daemon's run worker, not in this app." if mode == "daemon" else
+             f"Started a Dagster run for {symbol} at {at}, "
+             f"{run_placement(mode, here=here)}; stopping the app waits for it.")
+    follow = (f"Follow it in the Dagster UI: {ctx.config.dagster_url}/runs." if
+              ctx.dagster_ui_answers() else "The Dagster UI is not running (`make up` or "
+              "`make dev` starts it), so follow it here.")
+    return f"{where} {follow} This page shows its result under Runs started here when it ends."
 
 
 def launches_markdown(ctx: UIContext) -> str:
@@ -188,9 +176,14 @@ def launches_markdown(ctx: UIContext) -> str:
     lines = []
     for launch in launches:
         symbols = ", ".join(launch.symbols)
-        if launch.running:
-            lines.append(f"- {symbols}: running since {when(launch.started_at)} — "
-                         f"[Dagster runs]({ctx.config.dagster_url}/runs)")
+        if launch.running:  # its run's own state: queued in the daemon's queue, or running
+            runs = last_runs(ctx.instance, launch.symbols,
+                             ctx.instance.get_dynamic_partitions(SYMBOLS_PARTITION))
+            since = launch.started_at - CLOCK_SLACK
+            states = sorted({r.state for r in runs.values()
+                             if r.at >= since and r.status in ACTIVE_STATUSES})
+            lines.append(f"- {symbols}: started {when(launch.started_at)}, "
+                         f"{' / '.join(states) or 'starting'}")
             continue
         links = ", ".join(run_link(r, ctx.dagster_run_url(r)) for r in launch.run_ids)
         outcome = "succeeded" if launch.success else f"FAILED: {escape(launch.error)}"
@@ -234,8 +227,8 @@ class SymbolsTab:
         return [c.status, c.table, c.pick, *c.form, c.runs]
 
     def first_values(self) -> list[Any]:
-        """Table, picker and form of the first symbol, the runs panel; the status line is left
-        alone (an action taken while the page loaded may have written it already)."""
+        """Table, picker and form of the first symbol, the runs panel; the status line is
+        left alone (an action clicked before the first paint ends keeps its message)."""
         return [gr.skip(), symbols_table(self.ctx), *pick_and_form(self.ctx, None),
                 launches_markdown(self.ctx)]
 

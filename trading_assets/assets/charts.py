@@ -19,7 +19,7 @@ from trading_assets.core.charts import (
     render_charts,
 )
 from trading_assets.core.keys import TIMEFRAMES, bars_info_key, chart_key, indicators_key
-from trading_assets.partitions import symbol_asset
+from trading_assets.partitions import run_partition_keys, symbol_asset
 
 
 def chart_markdown(symbol: str, images: dict[str, ChartImage]) -> dg.MarkdownMetadataValue:
@@ -76,7 +76,7 @@ def charts(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
 
     # A run over many symbols draws in worker processes (matplotlib holds the GIL) while this
     # process stores the PNGs and records the materializations.
-    workers = chart_workers(len(context.partition_keys))
+    workers = chart_workers(len(run_partition_keys(context)))
     for job, rendered in render_charts(jobs(), workers, render=render_chart):
         with loop.attempt(job.symbol):
             if isinstance(rendered, Exception):

@@ -10,6 +10,7 @@ import dagster as dg
 from resources.app_db import AppDatabase
 from trading_assets.core.errors import OutageError
 from trading_assets.core.orders import SymbolSettings
+from trading_assets.partitions import run_partition_keys
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -38,7 +39,7 @@ class SymbolLoop:
         self._partitions: dict[str, list[str]] = {}
 
     def __iter__(self) -> Iterator[str]:
-        for symbol in self.context.partition_keys:
+        for symbol in run_partition_keys(self.context):
             reason = self._upstream_failed.get(symbol)
             if reason is not None:
                 self.record(symbol, {"status": "skipped", "reason": f"upstream failed: {reason}"})
@@ -50,7 +51,7 @@ class SymbolLoop:
         """The settings of one of the run's symbols, read for all of them in one query the first
         time it is asked (one query per symbol was 500 round trips on a 500-symbol run)."""
         if self._settings is None:
-            self._settings = self.app_db.settings_by_symbol(self.context.partition_keys)
+            self._settings = self.app_db.settings_by_symbol(run_partition_keys(self.context))
         return self._settings[symbol]
 
     def record(self, symbol: str, metadata: Mapping[str, Any]) -> None:

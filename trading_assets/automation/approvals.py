@@ -22,7 +22,7 @@ from resources.object_store import ObjectStore
 from resources.policy import PolicyResource
 from trading_assets.automation.planning import (
     EXECUTION_ASSETS,
-    EXECUTION_TARGET,
+    PIPELINE_JOB,
     bars_info,
     batch_request,
     bridgeable,
@@ -170,7 +170,7 @@ def build_approved_signals(config: AutomationConfig) -> dg.SensorDefinition:
 
     @dg.sensor(
         name="approved_signals",
-        target=EXECUTION_TARGET,
+        job=PIPELINE_JOB,
         minimum_interval_seconds=30,
         default_status=sensor_status(config),
         description="Each approved (or auto-approved, once its run ended) unexecuted signal gets "

@@ -23,7 +23,7 @@ from trading_assets.automation.planning import (
     symbol_keys,
 )
 from trading_assets.core.calendar import trading_days_old
-from trading_assets.partitions import symbols_partitions
+from trading_assets.partitions import run_partition_keys, symbols_partitions
 from trading_assets.settings import AutomationConfig
 
 
@@ -52,12 +52,13 @@ def build_freshness_check(config: AutomationConfig) -> dg.AssetChecksDefinition:
                                 f"(now {config.signal_max_age_days}) XNYS trading days behind.")
     def signal_freshness(context: dg.AssetCheckExecutionContext,
                          app_db: AppDatabase) -> dg.AssetCheckResult:
-        stale = stale_signals(context.partition_keys, app_db.latest_signal_dates(),
+        keys = run_partition_keys(context)
+        stale = stale_signals(keys, app_db.latest_signal_dates(),
                               clock.utc_now(), config.signal_max_age_days)
         return dg.AssetCheckResult(
             passed=not stale,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"symbols_checked": len(context.partition_keys),
+            metadata={"symbols_checked": len(keys),
                       "stale_symbols": dg.MetadataValue.json(stale),
                       "max_age_trading_days": config.signal_max_age_days},
             description=("Stale: " + names(sorted(stale))) if stale else None,

@@ -21,6 +21,7 @@ from trading_assets.assets.trading import orders, portfolio
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.core.keys import bars_info_key
 from trading_assets.core.orders import SymbolSettings
+from trading_assets.jobs import symbol_pipeline_job
 from trading_assets.partitions import (
     SYMBOLS_PARTITION,
     contiguous_batches,
@@ -48,9 +49,9 @@ def check_keys_for(assets: Sequence[dg.AssetsDefinition],
 # The data checks of the analysis chain, then signal_freshness (freshness.py) on llm_signal.
 ANALYSIS_CHECK_KEYS = [*check_keys_for(ANALYSIS_ASSETS, [ohlcv_sanity, indicator_ranges]),
                        dg.AssetCheckKey(llm_signal.key, FRESHNESS_CHECK)]
-ANALYSIS_TARGET = (dg.AssetSelection.assets(*ANALYSIS_ASSETS)
-                   | dg.AssetSelection.checks(*ANALYSIS_CHECK_KEYS))
-EXECUTION_TARGET = dg.AssetSelection.assets(*EXECUTION_ASSETS)
+# Sensor and schedule runs are symbol_pipeline runs (the job every launcher uses), each request
+# selecting its assets and checks: an analysis run or an orders run, tagged like any other.
+PIPELINE_JOB = symbol_pipeline_job
 
 
 def sensor_status(config: AutomationConfig) -> dg.DefaultSensorStatus:

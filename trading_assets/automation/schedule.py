@@ -9,7 +9,7 @@ import dagster as dg
 import trading_assets.core.clock as clock
 from resources.app_db import AppDatabase
 from trading_assets.automation.planning import (
-    ANALYSIS_TARGET,
+    PIPELINE_JOB,
     analysis_requests,
     schedule_status,
     symbol_keys,
@@ -47,7 +47,7 @@ def build_daily_refresh(config: AutomationConfig) -> dg.ScheduleDefinition:
         name="daily_refresh",
         cron_schedule=config.schedule_cron,
         execution_timezone=config.schedule_timezone,
-        target=ANALYSIS_TARGET,
+        job=PIPELINE_JOB,
         default_status=schedule_status(config),
         description="After the US close on XNYS trading days: every enabled symbol through "
                     "llm_signal, highest priority first, in as few runs as possible.",

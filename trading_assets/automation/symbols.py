@@ -9,14 +9,19 @@ reset) nothing is deleted, only copied, so the sync can never remove a symbol by
 price is that a symbol removed on one side just before a cursor reset comes back with defaults.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 from resources.app_db import AppDatabase
 from resources.broker import Broker
+from resources.ibkr import IBKRConnectionError
+from resources.market_data import MarketData
 from resources.object_store import ObjectStore
 from trading_assets.assets.signals import llm_signal
 from trading_assets.automation.planning import (
-    ANALYSIS_TARGET,
+    PIPELINE_JOB,
     analysis_requests,
     dump_cursor,
     fresh_symbols,
@@ -28,8 +33,11 @@ from trading_assets.automation.planning import (
 from trading_assets.partitions import (
     SYMBOLS_PARTITION,
     Removal,
+    SymbolRefusedError,
+    busy_keys,
     invalid_key_notice,
     invalid_keys,
+    register_symbols,
     retire_symbol,
     symbols_partitions,
 )
@@ -79,55 +87,68 @@ def new_symbol_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase,
 
 
 def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase,
-                 broker: Broker) -> dg.SensorResult:
-    """Copy additions and removals between the settings table and the partitions (see above);
-    a removal ends what the symbol had in flight, as any removal does (partitions.py)."""
+                 resources: Mapping[str, Any]) -> dg.SensorResult:
+    """Copy additions and removals between the settings table and the partitions (see above).
+
+    Additions go through partitions.register_symbols, as the CLI's and the app's do (the
+    contract is confirmed at IBKR when it is configured); a key a queued or running run names
+    is kept until that run ends, since removing it would fail the run inside Dagster. A
+    removal ends what the symbol had in flight, as any removal does (partitions.retire_symbol).
+    """
     partitions = set(symbol_keys(context.instance))
     configured = {s.symbol for s in app_db.list_settings()}
     cursor = load_cursor(context.cursor)
     was_synced = set(cursor.get("synced", [])) if cursor is not None else set()
-    add, delete, ensured, removed = [], [], [], []
+    register, delete, removed, notes = [], [], [], []
     # Keys typed in the Dagster UI that are no symbol as written: rename or remove them.
     for key, symbol in invalid_keys(context.instance.get_dynamic_partitions(
             SYMBOLS_PARTITION)).items():
         context.log.warning(invalid_key_notice(key, symbol))
         delete.append(key)
         if symbol is not None and symbol not in partitions:
-            partitions.add(symbol)
-            add.append(symbol)
+            register.append(symbol)
     for symbol in sorted(partitions - configured):
-        if symbol in add:  # renamed from an invalid key: a new symbol with default settings
-            app_db.ensure_symbol(symbol)
-            ensured.append(symbol)
-        elif symbol in was_synced:  # removed in the app: remove the partition too
+        if symbol in was_synced:  # removed in the app: remove the partition too
             delete.append(symbol)
         else:  # added in the Dagster UI: give it default settings
-            app_db.ensure_symbol(symbol)
-            ensured.append(symbol)
+            register.append(symbol)
     for symbol in sorted(configured - partitions):
         if symbol in was_synced:  # partition deleted in the Dagster UI: remove it here too
             report = Removal()
-            retire_symbol(app_db, broker, symbol, report)
+            retire_symbol(app_db, resources["broker"], symbol, report)
             app_db.remove_symbol(symbol)
             removed.append(symbol)
-            for line in report.lines():
-                context.log.info(f"{symbol} removed in the Dagster UI: {line}")
-        elif symbol not in add:  # added in the app only: add the partition
-            add.append(symbol)
-    synced = ((partitions & configured) | set(ensured) | set(add))
-    requests = []
-    if add:
-        requests.append(symbols_partitions.build_add_request(add))
-    if delete:
-        requests.append(symbols_partitions.build_delete_request(delete))
+            notes += [f"{symbol} removed in the Dagster UI: {line}" for line in report.lines()]
+        elif symbol not in register:  # added in the app only: add the partition
+            register.append(symbol)
+    registered = []
+    for symbol in dict.fromkeys(register):
+        try:
+            register_symbols(context.instance, app_db, [symbol], resources)
+            registered.append(symbol)
+        except SymbolRefusedError as exc:
+            notes.append(str(exc))
+            if not isinstance(exc.__cause__, IBKRConnectionError) and symbol in partitions:
+                delete.append(symbol)  # IBKR knows no such stock: the key goes
+    busy = busy_keys(context.instance, delete)
+    for key, run_ids in busy.items():
+        notes.append(f"{key!r} kept while run {', '.join(i[:8] for i in run_ids)} names it "
+                     "(removing it would fail that run); removed at a later tick")
+    delete = [key for key in dict.fromkeys(delete) if key not in busy]
+    for note in notes:
+        context.log.warning(note)
+    # A deletion put off for a run stays "synced", so the next tick still deletes it.
+    synced = (partitions & configured) | set(registered) | (set(busy) & was_synced)
     changes = [f"{label}: {names(items)}" for label, items in (
-        ("partitions added", add), ("partitions deleted", delete),
-        ("default settings created", ensured), ("removed (settings kept)", removed)) if items]
+        ("registered", registered), ("partitions deleted", delete),
+        ("removed (settings kept)", removed)) if items]
     new_cursor = dump_cursor({"synced": sorted(synced)})
     if not changes:
-        return dg.SensorResult(skip_reason=f"In sync ({len(synced)} symbols).", cursor=new_cursor)
+        return dg.SensorResult(skip_reason=f"In sync ({len(synced)} symbols)."
+                               + (f" {'; '.join(notes)}." if notes else ""), cursor=new_cursor)
     context.log.info("; ".join(changes))
-    return dg.SensorResult(dynamic_partitions_requests=requests, cursor=new_cursor)
+    return dg.SensorResult(cursor=new_cursor, dynamic_partitions_requests=[
+        symbols_partitions.build_delete_request(delete)] if delete else [])
 
 
 def build_symbol_sensors(config: AutomationConfig) -> list[dg.SensorDefinition]:
@@ -135,7 +156,7 @@ def build_symbol_sensors(config: AutomationConfig) -> list[dg.SensorDefinition]:
 
     @dg.sensor(
         name="new_symbols",
-        target=ANALYSIS_TARGET,
+        job=PIPELINE_JOB,
         # A symbol added in the app or the CLI has its signal within ~30 s: at most 10 s to the
         # tick, then one in-process run.
         minimum_interval_seconds=10,
@@ -154,7 +175,7 @@ def build_symbol_sensors(config: AutomationConfig) -> list[dg.SensorDefinition]:
         description="Keeps the app's symbol settings and the Dagster symbols partitions equal.",
     )
     def symbol_sync(context: dg.SensorEvaluationContext, app_db: AppDatabase,
-                    broker: Broker) -> dg.SensorResult:
-        return sync_symbols(context, app_db, broker)
+                    market_data: MarketData, broker: Broker) -> dg.SensorResult:
+        return sync_symbols(context, app_db, {"market_data": market_data, "broker": broker})
 
     return [new_symbols, symbol_sync]

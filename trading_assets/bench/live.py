@@ -97,6 +97,7 @@ class DagsterDev:
     def __init__(self, env: Mapping[str, str], log: Path) -> None:
         import dagster as dg
 
+        from trading_assets.local_app import create_storage
         from trading_assets.runs import home_config
 
         self.env, self.log = dict(env), log
@@ -104,6 +105,8 @@ class DagsterDev:
         home.mkdir(parents=True, exist_ok=True)
         (home / "dagster.yaml").write_text(home_config(home))
         self.instance = dg.DagsterInstance.from_config(str(home))
+        # Its SQLite files, before dagster dev and this process race to create them.
+        create_storage(self.instance)
         self.port, self.pid, self.startup_s = 0, 0, 0.0
         self._proc: subprocess.Popen[bytes] | None = None
 
