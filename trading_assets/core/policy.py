@@ -16,16 +16,18 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from trading_assets.core.config import PolicySettings
+from trading_assets.core.config import BrokerSettings, PolicySettings
 from trading_assets.core.signal import Action, SignalStatus, TradingSignal
+
+_BROKER = BrokerSettings()  # the cost defaults, written once in core/config.py
 
 
 @dataclass(frozen=True)
 class TradingCosts:
     """What a fill costs beyond the price: the broker's slippage and commission estimates."""
 
-    slippage_bps: float = 5.0
-    commission_per_share: float = 0.005
+    slippage_bps: float = _BROKER.slippage_bps
+    commission_per_share: float = _BROKER.commission_per_share
     min_commission: float = 1.0
 
     def commission(self, quantity: float) -> float:
