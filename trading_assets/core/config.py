@@ -82,7 +82,7 @@ def setting(name: str, default: Any, help: str, extra: dict[str, Any] | None = N
     return Field(default, alias=name, description=help, json_schema_extra=extra, **limits)
 
 
-def port(name: str, default: int, help: str) -> Any:
+def port_setting(name: str, default: int, help: str) -> Any:
     return setting(name, default, help, PORT, ge=1, le=65535)
 
 
@@ -307,8 +307,8 @@ class IBKRSettings(Settings):
 
     host: str = setting("IBKR_HOST", "127.0.0.1", "IB Gateway/TWS host (docker compose points "
                         "IBKR_HOST and IBKR_PORT at the ib-gateway service, profile ibkr).")
-    port: int = port("IBKR_PORT", 4002, "IB Gateway/TWS API port: 4002 IB Gateway paper, 4001 "
-                     "Gateway live, 7497 TWS paper, 7496 TWS live.")
+    port: int = port_setting("IBKR_PORT", 4002, "IB Gateway/TWS API port: 4002 IB Gateway "
+                             "paper, 4001 Gateway live, 7497 TWS paper, 7496 TWS live.")
     client_id: int = setting("IBKR_CLIENT_ID", 17, "API client id; the next few are tried too.",
                              ge=0, le=2**31 - 1)
     account: str = setting("IBKR_ACCOUNT", "",
@@ -568,8 +568,8 @@ class UISettings(Settings):
     server_name: str = setting("GRADIO_SERVER_NAME", "127.0.0.1",
                                "Address the review app listens on; any other than this machine "
                                "requires a login (docker compose: 0.0.0.0).")
-    server_port: int = port("GRADIO_SERVER_PORT", 7860, "Port of the review app that "
-                            "`trading-signals ui` (make ui) and `up` (make up) start.")
+    server_port: int = port_setting("GRADIO_SERVER_PORT", 7860, "Port of the review app that "
+                                    "`trading-signals ui` (make ui) and `up` (make up) start.")
     public_url: str = setting("GRADIO_PUBLIC_URL", "", "Where a browser opens the review app: "
                               "llm_signal links pending signals to it in the Dagster UI, e.g. "
                               "http://localhost:7860.", URL)
@@ -578,8 +578,8 @@ class UISettings(Settings):
     password: SecretStr = setting("GRADIO_PASSWORD", SecretStr(""),
                                   "REQUIRED for docker compose: its password (12+ characters).",
                                   SHOWN)
-    dagster_port: int = port("DAGSTER_PORT", 3000, "Port of the Dagster UI that "
-                             "`trading-signals dev` (make dev) and `up` (make up) start.")
+    dagster_port: int = port_setting("DAGSTER_PORT", 3000, "Port of the Dagster UI that "
+                                     "`trading-signals dev` (make dev) and `up` (make up) start.")
     dagster_webserver_url: str = setting(
         "DAGSTER_WEBSERVER_URL", "", "Where a browser opens the Dagster UI (links in the Gradio "
         "app, `trading-signals status`); empty = http://localhost:$DAGSTER_PORT.", URL)
@@ -607,7 +607,8 @@ class InstanceSettings(Settings):
                                 "empty = ./.dagster_home (SQLite, written by trading-signals).")
     postgres_host: str = setting("DAGSTER_POSTGRES_HOST", "postgres",
                                  "Production dagster.yaml: host (docker compose sets it).")
-    postgres_port: int = port("DAGSTER_POSTGRES_PORT", 5432, "Production dagster.yaml: port.")
+    postgres_port: int = port_setting("DAGSTER_POSTGRES_PORT", 5432,
+                                      "Production dagster.yaml: port.")
     postgres_user: str = setting("DAGSTER_POSTGRES_USER", "trading",
                                  "Production dagster.yaml: user.")
     postgres_password: SecretStr = setting("DAGSTER_POSTGRES_PASSWORD", SecretStr(""),
