@@ -17,7 +17,7 @@ from trading_assets.core.secrets import api_key
 def analyst_from_env(env: Mapping[str, str]) -> LLMAnalyst:
     """The analyst LLM_PROVIDER names; by default the model when an API key or a base URL is
     set (a local server needs no key), else the rules analyst. A bad value is a ConfigError
-    naming the variable; see the README's LLM section."""
+    naming the variable; see docs/models.md."""
     configured = api_key(env) or env.get(base_url_var(env), "").strip()
     provider = env.get("LLM_PROVIDER", "").strip().lower() \
         or ("openai" if configured else "rules")

@@ -133,7 +133,7 @@ class OpenAIAnalyst(LLMAnalyst):
         cache = env.get("LLM_CACHE", "").strip().lower()
         if cache and cache not in CACHE_MODES:
             raise ConfigError(f"LLM_CACHE={cache!r} is unknown; use one of "
-                              f"{', '.join(CACHE_MODES)} (README, 'Recorded answers').")
+                              f"{', '.join(CACHE_MODES)} (docs/models.md, 'Recorded answers').")
         cutoff = env_date(env, "LLM_TRAINING_CUTOFF")
         try:
             parse_prices(prices)  # refuse a malformed table at start-up, not mid-run

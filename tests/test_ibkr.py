@@ -128,7 +128,7 @@ def test_pacing_violation_raises_pacing_error(peer: TwsPeer, make_ibkr: MakeIBKR
 def test_ohlcv_retries_a_download_the_gateway_dropped_on_a_new_connection(
     peer: TwsPeer, instance: dg.DagsterInstance, env: dict[str, str]
 ) -> None:
-    # The README promises a dropped gateway is retried with backoff: the drop used to fail
+    # docs/ibkr.md promises a dropped gateway is retried with backoff: the drop used to fail
     # the symbol at once.
     peer.drop_on_historical_data = 2
     resources = build_resources({**env, "TRADING_DATA_SOURCE": "ibkr", "IBKR_PORT": str(peer.port),

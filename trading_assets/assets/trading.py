@@ -152,7 +152,7 @@ def reconcile_unresolved(broker: Broker, app_db: AppDatabase, policy: TradingPol
 
     An order the broker shows settles the row. One it does not show becomes `unknown`; it is
     declared `not_placed` (so the signal may be re-approved) only when an earlier look also
-    found nothing and the claim is at least TRADING_RECONCILE_GRACE_S old (README).
+    found nothing and the claim is at least TRADING_RECONCILE_GRACE_S old (docs/lifecycle.md).
     """
     notes = []
     for row in app_db.unresolved_orders(symbol):

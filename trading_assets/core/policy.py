@@ -43,7 +43,8 @@ class TradingPolicy:
     approval_max_move_pct: float = 3.0
     cash_buffer_pct: float = 0.5  # of the cash, kept free on every BUY
     # An order not seen by the broker is declared not placed only after two reconciliations
-    # that found nothing, the later at least this long after the claim (README: "could exist").
+    # that found nothing, the later at least this long after the claim (docs/lifecycle.md,
+    # "could still exist").
     reconcile_grace_s: float = 300.0
     # Pre-trade checks of a model's levels against the market (core/pretrade.py): the entry
     # within this % of the last close (and of the broker's live quote), the stop and the target
