@@ -195,7 +195,7 @@ def test_a_gateway_outside_the_client_range_is_refused_in_one_line(
 
     message = str(raised.value)
     assert re.match(expected, message), message
-    assert "\n" not in message and 'README "IBKR compatibility"' in message
+    assert "\n" not in message and 'docs/ibkr.md "IBKR compatibility"' in message
 
 
 def test_a_gateway_that_closes_the_handshake_is_named_at_once(

@@ -345,7 +345,7 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 def check_ibkr_versions(resources: Mapping[str, Any]) -> None:
     """When market data or the broker is IBKR: connect once and log the API server version the
     gateway agreed on. A gateway that shares no version with ib_async is a ConfigError (a
-    library or gateway upgrade, README "IBKR compatibility"); a gateway that is down is left
+    library or gateway upgrade, docs/ibkr.md "IBKR compatibility"); a gateway that is down is left
     to the commands that need it, since IB Gateway restarts daily."""
     import logging
 

@@ -3,7 +3,7 @@
 ib_async 2.x gives floats, with IB's UNSET_DOUBLE (sys.float_info.max) or NaN where the gateway
 sent no value; ib_async 3.x gives `Decimal | None`, with IB's UNSET_DECIMAL (2**127 - 1) in
 places. Reading them all through `ib_number` keeps the move to 3.x to a version bound and a
-peer update (README "IBKR compatibility").
+peer update (docs/ibkr.md "IBKR compatibility").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 When a session opens, the gateway answers the client's range of API server versions with the
 one it will speak and its connection time. ib_async 2.x speaks IBKR's text protocol (server
 versions up to 178); IB Gateway/TWS 10.51 and later, which IBKR requires from December 2026,
-speak the protobuf protocol only ib_async 3.x has (226..228). The README's "IBKR
+speak the protobuf protocol only ib_async 3.x has (226..228). docs/ibkr.md's "IBKR
 compatibility" table says the same; this module turns it into one line a person can act on.
 """
 
@@ -18,7 +18,7 @@ from importlib.metadata import version
 # The ib_async line that speaks the protobuf protocol, and what it needs: the remedy when a
 # gateway wants more than the installed ib_async offers.
 PROTOBUF_LINE = "ib_async 3.x (API server versions 226..228, IB Gateway/TWS 10.51 or later)"
-COMPATIBILITY = 'README "IBKR compatibility"'
+COMPATIBILITY = 'docs/ibkr.md "IBKR compatibility"'
 
 
 def client_versions() -> tuple[int, int]:
