@@ -180,12 +180,12 @@ def test_the_handshake_records_the_negotiated_version_and_gateway_time(
 
 
 @pytest.mark.parametrize(("announced", "expected"), [
-    (228, rf"IBKR gateway at 127\.0\.0\.1:\d+ speaks API server version 228, above the "
-          rf"{CLIENT_RANGE} of ib_async 2\.\d+\.\d+ \(server versions {CLIENT_RANGE}\): it "
-          r"needs IBKR's newer protocol\. Upgrade ib_async to ib_async 3\.x \(API server "
-          r"versions 226\.\.228, IB Gateway/TWS 10\.51 or later\)"),
-    (150, rf"IBKR gateway at 127\.0\.0\.1:\d+ speaks API server version 150, below the "
-          rf"{CLIENT_RANGE} of ib_async .*Upgrade IB Gateway/TWS"),
+    (228, rf"IBKR gateway at 127\.0\.0\.1:\d+ speaks API server version 228; ib_async "
+          rf"2\.\d+\.\d+ speaks {CLIENT_RANGE}\. The gateway needs IBKR's newer protocol: "
+          r"upgrade to ib_async 3\.x \(API server versions 226\.\.228\)"),
+    (150, rf"IBKR gateway at 127\.0\.0\.1:\d+ speaks API server version 150; ib_async "
+          rf"2\.\d+\.\d+ speaks {CLIENT_RANGE}\. Upgrade IB Gateway/TWS: IBKR requires 10\.51 "
+          r"or later from December 2026"),
 ])
 def test_a_gateway_outside_the_client_range_is_refused_in_one_line(
         peer: TwsPeer, make_ibkr: MakeIBKR, announced: int, expected: str) -> None:
@@ -207,10 +207,10 @@ def test_a_gateway_that_closes_the_handshake_is_named_at_once(
 
     message = str(raised.value)
     assert re.match(rf"IBKR gateway at 127\.0\.0\.1:{peer.port} closed the API handshake "
-                    rf"without announcing a server version; ib_async 2\.\d+\.\d+ \(server "
-                    rf"versions {CLIENT_RANGE}\) was refused\. IB Gateway/TWS 10\.51 and later "
-                    r"accept only ib_async 3\.x \(API server versions 226\.\.228", message), message
-    assert "upgrade ib_async to 3.x" in message and "\n" not in message
+                    rf"without announcing its server version; ib_async 2\.\d+\.\d+ speaks "
+                    rf"{CLIENT_RANGE}\. IB Gateway/TWS 10\.51 and later accept only ib_async "
+                    r"3\.x \(API server versions 226\.\.228\): upgrade ib_async", message), message
+    assert "\n" not in message
     assert [h["offered"] for h in peer.handshakes] == [f"v{CLIENT_RANGE}"]  # not retried
 
 
@@ -229,7 +229,8 @@ def test_the_start_check_records_the_gateways_version(
 def test_the_start_check_refuses_a_gateway_that_shares_no_version(
         ibkr_env: dict[str, str], peer: TwsPeer) -> None:
     peer.server_version = 228
-    with pytest.raises(ConfigError, match="speaks API server version 228, above the 157..178"):
+    with pytest.raises(ConfigError, match="speaks API server version 228; ib_async .* speaks "
+                                          "157..178"):
         check_start(ibkr_env)
 
 

@@ -286,6 +286,7 @@ class IBKRSession:
                                    listener.reply[1] if listener.reply else "")
 
     async def _connect(self, conn: _Connection, version_refused: asyncio.Future[str]) -> None:
+        """Wait for the connect, a refused client id, a version refusal or the timeout."""
         from ib_async import StartupFetch, StartupFetchALL
 
         assert conn.rejected is not None

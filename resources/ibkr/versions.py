@@ -17,7 +17,7 @@ from importlib.metadata import version
 
 # The ib_async line that speaks the protobuf protocol, and what it needs: the remedy when a
 # gateway wants more than the installed ib_async offers.
-PROTOBUF_LINE = "ib_async 3.x (API server versions 226..228, IB Gateway/TWS 10.51 or later)"
+PROTOBUF_LINE = "ib_async 3.x (API server versions 226..228)"
 COMPATIBILITY = 'docs/ibkr.md "IBKR compatibility"'
 
 
@@ -73,20 +73,20 @@ def version_problem(where: str, server_version: int | None) -> str | None:
     """One line when the gateway at `where` and ib_async share no API server version (None:
     the gateway closed the handshake without announcing one); None when they do."""
     low, high = client_versions()
-    client = client_description()
+    client = f"ib_async {version('ib_async')} speaks {low}..{high}"
     if server_version is None:
-        return (f"IBKR gateway at {where} closed the API handshake without announcing a server "
-                f"version; {client} was refused. IB Gateway/TWS 10.51 and later accept only "
-                f"{PROTOBUF_LINE}: upgrade ib_async to 3.x ({COMPATIBILITY}), or check that "
-                "this host is a trusted IP in the gateway's API settings.")
+        return (f"IBKR gateway at {where} closed the API handshake without announcing its "
+                f"server version; {client}. IB Gateway/TWS 10.51 and later accept only "
+                f"{PROTOBUF_LINE}: upgrade ib_async (see {COMPATIBILITY}), or check that this host "
+                "is a trusted IP in the gateway's API settings.")
     if server_version > high:
-        return (f"IBKR gateway at {where} speaks API server version {server_version}, above "
-                f"the {low}..{high} of {client}: it needs IBKR's newer protocol. Upgrade "
-                f"ib_async to {PROTOBUF_LINE} ({COMPATIBILITY}).")
+        return (f"IBKR gateway at {where} speaks API server version {server_version}; {client}. "
+                f"The gateway needs IBKR's newer protocol: upgrade to {PROTOBUF_LINE}; see "
+                f"{COMPATIBILITY}.")
     if server_version < low:
-        return (f"IBKR gateway at {where} speaks API server version {server_version}, below "
-                f"the {low}..{high} of {client}. Upgrade IB Gateway/TWS ({COMPATIBILITY}; "
-                f"IBKR requires 10.51 or later from December 2026, which needs {PROTOBUF_LINE}).")
+        return (f"IBKR gateway at {where} speaks API server version {server_version}; {client}. "
+                "Upgrade IB Gateway/TWS: IBKR requires 10.51 or later from December 2026, "
+                f"which needs {PROTOBUF_LINE}; see {COMPATIBILITY}.")
     return None
 
 
