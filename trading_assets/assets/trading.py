@@ -226,7 +226,8 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
         with loop.attempt(symbol):
             decided, notes = trade_symbol(broker, app_db, store, symbol, context.run.run_id,
                                           loop.settings(symbol), policy)
-            loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes))
+            loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes)
+                        | broker.connection_metadata())
     loop.finish()
 
 
@@ -314,6 +315,7 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
                     "account_cash": dg.MetadataValue.float(account.cash),
                     "account_equity": dg.MetadataValue.float(account.equity),
                     "equity_curve": curve,
+                    **broker.connection_metadata(),
                 },
             )
     loop.finish()
