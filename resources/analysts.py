@@ -16,6 +16,6 @@ from trading_assets.core.config import LLMSettings
 def analyst_from_env(env: Mapping[str, str]) -> LLMAnalyst:
     """The analyst LLM_PROVIDER names; by default the model when an API key or a base URL is
     set (a local server needs no key), else the rules analyst. A bad value is a ConfigError
-    naming the variable; see the README's LLM section."""
+    naming the variable; see docs/models.md."""
     model = OpenAIAnalyst.from_env(env)  # every LLM_* setting is checked, used or not
     return RulesAnalyst() if LLMSettings.from_env(env).chosen_provider == "rules" else model

@@ -47,6 +47,11 @@ class Broker(dg.ConfigurableResource):
     def label(self) -> str:
         raise NotImplementedError
 
+    def connection_metadata(self) -> dict[str, object]:
+        """What the broker's connection agreed on (IBKR: API server version, gateway time),
+        for the materialization's metadata; {} for a broker without one."""
+        return {}
+
     def costs(self) -> TradingCosts:
         return TradingCosts(self.slippage_bps, self.commission_per_share, self.min_commission)
 
@@ -106,6 +111,9 @@ class IBKRBroker(Broker):
     @property
     def label(self) -> str:
         return f"IBKR {self.ibkr.port}"
+
+    def connection_metadata(self) -> dict[str, object]:
+        return self.ibkr.handshake_metadata()
 
     def find_order(self, order_ref: str, bracket: bool = False) -> BrokerOrder | None:
         # Open orders, completed orders and executions, matched by orderRef.

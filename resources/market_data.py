@@ -76,6 +76,11 @@ class MarketData(dg.ConfigurableResource):
         """The newest session the source can have a bar for (replay sizes its history on it)."""
         return last_completed_session()
 
+    def connection_metadata(self) -> dict[str, object]:
+        """What the source's connection agreed on (IBKR: API server version, gateway time),
+        for the materialization's metadata; {} for sources without one."""
+        return {}
+
     def fetch(self, symbol: str, settings: SymbolSettings | None = None) -> Bars:
         symbol = validate_symbol(symbol)
         return Bars(symbol, self.frame(symbol, settings), self.source, self.simulated)
@@ -234,6 +239,9 @@ class IbkrMarketData(MarketData):
 
     def describe(self) -> str:
         return f"IBKR {self.ibkr.host}:{self.ibkr.port}"
+
+    def connection_metadata(self) -> dict[str, object]:
+        return self.ibkr.handshake_metadata()
 
     def frame(self, symbol: str, settings: SymbolSettings | None) -> "pd.DataFrame":
         frame = self.ibkr.fetch_daily_bars(symbol, self.lookback_days, settings)

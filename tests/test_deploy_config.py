@@ -244,10 +244,9 @@ def test_the_dockerfile_installs_the_project_like_the_readme() -> None:
     installs = re.findall(r"^RUN .*pip install ([^\n]+)", dockerfile, re.M)
     # The project with the celery extra, so the same image serves the celery workers.
     assert installs == ['".[celery]"'], "the image installs the project with `pip install .`"
-    readme = ROOT / "README.md"
-    assert readme.exists(), "pyproject's readme and the Dockerfile both need README.md"
-    assert re.search(r"pip install \.(\s|$|`)", readme.read_text()), \
-        "README.md should show the same `pip install .` the image uses"
+    assert (ROOT / "README.md").exists(), "pyproject's readme and the Dockerfile need README.md"
+    assert re.search(r"pip install \.(\s|$|`)", (ROOT / "docs" / "production.md").read_text()), \
+        "docs/production.md should show the same `pip install .` the image uses"
 
 
 def test_the_dockerfile_copies_every_package_and_file_it_needs() -> None:
@@ -363,8 +362,9 @@ def test_every_variable_the_project_reads_is_in_env_example() -> None:
 
 
 def test_the_deployment_guide_covers_running_and_scaling_the_stack() -> None:
-    guide = (ROOT / "README.md").read_text()
-    assert "## Run the full stack" in guide and "## Scale out" in guide
+    guide = "".join((ROOT / "docs" / page).read_text() for page in ("production.md",
+                                                                   "scale-out.md"))
+    assert "## Run the full stack" in guide and "# Scale out" in guide
     for launcher in ("DockerRunLauncher", "K8sRunLauncher"):
         assert launcher in guide
 

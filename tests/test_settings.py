@@ -1,6 +1,6 @@
 """The typed settings models: every value range-checked where it is read, bad start-up
-settings reported in one line naming the setting, and .env.example and the README's table
-generated from the models."""
+settings reported in one line naming the setting, and .env.example and the configuration
+table (docs/configuration.md) generated from the models."""
 
 import re
 from pathlib import Path
@@ -85,7 +85,7 @@ def test_secrets_are_never_printed() -> None:
 
 @pytest.mark.parametrize("path", sorted(settings_docs.generated(), key=str))
 def test_the_committed_settings_docs_are_the_generated_ones(path: Path) -> None:
-    # .env.example and README.md's table come from the models: `python -m
+    # .env.example and docs/configuration.md's table come from the models: `python -m
     # trading_assets.settings_docs` rewrites them after a model changes.
     assert path.read_text() == settings_docs.generated()[path]
 
@@ -94,10 +94,10 @@ def test_the_settings_docs_check_fails_on_a_stale_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stale = tmp_path / ".env.example"
     stale.write_text("# IBKR_PORT=4001\n")
-    readme = tmp_path / "README.md"
-    readme.write_text(settings_docs.README.read_text())
+    table_doc = tmp_path / "configuration.md"
+    table_doc.write_text(settings_docs.TABLE_DOC.read_text())
     monkeypatch.setattr(settings_docs, "ENV_EXAMPLE", stale)
-    monkeypatch.setattr(settings_docs, "README", readme)
+    monkeypatch.setattr(settings_docs, "TABLE_DOC", table_doc)
     assert settings_docs.main(["--check"]) == 1
     assert settings_docs.main([]) == 0 and settings_docs.main(["--check"]) == 0
     assert "# IBKR_PORT=4002\n" in stale.read_text()

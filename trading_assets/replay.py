@@ -481,7 +481,7 @@ def main(args: argparse.Namespace) -> int:
         print_scorecard(resources, scored)
         print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
               f"'{scorecard_experiment(resources['tracking'])}'. How to read it: "
-              "README.md, 'Reading the scorecard'")
+              "docs/scorecard.md")
     if any(h.simulated for h in histories):
         print("SIMULATED DATA: the scorecard measures the analyst on generated bars, not "
               "market prices.")

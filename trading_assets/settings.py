@@ -223,4 +223,34 @@ def check_start(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             text = str(exc)
             raise ConfigError(text if text.startswith("MINIO_")
                               else f"MINIO_ENDPOINT: {text}") from None
+    check_ibkr_versions(resources)
     return resources
+
+
+def check_ibkr_versions(resources: Mapping[str, Any]) -> None:
+    """When market data or the broker is IBKR: connect once and log the API server version the
+    gateway agreed on. A gateway that shares no version with ib_async is a ConfigError (a
+    library or gateway upgrade, docs/ibkr.md "IBKR compatibility"); a gateway that is down is left
+    to the commands that need it, since IB Gateway restarts daily."""
+    import logging
+
+    from resources.ibkr import IBKRError, IBKRVersionError, disconnect_all
+
+    market, broker = resources["market_data"], resources["broker"]
+    ibkr = (market.ibkr if market.source == "ibkr"
+            else broker.ibkr if broker.kind == "ibkr" else None)
+    if ibkr is None:
+        return
+    log = logging.getLogger(__name__)
+    try:
+        handshake = ibkr.handshake()
+    except IBKRVersionError as exc:
+        raise ConfigError(str(exc)) from None
+    except IBKRError as exc:
+        log.warning("IBKR not checked at start: %s", exc)
+        return
+    finally:
+        # The probe's session closes: an idle one would hold the client id while the app
+        # connects from its worker threads; a command reconnects where it needs IBKR.
+        disconnect_all()
+    log.info("IBKR gateway at %s:%d: %s", ibkr.host, ibkr.port, handshake.describe())

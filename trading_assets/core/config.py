@@ -1,8 +1,9 @@
 """Every environment variable trading-signals reads, as typed pydantic-settings models.
 
 One model per concern. Each field is one variable (its alias): its type, default, range or
-choices and its help are written here once; `.env.example` and the README's configuration
-table are generated from these models (trading_assets/settings_docs.py, checked by a test).
+choices and its help are written here once; `.env.example` and the configuration table
+(docs/configuration.md) are generated from these models (trading_assets/settings_docs.py,
+checked by a test).
 
 `Model.from_env(env)` reads a model from a mapping (the process environment by default): a
 blank value is the default, values are stripped, names are case-sensitive, and a bad value is
@@ -367,7 +368,7 @@ class PolicySettings(Settings):
     reconcile_grace_s: float = setting(
         "TRADING_RECONCILE_GRACE_S", 300.0, "Seconds after an order claim before an order the "
         "broker never showed (searched twice) is declared not_placed, so the signal can be "
-        "re-approved (README: \"could still exist\").", ge=0, le=86_400)
+        "re-approved (docs/lifecycle.md: \"could still exist\").", ge=0, le=86_400)
     max_entry_deviation_pct: float = setting(
         "TRADING_MAX_ENTRY_DEVIATION_PCT", 5.0, "Refuse an entry further than this % from the "
         "last close or the broker's live quote.", gt=0, le=100)
@@ -439,7 +440,7 @@ class AutomationSettings(Settings):
 
 
 class ExecutorSettings(Settings):
-    """Scale out: Celery executor (pip install '.[celery]'; README "Scale out")."""
+    """Scale out: Celery executor (pip install '.[celery]'; docs/scale-out.md)."""
 
     kind: Annotated[Executor, Lower] = setting(
         "TRADING_EXECUTOR", "in_process", "How a run executes its steps: in_process (one "
@@ -503,7 +504,7 @@ class LLMSettings(Settings):
     prompt: str = setting("LLM_PROMPT", "signal_v2",
                           "Prompt template name (resources/prompts/NAME.md).")
     cache: Annotated[CacheMode, Lower] = setting(
-        "LLM_CACHE", "", "Recorded answers (README \"Recorded answers\"); empty = off for live "
+        "LLM_CACHE", "", "Recorded answers (docs/models.md); empty = off for live "
         "signals (a fresh judgement), record in `trading-signals replay`.")
     training_cutoff: date | None = setting(
         "LLM_TRAINING_CUTOFF", None, "The model's training cutoff, YYYY-MM-DD (replays before "
@@ -624,7 +625,7 @@ class ComposeSettings(Settings):
     gradio_bind_address: str = setting(
         "GRADIO_BIND_ADDRESS", "127.0.0.1", "Where docker compose publishes the review app's "
         "port 7860: this machine only by default; 0.0.0.0 for every interface (then behind a "
-        "reverse proxy with TLS, see README).")
+        "reverse proxy with TLS, see docs/production.md).")
     postgres_user: str = setting("POSTGRES_USER", "trading",
                                  "PostgreSQL superuser of the stack.", SHOWN)
     postgres_password: SecretStr = setting("POSTGRES_PASSWORD", SecretStr(""),
@@ -668,7 +669,7 @@ class TestSettings(Settings):
                        "server answers.")
 
 
-# In the order of .env.example and the README's table.
+# In the order of .env.example and docs/configuration.md's table.
 MODELS: tuple[type[Settings], ...] = (
     StorageSettings, MarketDataSettings, IBKRSettings, BrokerSettings, PolicySettings,
     AutomationSettings, ExecutorSettings, LLMSettings, TrackingSettings, UISettings,
@@ -734,7 +735,7 @@ def env_example(preamble: str) -> str:
 
 
 def markdown_table() -> str:
-    """The README's configuration table: every variable, its default, what it accepts, help."""
+    """The configuration table: every variable, its default, what it accepts, its help."""
     rows = ["| variable | default | allowed | what it does |", "|---|---|---|---|"]
     for model in MODELS:
         rows.append(f"| **{title(model)}** | | | |")
