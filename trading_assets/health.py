@@ -171,7 +171,7 @@ def system_health(resources: dict[str, Any], instance: Any, webserver_url: str,
     """Every part, probed once (the daemon is needed while sensors and the schedule are on)."""
     from sqlalchemy.engine import make_url
 
-    from trading_assets.core.env import plain
+    from trading_assets.core.config import plain
 
     app_db, store, broker = resources["app_db"], resources["store"], resources["broker"]
     try:
