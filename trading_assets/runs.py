@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -230,33 +231,67 @@ def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
     return [execute_batch(instance, batch, resources, launched_by) for batch in batches]
 
 
+# Processes for launch_in_child_process, started on first use and kept warm: importing
+# Dagster, the definitions and the chart stack again for every run cost 15-20 s on a loaded
+# 2-core machine, five times the run itself. Two, so two overlapping launches both start.
+CHILD_PROCESSES = 2
+_child_pool: Any = None
+_child_pool_lock = threading.Lock()
+
+
 def launch_in_child_process(symbols: Sequence[str], *, instance: Any,
                             resources: Mapping[str, Any], launched_by: str
                             ) -> list[RunOutcome]:
-    """`launch_symbols(mode="in-process")` in a fresh process of its own; waits for it.
+    """`launch_symbols(mode="in-process")` in a Python process of its own; waits for it.
 
     For a long-lived process that serves other threads (the Gradio app): the run gets its own
     instance object, SQLite connections and memory, so nothing it does to them is seen by the
     page, and a crash or out-of-memory ends the run (run monitoring marks it FAILURE via its
-    worker tag), not the app. Spawned, not forked: forking a process with threads is unsafe.
+    worker tag), not the app. The processes are spawned (forking a process with threads is
+    unsafe) in a session of their own (Ctrl-C on the app's terminal stops the app, which waits
+    for the run, instead of interrupting the run half-written) and reused.
     """
+    from concurrent.futures.process import BrokenProcessPool
+
+    job = (list(symbols), instance.get_ref(),
+           {name: _recipe(resource) for name, resource in resources.items()}, launched_by,
+           dict(os.environ))
+    pool = _child_processes()
+    try:
+        return pool.submit(_run_child_job, job).result()
+    except BrokenProcessPool:
+        with _child_pool_lock:  # the next launch starts fresh processes
+            global _child_pool
+            if _child_pool is pool:
+                _child_pool = None
+        raise RuntimeError(
+            f"the run process for {', '.join(symbols)} ended before it reported (killed or out "
+            "of memory?); run monitoring marks a started run failed; see the app's log and "
+            "run it again") from None
+
+
+def _child_processes() -> Any:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    recipes = {name: _recipe(resource) for name, resource in resources.items()}
-    # A session of its own: Ctrl-C on the app's terminal stops the app, which waits for the
-    # run, instead of interrupting the run half-written.
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=os.setsid) as pool:
-        return pool.submit(_launch_in_this_process, list(symbols), instance.get_ref(),
-                           recipes, launched_by).result()
+    global _child_pool
+    with _child_pool_lock:
+        if _child_pool is None:
+            _child_pool = ProcessPoolExecutor(
+                max_workers=CHILD_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.setsid)
+        return _child_pool
 
 
-def _launch_in_this_process(symbols: list[str], instance_ref: Any, recipes: dict[str, Any],
-                            launched_by: str) -> list[RunOutcome]:
-    """The child's side of launch_in_child_process: the same instance and resources, here."""
+def _run_child_job(job: tuple[list[str], Any, dict[str, Any], str, dict[str, str]]
+                   ) -> list[RunOutcome]:
+    """The child's side of launch_in_child_process: the same instance, resources and
+    environment (settings read at run time, e.g. TRADING_EXECUTOR) as the launcher's now."""
     import dagster as dg
 
+    symbols, instance_ref, recipes, launched_by, environ = job
+    os.environ.clear()
+    os.environ.update(environ)
     resources = {name: _rebuild(recipe) for name, recipe in recipes.items()}
     with dg.DagsterInstance.from_ref(instance_ref) as instance:
         return launch_symbols(symbols, instance=instance, resources=resources,
