@@ -322,8 +322,9 @@ def test_run_now_starts_in_the_background_and_reports_its_run(ctx: UIContext) ->
     add_new_symbols(ctx, "TSLA")
     message = run_now(ctx, "TSLA")  # returns while the run is still going
     assert message.startswith("Started a Dagster run for TSLA at ")
-    # No daemon: the run executes here; no Dagster UI answers: no link to it.
-    assert "in a process this app starts for it (no Dagster daemon running)" in message
+    # No daemon: the run executes beside the app; no Dagster UI answers: no link to it.
+    assert ("in a separate process this app keeps for its runs (no Dagster daemon running)"
+            in message)
     assert "The Dagster UI is not running (`make up` or `make dev` starts it)" in message
     assert "/runs" not in message
     assert "TSLA: started " in launches_markdown(ctx) and "starting" in launches_markdown(ctx)

@@ -169,8 +169,8 @@ class Launch:
 
 def _default_materialize(symbols: list[str], instance: Any, resources: dict[str, Any]) -> Any:
     """The symbol pipeline through the runs layer: the daemon's queue (pools, limits) when a
-    daemon runs, else in a process this app starts for the run (never in the app's own, whose
-    instance the page's threads share); either way a `symbol_pipeline` run tagged gradio."""
+    daemon runs, else in a separate process this app keeps for its runs (never in the app's own,
+    whose instance the page's threads share); either way a `symbol_pipeline` run tagged gradio."""
     from trading_assets.runs import launch_in_child_process, launch_symbols, resolve_mode
 
     if resolve_mode(instance, "auto") == "daemon":
