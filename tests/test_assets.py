@@ -476,3 +476,40 @@ def test_a_review_refuses_an_over_long_note_or_reviewer(resources: dict[str, Any
     assert len(app_db.reviews_for(row.id)) == 1
     app_db.review_signal(row.id, SignalStatus.REJECTED, reviewer="r" * 64, note="x" * 2000)
     assert app_db.get_signal(row.id).status == SignalStatus.REJECTED.value
+
+
+def test_a_symbols_metadata_is_recorded_without_asking_the_instance_again(
+        instance: dg.DagsterInstance, resources: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dagster's add_asset_metadata reads the instance's partitions on every call (8-20 ms each
+    # on SQLite, a minute over 500 symbols x 6 assets). SymbolLoop.record checks against the
+    # run's keys, read once, through the step's own metadata (a private Dagster attribute: if a
+    # Dagster release drops it, this test says so before a 500-symbol run gets slow).
+    from trading_assets.assets.symbol_loop import SymbolLoop
+    from trading_assets.partitions import symbols_partitions
+
+    symbols = ["AAA", "BBB", "CCC", "DDD"]
+    instance.add_dynamic_partitions("symbols", symbols)
+    lookups: list[str] = []
+    storage = type(instance)
+    for name in ("get_dynamic_partitions", "has_dynamic_partition"):
+        real = getattr(storage, name)
+        monkeypatch.setattr(storage, name, lambda self, *a, _real=real, _name=name, **k:
+                            lookups.append(_name) or _real(self, *a, **k))
+    during: list[int] = []
+
+    @dg.asset(partitions_def=symbols_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+    def probe(context: dg.AssetExecutionContext) -> None:
+        loop = SymbolLoop(context, resources["app_db"])
+        before = len(lookups)
+        for symbol in loop:
+            loop.record(symbol, {"seen": symbol})
+        during.append(len(lookups) - before)
+
+    result = dg.materialize([probe], instance=instance, tags={
+        "dagster/asset_partition_range_start": "AAA", "dagster/asset_partition_range_end": "DDD"})
+    assert result.success
+    assert {symbol: metadata_for(result, "probe", symbol)["seen"] for symbol in symbols} == \
+        {symbol: symbol for symbol in symbols}
+    # The loop's own read of the run's keys, not one per symbol.
+    assert during[0] <= 3, lookups

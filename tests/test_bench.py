@@ -148,6 +148,30 @@ def test_bench_live_section_runs_the_daemon_paths_of_make_dev(tmp_path: Path) ->
     assert "via the daemon queue" in run.stdout
 
 
+@pytest.mark.timeout(240)
+def test_a_dagster_dev_that_dies_is_noticed_at_once_and_its_log_kept(tmp_path: Path) -> None:
+    # A bad instance config makes `dagster dev` exit while starting: the wait must end on the
+    # exit (not the start-up timeout) and leave the log where it survives the temporary folder.
+    from trading_assets.bench.common import bench_env
+    from trading_assets.bench.live import KEPT_LOGS, DagsterDev, DagsterDevError
+
+    env = bench_env(tmp_path)
+    dev = DagsterDev(env, tmp_path / "dagster-dev.log")
+    (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text("run_launcher: [not, a, mapping]\n")
+    with pytest.raises(DagsterDevError) as raised:
+        dev.start(timeout_s=3600)
+    message = str(raised.value)
+    assert "dagster dev exited with code" in message and "before it was ready" in message
+    kept = Path(message.split("its log is kept at ", 1)[1].split(". Last lines:", 1)[0])
+    try:
+        assert kept.parent == KEPT_LOGS and kept.exists()
+        # The tail printed is the end of the kept log: what went wrong, without opening it.
+        assert message.rsplit("Last lines:\n", 1)[1].splitlines()[-1] in kept.read_text()
+        assert "run_launcher" in kept.read_text()
+    finally:
+        kept.unlink(missing_ok=True)
+
+
 def test_the_celery_bench_runs_on_embedded_defaults_and_the_users_broker(tmp_path: Path) -> None:
     from trading_assets.bench.celery import celery_bench_env
 

@@ -449,3 +449,20 @@ def test_a_sensor_tick_that_makes_several_runs_ties_them_together_as_one_launch(
     assert {r.tags[runs.LAUNCH_TAG] for r in several} == {"new-symbols-7"}
     [one] = analysis_requests(settings, keys, keys, "new-symbols-8", {}, 10, "sensor")
     assert runs.LAUNCH_TAG not in one.tags
+
+
+def test_a_run_in_a_child_process_gets_the_same_resources_nested_ones_included() -> None:
+    # Run now without a daemon hands the app's resources to a spawned process: Dagster's
+    # resources do not unpickle, so they travel as their class and fields.
+    import pickle
+
+    from trading_assets.runs import _rebuild, _recipe
+    from trading_assets.settings import build_resources
+
+    resources = build_resources({"TRADING_DATA_SOURCE": "ibkr", "TRADING_BROKER": "ibkr",
+                                 "IBKR_PORT": "4999", "TRADING_DATA_DIR": "/nonexistent/data",
+                                 "MLFLOW_TRACKING_URI": "off"})
+    rebuilt = {name: _rebuild(pickle.loads(pickle.dumps(_recipe(resource))))
+               for name, resource in resources.items()}
+    assert rebuilt == resources
+    assert rebuilt["market_data"].ibkr.port == 4999

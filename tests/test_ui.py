@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import getpass
 import io
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from trading_assets.core.signal import (
     Trend,
 )
 from trading_assets.partitions import add_symbols, list_symbols
+from trading_assets.run_monitor import WORKER_TAG
 from trading_assets.settings import build_resources
 from ui.config import RunLauncher, UIConfig, UIConfigError, UIContext, UIError, is_loopback
 from ui.format import escape
@@ -320,8 +322,9 @@ def test_run_now_starts_in_the_background_and_reports_its_run(ctx: UIContext) ->
     add_new_symbols(ctx, "TSLA")
     message = run_now(ctx, "TSLA")  # returns while the run is still going
     assert message.startswith("Started a Dagster run for TSLA at ")
-    # No daemon: the run executes here; no Dagster UI answers: no link to it.
-    assert "in this app's process (no Dagster daemon running)" in message
+    # No daemon: the run executes beside the app; no Dagster UI answers: no link to it.
+    assert ("in a separate process this app keeps for its runs (no Dagster daemon running)"
+            in message)
     assert "The Dagster UI is not running (`make up` or `make dev` starts it)" in message
     assert "/runs" not in message
     assert "TSLA: started " in launches_markdown(ctx) and "starting" in launches_markdown(ctx)
@@ -365,6 +368,54 @@ def test_run_now_materializes_the_graph_into_a_reviewable_signal(
     assert all(data and data.startswith(b"\x89PNG") for data in view.charts.values())
     last_run = symbols_table(ctx).iloc[0]["last run"]
     assert last_run.startswith("succeeded ") and "· Gradio app ·" in last_run
+
+
+def test_the_apps_status_reads_see_the_real_symbols_while_run_now_runs_without_a_daemon(
+        resources: dict[str, Any], instance: dg.DagsterInstance,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Run now with no daemon: the run must not share the app's instance with the page's
+    # threads. Whenever the run checks its partition range (Dagster does, at each step and on
+    # each symbol's metadata), and between polls here, a person adds a symbol on another
+    # thread and the Symbols table is read: it lists every symbol the instance really holds.
+    ctx = UIContext(resources=resources, instance=instance)
+    add_new_symbols(ctx, "ORCL")
+    # Another instance object on the same storage: what is really there.
+    real = dg.DagsterInstance.from_ref(instance.get_ref())
+    added, mismatches = [], []
+
+    def page_reads() -> None:
+        for _ in range(2):
+            added.append(f"NEW{len(added)}")
+            add_new_symbols(ctx, added[-1])
+            listed = set(symbols_table(ctx)["symbol"])
+            truth = set(real.get_dynamic_partitions("symbols"))
+            if listed != truth:
+                mismatches.append((sorted(truth - listed), sorted(listed - truth)))
+
+    def on_another_thread() -> None:
+        reader = threading.Thread(target=page_reads)
+        reader.start()
+        reader.join(60)
+
+    checked = dg.DynamicPartitionsDefinition.get_partition_keys_in_range
+
+    def while_checking(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("run-now-") and len(added) < 24:
+            on_another_thread()  # the run waits meanwhile, mid-step
+        return checked(self, *args, **kwargs)
+
+    monkeypatch.setattr(dg.DynamicPartitionsDefinition, "get_partition_keys_in_range",
+                        while_checking)
+    run_now(ctx, "ORCL")
+    while ctx.launcher.recent()[0].running and len(added) < 30:
+        on_another_thread()
+    assert ctx.launcher.join(300)
+    [launch] = ctx.launcher.recent()
+    assert launch.success, launch.error
+    assert added and mismatches == []
+    # The run executed in a process of its own, not in the app's.
+    worker = instance.get_run_by_id(launch.run_ids[0]).tags[WORKER_TAG]
+    assert worker.rpartition(":")[2] != str(os.getpid())
 
 
 # ------------------------------------------------------------------------ signal review

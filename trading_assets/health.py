@@ -54,11 +54,16 @@ class Health:
         return [c for c in self.checks if c.state == "down" and c.needed]
 
 
-def daemon_check(instance: Any, needed: bool = True, now: float | None = None) -> Check:
-    """Whether the Dagster daemon heartbeats on this instance (sensors, schedule, run queue)."""
+def daemon_check(instance: Any, needed: bool = True, now: float | None = None,
+                 since: float = 0.0) -> Check:
+    """Whether the Dagster daemon heartbeats on this instance (sensors, schedule, run queue).
+
+    `since`: heartbeats written before it do not count (a daemon just restarted on a home
+    where a killed one beat a moment ago must beat anew)."""
     now = time.time() if now is None else now
     beats = instance.get_daemon_heartbeats()
-    ages = {name: now - beats[name].timestamp for name in DAEMONS if name in beats}
+    ages = {name: now - beats[name].timestamp for name in DAEMONS
+            if name in beats and beats[name].timestamp >= since}
     stale = [DAEMONS[name] for name in DAEMONS if ages.get(name, HEARTBEAT_MAX_AGE_S)
              >= HEARTBEAT_MAX_AGE_S]
     if not stale:

@@ -11,6 +11,8 @@ API (small on purpose; other executors build on it):
   (launch here: steps run in this process, or on the Celery workers when TRADING_EXECUTOR=celery)
   or ``"auto"`` (daemon when one is heartbeating, else in-process); each outcome says which
   mode ran it (``"celery"`` for an in-process launch whose steps ran on the workers).
+* ``launch_in_child_process(...)``: the in-process launch in a spawned process of its own, for a
+  process whose other threads use the same instance (the Gradio app's Run now without a daemon).
 * ``submit_batch`` / ``wait_for_runs`` / ``execute_batch``: the same, one range at a time. A wait
   never hangs: it gives up on a run the daemon has not started (stale heartbeat, or
   TRADING_QUEUE_WAIT_S) or a started run no daemon watches, fails a started run whose process
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -60,7 +63,8 @@ __all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCH_TAG", "LAUNC
            "LOCATION_NAME", "PARTITION_TAG", "QUIET_RUN_CONFIG", "RANGE_END", "RANGE_START",
            "RunOutcome", "analysing_symbols", "analysis_runs", "chunk_size", "daemon_running",
            "ensure_dagster_home", "execute_batch", "execute_pipeline", "get_instance",
-           "launch_symbols", "materialize_ranges", "outcome", "resolve_mode", "run_failures",
+           "launch_in_child_process", "launch_symbols", "materialize_ranges", "outcome",
+           "resolve_mode", "run_failures",
            "run_symbols", "run_tags", "submit_batch", "symbol_batches", "wait_for_runs"]
 
 JOB_NAME = "symbol_pipeline"
@@ -225,6 +229,96 @@ def launch_symbols(symbols: Sequence[str], *, instance: Any | None = None,
         run_ids = [submit_batch(instance, batch, launched_by, launch) for batch in batches]
         return wait_for_runs(instance, run_ids, timeout_s=timeout_s)
     return [execute_batch(instance, batch, resources, launched_by) for batch in batches]
+
+
+# Processes for launch_in_child_process, started on first use and kept warm: importing
+# Dagster, the definitions and the chart stack again for every run cost 15-20 s on a loaded
+# 2-core machine, five times the run itself. Two, so two overlapping launches both start.
+CHILD_PROCESSES = 2
+_child_pool: Any = None
+_child_pool_lock = threading.Lock()
+
+
+def launch_in_child_process(symbols: Sequence[str], *, instance: Any,
+                            resources: Mapping[str, Any], launched_by: str
+                            ) -> list[RunOutcome]:
+    """`launch_symbols(mode="in-process")` in a Python process of its own; waits for it.
+
+    For a long-lived process that serves other threads (the Gradio app): the run gets its own
+    instance object, SQLite connections and memory, so nothing it does to them is seen by the
+    page, and a crash or out-of-memory ends the run (run monitoring marks it FAILURE via its
+    worker tag), not the app. The processes are spawned (forking a process with threads is
+    unsafe) in a session of their own (Ctrl-C on the app's terminal stops the app, which waits
+    for the run, instead of interrupting the run half-written) and reused.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    job = (list(symbols), instance.get_ref(),
+           {name: _recipe(resource) for name, resource in resources.items()}, launched_by,
+           dict(os.environ))
+    pool = _child_processes()
+    try:
+        return pool.submit(_run_child_job, job).result()
+    except BrokenProcessPool:
+        with _child_pool_lock:  # the next launch starts fresh processes
+            global _child_pool
+            if _child_pool is pool:
+                _child_pool = None
+        raise RuntimeError(
+            f"the run process for {', '.join(symbols)} ended before it reported (killed or out "
+            "of memory?); run monitoring marks a started run failed; see the app's log and "
+            "run it again") from None
+
+
+def _child_processes() -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _child_pool
+    with _child_pool_lock:
+        if _child_pool is None:
+            _child_pool = ProcessPoolExecutor(
+                max_workers=CHILD_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.setsid)
+        return _child_pool
+
+
+def _run_child_job(job: tuple[list[str], Any, dict[str, Any], str, dict[str, str]]
+                   ) -> list[RunOutcome]:
+    """The child's side of launch_in_child_process: the same instance, resources and
+    environment (settings read at run time, e.g. TRADING_EXECUTOR) as the launcher's now."""
+    import dagster as dg
+
+    symbols, instance_ref, recipes, launched_by, environ = job
+    os.environ.clear()
+    os.environ.update(environ)
+    resources = {name: _rebuild(recipe) for name, recipe in recipes.items()}
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        return launch_symbols(symbols, instance=instance, resources=resources,
+                              launched_by=launched_by, mode="in-process")
+
+
+def _recipe(value: Any) -> Any:
+    """A configured resource as (class, its fields), nested resources too: Dagster's resources
+    do not survive pickling (their config schema does not unpickle), their fields do."""
+    import dagster as dg
+
+    if isinstance(value, dg.ConfigurableResource):
+        return _Recipe(type(value), {name: _recipe(getattr(value, name))
+                                     for name in type(value).model_fields})
+    return value
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    cls: type
+    fields: dict[str, Any]
+
+
+def _rebuild(value: Any) -> Any:
+    if isinstance(value, _Recipe):
+        return value.cls(**{name: _rebuild(field) for name, field in value.fields.items()})
+    return value
 
 
 def resolve_mode(instance: Any, mode: str) -> str:

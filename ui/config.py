@@ -152,10 +152,15 @@ class Launch:
 
 def _default_materialize(symbols: list[str], instance: Any, resources: dict[str, Any]) -> Any:
     """The symbol pipeline through the runs layer: the daemon's queue (pools, limits) when a
-    daemon runs, else in this process; either way a `symbol_pipeline` run tagged gradio."""
-    from trading_assets.runs import launch_symbols
+    daemon runs, else in a separate process this app keeps for its runs (never in the app's own,
+    whose instance the page's threads share); either way a `symbol_pipeline` run tagged gradio."""
+    from trading_assets.runs import launch_in_child_process, launch_symbols, resolve_mode
 
-    return launch_symbols(symbols, instance=instance, resources=resources, launched_by="gradio")
+    if resolve_mode(instance, "auto") == "daemon":
+        return launch_symbols(symbols, instance=instance, resources=resources,
+                              launched_by="gradio", mode="daemon")
+    return launch_in_child_process(symbols, instance=instance, resources=resources,
+                                   launched_by="gradio")
 
 
 class RunLauncher:

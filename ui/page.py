@@ -44,7 +44,8 @@ def health_html(ctx: UIContext) -> str:
           if ctx.dagster_ui_answers() else f"The Dagster UI does not answer at {url}")
     if not daemon.up:
         return (f'<div id="daemon-down">{banner("Dagster daemon " + daemon.detail + ".")}'
-                f"<div>Runs started here execute in this app's process. {ui}</div></div>")
+                "<div>Runs started here execute in a separate process this app keeps for its "
+                f"runs. {ui}</div></div>")
     return (f'<div id="daemon-up">Dagster daemon running on this instance: sensors, the '
             f"schedule and approvals run. {ui}</div>")
 

@@ -158,7 +158,7 @@ def run_now(ctx: UIContext, raw: str) -> str:
                       f"signal appears here when it ends: {ctx.dagster_run_url(queued[0].run_id)}")
     mode = resolve_mode(ctx.instance, "auto")  # the rule the launch itself applies
     launch = ctx.launcher.start([symbol], ctx.instance, ctx.resources)
-    at, here = when(launch.started_at), "this app's process"
+    at, here = when(launch.started_at), "a separate process this app keeps for its runs"
     where = (f"Submitted a Dagster run for {symbol} to the Dagster daemon's queue at {at}: it "
              "runs in the daemon's run worker, not in this app." if mode == "daemon" else
              f"Started a Dagster run for {symbol} at {at}, "

@@ -36,10 +36,11 @@ class SymbolLoop:
         # A retried step sees its own earlier failures in the run; only upstream ones skip.
         self._upstream_failed = app_db.failed_symbols(self.run_id, exclude_asset=self.asset)
         self._settings: dict[str, SymbolSettings] | None = None
-        self._partitions: dict[str, list[str]] = {}
+        self._run_keys: list[str] | None = None
+        self._key_set: frozenset[str] = frozenset()
 
     def __iter__(self) -> Iterator[str]:
-        for symbol in run_partition_keys(self.context):
+        for symbol in self.keys():
             reason = self._upstream_failed.get(symbol)
             if reason is not None:
                 self.record(symbol, {"status": "skipped", "reason": f"upstream failed: {reason}"})
@@ -51,21 +52,39 @@ class SymbolLoop:
         """The settings of one of the run's symbols, read for all of them in one query the first
         time it is asked (one query per symbol was 500 round trips on a 500-symbol run)."""
         if self._settings is None:
-            self._settings = self.app_db.settings_by_symbol(run_partition_keys(self.context))
+            self._settings = self.app_db.settings_by_symbol(self.keys())
         return self._settings[symbol]
 
     def record(self, symbol: str, metadata: Mapping[str, Any]) -> None:
-        """The symbol's materialization metadata (context.add_asset_metadata for one partition).
+        """The symbol's materialization metadata (what context.add_asset_metadata records for
+        one partition).
 
-        Dagster 1.13 validates every call against the instance: two has_dynamic_partition
-        queries and a full get_dynamic_partitions, each on a new SQLite connection, about 20 ms
-        a call, a minute over 500 symbols x 6 assets. The run's partitions cannot change under
-        a running step in a way that matters here, so during the call those two lookups are
-        answered from one read per loop; the instance is restored right after.
+        Dagster 1.13's add_asset_metadata checks every call against the instance: two
+        has_dynamic_partition queries and a full get_dynamic_partitions, each on a new SQLite
+        connection, 8-20 ms a call, a minute over 500 symbols x 6 assets. The symbols this loop
+        yields are the run's own partition keys, read once, so that check is made here against
+        them and the metadata goes straight to the step's accumulator (the one private Dagster
+        use here; a Dagster without it gets the public call). Nothing on the instance, which
+        other threads of the process may share, is touched.
         """
-        instance = self.context.instance
-        with _cached_partition_lookups(instance, self._partitions):
+        step = self.context.get_step_execution_context()
+        accumulator = getattr(step, "_metadata_accumulator", None)
+        if accumulator is None or not hasattr(accumulator, "with_additional_asset_metadata"):
             self.context.add_asset_metadata(metadata, partition_key=symbol)
+            return
+        self.keys()  # read on first use
+        if symbol not in self._key_set:
+            raise dg.DagsterInvariantViolationError(
+                f"{self.asset}: metadata for {symbol!r}, which this run does not target.")
+        step._metadata_accumulator = accumulator.with_additional_asset_metadata(  # noqa: SLF001
+            asset_key=self.context.asset_key, metadata=metadata, partition_key=symbol)
+
+    def keys(self) -> list[str]:
+        """The run's partition keys (its symbols, in order), read once per step."""
+        if self._run_keys is None:
+            self._run_keys = run_partition_keys(self.context)
+            self._key_set = frozenset(self._run_keys)
+        return self._run_keys
 
     @contextmanager
     def attempt(self, symbol: str) -> Iterator[None]:
@@ -105,26 +124,3 @@ class SymbolLoop:
                 # bad data or a refused order fails the same way on every attempt.
                 allow_retries=self.retryable,
             )
-
-
-@contextmanager
-def _cached_partition_lookups(instance: dg.DagsterInstance,
-                              cache: dict[str, list[str]]) -> Iterator[None]:
-    """Answer the instance's dynamic-partition lookups from `cache` (filled on first use)."""
-    read = type(instance).get_dynamic_partitions
-
-    def get_dynamic_partitions(partitions_def_name: str) -> list[str]:
-        if partitions_def_name not in cache:
-            cache[partitions_def_name] = list(read(instance, partitions_def_name))
-        return cache[partitions_def_name]
-
-    def has_dynamic_partition(partitions_def_name: str, partition_key: str) -> bool:
-        return partition_key in get_dynamic_partitions(partitions_def_name)
-
-    instance.get_dynamic_partitions = get_dynamic_partitions  # type: ignore[method-assign]
-    instance.has_dynamic_partition = has_dynamic_partition  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del instance.get_dynamic_partitions
-        del instance.has_dynamic_partition

@@ -19,21 +19,22 @@ Each also counts the runs that covered its symbol: the sensor must not start a s
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from trading_assets.local_app import STARTUP_TIMEOUT_S, Child
 
 TARGET_DEFINITIONS_IMPORT_S = 1.0
 TARGET_UI_RUN_S = 15.0
 TARGET_ADD_TO_SIGNAL_S = 30.0
-STARTUP_TIMEOUT_S = 300.0
 RUN_TIMEOUT_S = 300.0
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,19 +75,13 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.2
     return None
 
 
-def _webserver_up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
+# Where the log of a `dagster dev` that failed to start is kept (git-ignored): the caller's
+# own log usually sits in a temporary folder that is gone by the time someone looks.
+KEPT_LOGS = ROOT / "bench-results"
 
 
-def _daemons_up(instance: Any, since: float = 0.0) -> bool:
-    """The sensor and queue daemons heartbeat (since `since`: not a dead daemon's last beat)."""
-    beats = instance.get_daemon_heartbeats()
-    return all(name in beats and beats[name].timestamp >= since
-               for name in ("SENSOR", "QUEUED_RUN_COORDINATOR"))
+class DagsterDevError(RuntimeError):
+    """`dagster dev` ended by itself or never became ready; the message ends with its log tail."""
 
 
 class DagsterDev:
@@ -108,46 +103,70 @@ class DagsterDev:
         # Its SQLite files, before dagster dev and this process race to create them.
         create_storage(self.instance)
         self.port, self.pid, self.startup_s = 0, 0, 0.0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
 
-    def start(self) -> DagsterDev:
-        """Start it and wait until the webserver answers and the daemons heartbeat."""
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> DagsterDev:
+        """Start it and wait until it is ready as the product judges it (health.py): the
+        webserver answers /server_info and every daemon heartbeats anew. Raises
+        DagsterDevError at once when the process ends, or after `timeout_s`."""
+        from trading_assets.health import daemon_check, webserver_answers
+
         self.port = free_port()
         dagster = Path(sys.executable).with_name("dagster")
-        started = time.perf_counter()
-        with self.log.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [str(dagster), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-                 "-p", str(self.port)], cwd=ROOT, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        self.pid = self._proc.pid
-        since = time.time()
-        ready = wait_for(lambda: _webserver_up(self.port) and _daemons_up(self.instance, since),
-                         STARTUP_TIMEOUT_S, poll_s=1.0)
-        if not ready:
-            self.stop()
-            raise RuntimeError(f"dagster dev not ready after {STARTUP_TIMEOUT_S:g} s; see "
-                               f"{self.log}")
+        started, since = time.perf_counter(), time.time()
+        self._child = Child("dagster dev", self.url, [
+            str(dagster), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p",
+            str(self.port)], self.log, self.env)
+        self._child.start(ROOT)
+        assert self._child.process is not None
+        self.pid = self._child.process.pid
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self._child.exited
+            if code is not None:
+                self._fail(f"dagster dev exited with code {code} before it was ready")
+            webserver = webserver_answers(self.url)
+            daemon = daemon_check(self.instance, since=since)
+            if webserver and daemon.up:
+                break
+            if time.monotonic() > deadline:
+                self._fail(f"dagster dev not ready after {timeout_s:g} s (webserver "
+                           f"{'answers' if webserver else 'does not answer'} at {self.url}; "
+                           f"daemon {daemon.detail.split(':')[0]})")
+            time.sleep(1.0)
         self.startup_s = time.perf_counter() - started
         return self
 
+    def _fail(self, why: str) -> NoReturn:
+        """Stop what is left, keep the log where it survives, raise with its last lines."""
+        assert self._child is not None
+        tail = self._child.tail()
+        self.stop()
+        KEPT_LOGS.mkdir(parents=True, exist_ok=True)
+        kept = KEPT_LOGS / f"dagster-dev-{time.strftime('%Y%m%d-%H%M%S')}-{self.pid}.log"
+        try:
+            shutil.copyfile(self.log, kept)
+        except OSError:
+            kept = self.log
+        raise DagsterDevError(f"{why}; its log is kept at {kept}. Last lines:\n{tail}")
+
     def kill(self) -> None:
         """SIGKILL the whole process group: webserver, daemon, code server and run workers."""
-        if self._proc is not None:
-            os.killpg(self.pid, signal.SIGKILL)
-            self._proc.wait()
-            self._proc = None
+        if self._child is not None:
+            self._child.signal_group(signal.SIGKILL)
+            assert self._child.process is not None
+            self._child.process.wait()
+            self._child = None
 
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        os.killpg(self.pid, signal.SIGTERM)
-        try:
-            self._proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.pid, signal.SIGKILL)
-            self._proc.wait()
-        self._proc = None
+        """SIGTERM the group, SIGKILL what is left after a grace period."""
+        if self._child is not None:
+            self._child.stop()
+            self._child = None
 
 
 @contextmanager
@@ -273,7 +292,7 @@ def bench_live(env: Mapping[str, str], log: Path, symbols: int = 0) -> dict[str,
             for result in (ui, queued, added):
                 result["runs"] = len(runs_for(instance, result["symbol"]))
             many = many_symbols(instance, resources, symbols, pid) if symbols else None
-    except RuntimeError as exc:
+    except DagsterDevError as exc:
         return {"error": str(exc)}
     return {"imports": imports, "startup_s": round(startup_s, 3), "ui_run": ui,
             "runs_layer": queued, "add_to_signal": added, "many": many}
