@@ -18,7 +18,14 @@ from typing import Any
 
 from trading_assets.console import OneLineParser, port_number, print_table, ticker
 from trading_assets.core.text import terminal_text
-from trading_assets.runs import ACTIVE_STATUSES, RunOutcome, ensure_dagster_home, get_instance
+from trading_assets.runs import (
+    ACTIVE_STATUSES,
+    BATCH_SIZE_ENV,
+    RunOutcome,
+    dagster_env,
+    ensure_dagster_home,
+    get_instance,
+)
 
 log = logging.getLogger("trading_assets.cli")
 
@@ -316,7 +323,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(port)]
     print(f"Dagster UI on http://{args.host}:{port} (instance {os.environ['DAGSTER_HOME']})")
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(str(dagster), command)
+    os.execve(str(dagster), command, dagster_env())
     return 0  # not reached
 
 
@@ -534,6 +541,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("outage during %s", args.command, exc_info=True)
         print(f"error: {terminal_text(line)}", file=sys.stderr)
         return 1
+
+
+def entry() -> None:
+    """The `trading-signals` command: `main` in a process started with the environment
+    `runs.dagster_env` gives (the instance's event batch size), so the runs it executes here
+    write their events in batches. This process's own environment is not changed: Dagster
+    reads the size at every event, so it must be the same from the start."""
+    env = dagster_env()
+    if env.get(BATCH_SIZE_ENV) != os.environ.get(BATCH_SIZE_ENV):
+        os.execve(sys.executable, [sys.executable, "-m", "trading_assets.cli", *sys.argv[1:]],
+                  env)
+    sys.exit(main())
 
 
 if __name__ == "__main__":

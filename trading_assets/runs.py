@@ -2,7 +2,8 @@
 
 API (small on purpose; other executors build on it):
 
-* ``get_instance()`` / ``ensure_dagster_home()``: the project's Dagster instance.
+* ``get_instance()`` / ``ensure_dagster_home()``: the project's Dagster instance;
+  ``dagster_env()``: the environment of a process started on it (its event batch size).
 * ``launch_symbols(symbols, instance=..., launched_by="cli", mode="auto")`` -> ``list[RunOutcome]``:
   registers the symbols as partitions, splits them into contiguous ranges of the partition list
   (at most TRADING_MAX_SYMBOLS_PER_RUN each) and runs the ``symbol_pipeline`` job once per range,
@@ -59,7 +60,8 @@ __all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCH_TAG", "LAUNC
            "LAUNCHERS",
            "LOCATION_NAME", "PARTITION_TAG", "QUIET_RUN_CONFIG", "RANGE_END", "RANGE_START",
            "RunOutcome", "analysing_symbols", "analysis_runs", "chunk_size", "daemon_running",
-           "ensure_dagster_home", "execute_batch", "execute_pipeline", "get_instance",
+           "dagster_env", "ensure_dagster_home", "execute_batch", "execute_pipeline",
+           "get_instance",
            "launch_symbols", "materialize_ranges", "outcome", "resolve_mode", "run_failures",
            "run_symbols", "run_tags", "submit_batch", "symbol_batches", "wait_for_runs"]
 
@@ -124,6 +126,14 @@ run_monitoring:
 """
 # What earlier versions wrote; such a home is upgraded in place (the same SQLite files).
 _OLD_HOME_CONFIG = "telemetry:\n  enabled: false\n"
+# Events a process hands the event log together: every partition of a step's output (at most
+# TRADING_MAX_SYMBOLS_PER_RUN, 200 by default), or a run's planned events at launch (6 per
+# symbol). A batch is also written when it reaches this size, so memory stays bounded.
+EVENT_BATCH_SIZE = 1000
+# Dagster hands events over in batches only where this is set in the environment of the
+# process writing them; it reads it at every event, so it is set when a process starts, never
+# changed in one that runs (switched off mid-batch, the buffered events would never be written).
+BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 
 
 def home_config(home: Path) -> str:
@@ -131,7 +141,32 @@ def home_config(home: Path) -> str:
     return (f"{_GENERATED}telemetry:\n  enabled: false\nevent_log_storage:\n"
             "  module: trading_assets.event_log\n  class: BatchingSqliteEventLogStorage\n"
             f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n"
+            f"    event_batch_size: {EVENT_BATCH_SIZE}\n"
             f"{_LAUNCH_ONE_AT_A_TIME}{_RUN_MONITORING}")
+
+
+def event_batch_size(home: Path) -> int:
+    """The event batch size the instance at `home` asks for (its event log's
+    ``event_batch_size``; what `home_config` writes where it has no dagster.yaml yet), 0 for
+    none (e.g. a PostgreSQL instance)."""
+    import yaml
+
+    path = home / "dagster.yaml"
+    text = path.read_text() if path.exists() else home_config(home.resolve())
+    storage = (yaml.safe_load(text) or {}).get("event_log_storage") or {}
+    size = (storage.get("config") or {}).get("event_batch_size") or 0
+    return size if isinstance(size, int) else 0
+
+
+def dagster_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) for a process the project starts on its instance: with
+    DAGSTER_EVENT_BATCH_SIZE from the instance's config unless `env` sets it. This process's
+    own environment is left as it is."""
+    env = dict(os.environ if env is None else env)
+    size = event_batch_size(Path(env.get("DAGSTER_HOME") or ".dagster_home"))
+    if size and BATCH_SIZE_ENV not in env:
+        env[BATCH_SIZE_ENV] = str(size)
+    return env
 
 
 def ensure_dagster_home() -> Path:
