@@ -205,9 +205,9 @@ def daemon_running(instance: Any) -> bool:
 
 
 def _queues_runs(instance: Any) -> bool:
-    from dagster._core.run_coordinator import QueuedRunCoordinator
+    import dagster as dg
 
-    return isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    return isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
 
 
 def _daemon_silence(instance: Any) -> str | None:
@@ -272,26 +272,24 @@ def resolve_mode(instance: Any, mode: str) -> str:
 
 
 def _job_origins() -> tuple[Any, Any]:
-    """The remote and Python origins a queued run needs (the daemon resolves them by name)."""
-    import sys
+    """The remote and Python origins a queued run needs.
 
-    from dagster._core.code_pointer import ModuleCodePointer
-    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    The daemon resolves the remote origin by name in its own workspace (location, repository,
+    job), so it names nothing else; the Python origin is the job workers rebuild
+    (``symbol_pipeline`` here, as Celery's workers do). Dagster's public ways to queue a run
+    need a webserver (GraphQL) or start a code server per run (``dagster job launch``, 23 s
+    on a loaded 2-core machine), hence these private classes (README "Upgrading Dagster").
+    """
+    import dagster as dg
     from dagster._core.remote_origin import (
-        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RegisteredCodeLocationOrigin,
         RemoteJobOrigin,
         RemoteRepositoryOrigin,
     )
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-    cwd = os.getcwd()
-    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE,
-                                  working_directory=cwd)
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION_NAME)
+    location = RegisteredCodeLocationOrigin(LOCATION_NAME)
     remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), JOB_NAME)
-    pointer = ModuleCodePointer(DEFINITIONS_MODULE, "defs", cwd)
-    python = JobPythonOrigin(JOB_NAME, RepositoryPythonOrigin(sys.executable, pointer))
-    return remote, python
+    return remote, dg.reconstructable(symbol_pipeline).get_python_origin()
 
 
 def submit_batch(instance: Any, batch: Sequence[str], launched_by: str,
