@@ -515,7 +515,22 @@ def usage_problem(args: argparse.Namespace) -> str:
 NO_START_CHECK = ("ui", "bench", "status")
 
 
+def start_with_dagster_env() -> None:
+    """Start this command again, once, with the environment `runs.dagster_env` gives (the
+    instance's event batch size), so the runs it executes here write their events in batches.
+    This process's own environment is not changed: Dagster reads the size at every event, so it
+    must be the same from the start."""
+    env = dagster_env()
+    if env.get(BATCH_SIZE_ENV) != os.environ.get(BATCH_SIZE_ENV):
+        os.execve(sys.executable, [sys.executable, "-m", "trading_assets.cli", *sys.argv[1:]],
+                  env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `trading-signals` command (`argv` None: this process's arguments, started with the
+    instance's environment first); callers passing `argv` run in their own environment."""
+    if argv is None:
+        start_with_dagster_env()
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = usage_problem(args)
@@ -541,18 +556,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("outage during %s", args.command, exc_info=True)
         print(f"error: {terminal_text(line)}", file=sys.stderr)
         return 1
-
-
-def entry() -> None:
-    """The `trading-signals` command: `main` in a process started with the environment
-    `runs.dagster_env` gives (the instance's event batch size), so the runs it executes here
-    write their events in batches. This process's own environment is not changed: Dagster
-    reads the size at every event, so it must be the same from the start."""
-    env = dagster_env()
-    if env.get(BATCH_SIZE_ENV) != os.environ.get(BATCH_SIZE_ENV):
-        os.execve(sys.executable, [sys.executable, "-m", "trading_assets.cli", *sys.argv[1:]],
-                  env)
-    sys.exit(main())
 
 
 if __name__ == "__main__":
