@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from resources.llm import PROVIDERS, LLMAnalyst, RulesAnalyst
-from resources.llm_openai import OpenAIAnalyst, base_url_var
-from trading_assets.core.env import ConfigError
-from trading_assets.core.secrets import api_key
+from resources.llm import LLMAnalyst, RulesAnalyst
+from resources.llm_openai import OpenAIAnalyst
+from trading_assets.core.config import LLMSettings
 
 
 def analyst_from_env(env: Mapping[str, str]) -> LLMAnalyst:
     """The analyst LLM_PROVIDER names; by default the model when an API key or a base URL is
     set (a local server needs no key), else the rules analyst. A bad value is a ConfigError
-    naming the variable; see the README's LLM section."""
-    configured = api_key(env) or env.get(base_url_var(env), "").strip()
-    provider = env.get("LLM_PROVIDER", "").strip().lower() \
-        or ("openai" if configured else "rules")
-    if provider not in PROVIDERS:
-        raise ConfigError(f"LLM_PROVIDER={provider!r} is unknown; use rules or openai.")
+    naming the variable; see docs/models.md."""
     model = OpenAIAnalyst.from_env(env)  # every LLM_* setting is checked, used or not
-    return RulesAnalyst() if provider == "rules" else model
+    return RulesAnalyst() if LLMSettings.from_env(env).chosen_provider == "rules" else model

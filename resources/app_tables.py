@@ -34,7 +34,7 @@ from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from trading_assets.core.env import plain
+from trading_assets.core.config import plain
 from trading_assets.core.errors import OutageError
 from trading_assets.core.signal import TradingSignal
 

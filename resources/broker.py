@@ -13,6 +13,7 @@ from typing import ClassVar
 import dagster as dg
 
 from resources.ibkr import IBKRResource
+from trading_assets.core.config import BrokerSettings
 from trading_assets.core.fills import Bar
 from trading_assets.core.orders import (
     AccountSnapshot,
@@ -27,23 +28,29 @@ from trading_assets.core.orders import (
 from trading_assets.core.policy import TradingCosts
 
 # TRADING_BROKER values (trading_assets/settings.py picks the class by these).
-BROKER_KINDS = ("paper", "ibkr")
+_DEFAULTS = BrokerSettings()  # written once, in core/config.py
 
 
 class Broker(dg.ConfigurableResource):
     """What every broker offers: find and place orders by orderRef, positions and account."""
 
     kind: ClassVar[str] = ""
-    allow_short: bool = False
-    order_type: str = "BRACKET"  # BRACKET (entry + take-profit + stop-loss) | LMT | MKT
+    allow_short: bool = _DEFAULTS.allow_short
+    # BRACKET (entry + take-profit + stop-loss) | LMT | MKT
+    order_type: str = _DEFAULTS.order_type.upper()
     # The fill costs sizing reserves (the paper broker charges exactly these).
-    slippage_bps: float = 5.0
-    commission_per_share: float = 0.005
+    slippage_bps: float = _DEFAULTS.slippage_bps
+    commission_per_share: float = _DEFAULTS.commission_per_share
     min_commission: float = 1.0
 
     @property
     def label(self) -> str:
         raise NotImplementedError
+
+    def connection_metadata(self) -> dict[str, object]:
+        """What the broker's connection agreed on (IBKR: API server version, gateway time),
+        for the materialization's metadata; {} for a broker without one."""
+        return {}
 
     def costs(self) -> TradingCosts:
         return TradingCosts(self.slippage_bps, self.commission_per_share, self.min_commission)
@@ -104,6 +111,9 @@ class IBKRBroker(Broker):
     @property
     def label(self) -> str:
         return f"IBKR {self.ibkr.port}"
+
+    def connection_metadata(self) -> dict[str, object]:
+        return self.ibkr.handshake_metadata()
 
     def find_order(self, order_ref: str, bracket: bool = False) -> BrokerOrder | None:
         # Open orders, completed orders and executions, matched by orderRef.

@@ -275,7 +275,7 @@ class OrdersLedger(Database):
 
     def record_unplaced(self, order_id: int, status: str, evidence: str) -> None:
         """A crashed placement the broker does not show: `unknown` (ask again next run) or
-        `not_placed` (the rule in the README held); not_placed also settles the signal."""
+        `not_placed` (the rule in docs/lifecycle.md held); not_placed also settles the signal."""
         with self.session() as session:
             row = session.get(OrderRow, order_id)
             if row is None:

@@ -22,10 +22,6 @@ from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 if TYPE_CHECKING:
     from resources.exchanges import ExchangeStore
 
-PROVIDERS = ("rules", "openai")
-# The default bound of one run's analysis step (LLM_RUN_TIMEOUT_S).
-DEFAULT_RUN_TIMEOUT_S = 1800.0
-
 
 class CostBudget:
     """What one Dagster run may still spend on model calls: USD and time, shared by the

@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import dagster as dg
 from pydantic import Field, ValidationError
 
-from resources.llm import DEFAULT_RUN_TIMEOUT_S, CostBudget, LLMAnalyst
+from resources.llm import CostBudget, LLMAnalyst
 from resources.llm_http import deadline_http_client, run_deadline
 from resources.llm_messages import (
     BOOKKEEPING,
@@ -35,15 +35,15 @@ from resources.llm_messages import (
     exchange_request,
 )
 from resources.prompts import Prompt, PromptError, load_prompt
-from trading_assets.core.env import (
+from trading_assets.core.config import (
     ConfigError,
-    env_bool,
-    env_date,
-    env_number,
+    LLMMode,
+    LLMSettings,
     plain,
     referable,
+    resource_field,
 )
-from trading_assets.core.exchanges import CACHE_MODES, ExchangeRequest, may_call_model
+from trading_assets.core.exchanges import ExchangeRequest, may_call_model
 from trading_assets.core.pricing import (
     Price,
     PriceTableError,
@@ -65,20 +65,12 @@ from trading_assets.core.training import cutoff_for
 if TYPE_CHECKING:
     from resources.exchanges import ExchangeStore, RecordedAnswer
 
-MODES = ("tools", "json", "json_schema", "md_json")
+MODES = get_args(LLMMode)
 OPENAI_DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 # openai refuses an empty key; local servers (Ollama, llama.cpp, LM Studio) ignore whatever
 # is sent, so a placeholder lets them work without a key.
 NO_KEY_PLACEHOLDER = "no-key-set"
 _LIBRARY_LOGGERS = ("openai", "instructor", "httpx", "httpx2", "httpcore", "httpcore2")
-
-
-def base_url_var(env: Mapping[str, str]) -> str:
-    """LLM_BASE_URL, else OPENAI_BASE_URL when only that one is set."""
-    # Both read through env.get, the call shape tests/test_deploy_config.py scans for.
-    if env.get("OPENAI_BASE_URL") and not env.get("LLM_BASE_URL"):
-        return "OPENAI_BASE_URL"
-    return "LLM_BASE_URL"
 
 
 def credentials_refusal(url: str, name: str = "LLM_BASE_URL") -> str | None:
@@ -97,68 +89,45 @@ class OpenAIAnalyst(LLMAnalyst):
 
     # An EnvVar reference when set from the environment: read it through `url`.
     base_url: str = Field(default="", description="OpenAI-compatible base URL; empty = OpenAI.")
-    model: str = Field(default="gpt-4o-mini", description="Model name the endpoint knows.")
-    mode: str = Field(default="tools", description="instructor mode: " + ", ".join(MODES))
-    timeout_s: float = Field(default=60.0, description="Total time of one HTTP attempt.")
-    max_retries: int = Field(default=2, description="Re-asks after an invalid answer.")
-    http_retries: int = Field(default=2, description="Retries of timeouts, 429, 5xx, refused.")
-    concurrency: int = Field(default=10, description="Model calls in flight at once.")
-    temperature: float | None = Field(default=0.2, description="None = endpoint default.")
-    send_images: bool = Field(default=True, description="Attach daily/weekly chart PNGs.")
-    max_cost_usd: float = Field(default=0.0, description="Cap per run in USD; 0 = no cap.")
-    run_timeout_s: float = Field(default=DEFAULT_RUN_TIMEOUT_S,
-                                 description="Bound of one run's analysis step in seconds.")
-    prices: str = Field(default="", description="JSON price overrides, see LLM_PRICES.")
-    prompt: str = Field(default="signal_v2", description="Prompt template name.")
-    cache: str = Field(default="", description="LLM_CACHE: off, record, replay or strict; "
-                       "empty = the caller's default (off for live signals, record in a "
-                       "replay).")
+    model: str = resource_field(LLMSettings, "model")
+    mode: str = resource_field(LLMSettings, "mode")
+    timeout_s: float = resource_field(LLMSettings, "timeout_s")
+    max_retries: int = resource_field(LLMSettings, "max_retries")
+    http_retries: int = resource_field(LLMSettings, "http_retries")
+    concurrency: int = resource_field(LLMSettings, "concurrency")
+    temperature: float | None = resource_field(LLMSettings, "temperature")
+    send_images: bool = resource_field(LLMSettings, "send_images")
+    max_cost_usd: float = resource_field(LLMSettings, "max_cost_usd")
+    run_timeout_s: float = resource_field(LLMSettings, "run_timeout_s")
+    prices: str = resource_field(LLMSettings, "prices")
+    prompt: str = resource_field(LLMSettings, "prompt")
+    cache: str = resource_field(LLMSettings, "cache")
     training_cutoff_date: str = Field(default="", description="The model's training cutoff, "
                                       "YYYY-MM-DD; empty = the published one of known models.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OpenAIAnalyst:
-        """Configuration from LLM_* variables; a bad value is a ConfigError naming it."""
-        url_var = base_url_var(env)
-        base_url = env.get(url_var, "").strip()
+        """Configuration from the LLM_* variables (core/config.py LLMSettings); a bad value is
+        a ConfigError naming it."""
+        llm = LLMSettings.from_env(env)
+        url_var, base_url = llm.base_url_var, llm.base_url
         refusal = credentials_refusal(base_url, url_var)
         if refusal:
             raise ConfigError(refusal)
-        mode = env.get("LLM_MODE", "").strip().lower() or "tools"
-        if mode not in MODES:
-            raise ConfigError(f"LLM_MODE={mode!r} is unknown; use one of {', '.join(MODES)} "
-                              "(local servers often support only json or md_json).")
-        prices = env.get("LLM_PRICES", "")
-        prompt = env.get("LLM_PROMPT", "").strip() or "signal_v2"
-        cache = env.get("LLM_CACHE", "").strip().lower()
-        if cache and cache not in CACHE_MODES:
-            raise ConfigError(f"LLM_CACHE={cache!r} is unknown; use one of "
-                              f"{', '.join(CACHE_MODES)} (README, 'Recorded answers').")
-        cutoff = env_date(env, "LLM_TRAINING_CUTOFF")
         try:
-            parse_prices(prices)  # refuse a malformed table at start-up, not mid-run
-            load_prompt(prompt)
+            parse_prices(llm.prices)  # refuse a malformed table at start-up, not mid-run
+            load_prompt(llm.prompt)
         except (PriceTableError, PromptError) as exc:
             raise ConfigError(str(exc)) from exc
-        temperature_raw = env.get("LLM_TEMPERATURE", "").strip().lower()
+        fields = llm.model_dump(include={
+            "model", "mode", "timeout_s", "max_retries", "http_retries", "concurrency",
+            "temperature", "send_images", "max_cost_usd", "run_timeout_s", "prices", "prompt",
+            "cache"})
         return cls(
             # By reference, so the Dagster UI never shows a query token in the URL.
             base_url=dg.EnvVar(url_var) if base_url and referable(env, url_var) else base_url,
-            model=env.get("LLM_MODEL", "").strip() or "gpt-4o-mini",
-            mode=mode,
-            timeout_s=env_number(env, "LLM_TIMEOUT_S", 60.0),
-            max_retries=env_number(env, "LLM_MAX_RETRIES", 2, int),
-            http_retries=env_number(env, "LLM_HTTP_RETRIES", 2, int),
-            concurrency=env_number(env, "LLM_CONCURRENCY", 10, int),
-            temperature=None if temperature_raw in {"none", "default"}
-            else env_number(env, "LLM_TEMPERATURE", 0.2),
-            send_images=env_bool(env, "LLM_SEND_IMAGES", True),
-            max_cost_usd=env_number(env, "LLM_MAX_COST_USD", 0.0),
-            run_timeout_s=env_number(env, "LLM_RUN_TIMEOUT_S", DEFAULT_RUN_TIMEOUT_S),
-            prices=prices,
-            prompt=prompt,
-            cache=cache,
-            training_cutoff_date=cutoff.isoformat() if cutoff else "",
+            training_cutoff_date=llm.training_cutoff.isoformat() if llm.training_cutoff else "",
+            **fields,
         )
 
     @property

@@ -28,7 +28,7 @@ from trading_assets.core.bars import (
     simulate_bars,
 )
 from trading_assets.core.calendar import last_completed_session
-from trading_assets.core.env import plain
+from trading_assets.core.config import MarketDataSettings, plain
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.secrets import public_url
 from trading_assets.core.symbols import validate_symbol
@@ -36,7 +36,6 @@ from trading_assets.core.symbols import validate_symbol
 if TYPE_CHECKING:  # pandas loads with the first bars, not when the definitions load
     import pandas as pd
 
-SOURCES = ("simulated", "csv", "url", "ibkr")
 # Placeholders a TRADING_CSV_URL template may hold; the symbol is validated before it is put in.
 URL_PLACEHOLDERS = ("symbol", "symbol_lower")
 MAX_DOWNLOAD_BYTES = 50_000_000  # decades of daily bars are under 1 MB
@@ -58,6 +57,9 @@ class Bars:
         return pd.Timestamp(self.frame["date"].iloc[-1]).date()
 
 
+_DEFAULTS = MarketDataSettings()  # written once, in core/config.py
+
+
 class MarketData(dg.ConfigurableResource):
     """The interface: `fetch` a symbol's daily OHLCV bars, `describe` the source for people.
 
@@ -65,7 +67,7 @@ class MarketData(dg.ConfigurableResource):
 
     source: ClassVar[str] = ""
     simulated: ClassVar[bool] = False
-    lookback_days: int = 400
+    lookback_days: int = _DEFAULTS.lookback_days
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -73,6 +75,11 @@ class MarketData(dg.ConfigurableResource):
     def last_session(self) -> date:
         """The newest session the source can have a bar for (replay sizes its history on it)."""
         return last_completed_session()
+
+    def connection_metadata(self) -> dict[str, object]:
+        """What the source's connection agreed on (IBKR: API server version, gateway time),
+        for the materialization's metadata; {} for sources without one."""
+        return {}
 
     def fetch(self, symbol: str, settings: SymbolSettings | None = None) -> Bars:
         symbol = validate_symbol(symbol)
@@ -202,7 +209,7 @@ class UrlMarketData(MarketData):
 
     source: ClassVar[str] = "url"
     url_template: str
-    timeout_s: float = 30.0
+    timeout_s: float = _DEFAULTS.csv_timeout_s
     columns: str = ""  # TRADING_CSV_COLUMNS
 
     @field_validator("url_template", mode="before")
@@ -233,6 +240,9 @@ class IbkrMarketData(MarketData):
     def describe(self) -> str:
         return f"IBKR {self.ibkr.host}:{self.ibkr.port}"
 
+    def connection_metadata(self) -> dict[str, object]:
+        return self.ibkr.handshake_metadata()
+
     def frame(self, symbol: str, settings: SymbolSettings | None) -> "pd.DataFrame":
         frame = self.ibkr.fetch_daily_bars(symbol, self.lookback_days, settings)
         if frame.empty:
@@ -246,4 +256,4 @@ MARKET_DATA_CLASSES: dict[str, type[MarketData]] = {
 }
 
 __all__ = ["Bars", "CsvMarketData", "IbkrMarketData", "MARKET_DATA_CLASSES", "MarketData",
-           "SOURCES", "SimulatedMarketData", "UrlMarketData", "check_url_template"]
+           "SimulatedMarketData", "UrlMarketData", "check_url_template"]

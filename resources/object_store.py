@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import PrivateAttr
 
-from trading_assets.core.env import plain
+from trading_assets.core.config import StorageSettings, plain
 from trading_assets.core.errors import OutageError
 from trading_assets.core.keys import InvalidKeyError, bars_info_key, bars_key_of, check_key
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
@@ -92,6 +92,9 @@ def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
+_DEFAULTS = StorageSettings()  # written once, in core/config.py
+
+
 class ObjectStore(dg.ConfigurableResource):
     """Bytes under validated keys: a local directory unless an S3 endpoint is configured."""
 
@@ -99,9 +102,9 @@ class ObjectStore(dg.ConfigurableResource):
     endpoint: str = ""
     access_key: str = ""
     secret_key: str = ""
-    bucket: str = "trading"
+    bucket: str = _DEFAULTS.minio_bucket
     secure: bool = False
-    region: str = "us-east-1"
+    region: str = _DEFAULTS.minio_region
     # Where a browser reaches MinIO when that differs from `endpoint` (minio:9000 inside
     # docker-compose, localhost:9000 outside): presigned URLs are signed for this host.
     public_endpoint: str = ""
@@ -109,9 +112,9 @@ class ObjectStore(dg.ConfigurableResource):
     # store that accepts connections and never answers fails an operation after
     # (1 + retries) x read timeout, 20 s by default, and the step stops at the first such
     # outage instead of paying it for every symbol.
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 10.0
-    retries: int = 1
+    connect_timeout_s: float = _DEFAULTS.minio_connect_timeout_s
+    read_timeout_s: float = _DEFAULTS.minio_read_timeout_s
+    retries: int = _DEFAULTS.minio_retries
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
     # Frames this run wrote or read, by key (None outside a Dagster run: see setup_for_execution).

@@ -22,7 +22,7 @@ from resources.broker import Broker
 from resources.migrations import PAPER_CHAIN
 from resources.paper_tables import PaperAccountRow, PaperOrderRow, PaperPositionRow
 from trading_assets.core.calendar import sessions_after
-from trading_assets.core.env import plain
+from trading_assets.core.config import BrokerSettings, plain
 from trading_assets.core.fills import Bar, bracket_exit, limit_fill
 from trading_assets.core.lifecycle import WORKING_BROKER_STATUSES
 from trading_assets.core.orders import (
@@ -80,7 +80,7 @@ class PaperBroker(Broker):
 
     kind: ClassVar[str] = "paper"
     paper_database_url: str = "sqlite:///data/paper_broker.db"
-    starting_cash: float = 100_000.0
+    starting_cash: float = BrokerSettings().starting_cash
 
     @property
     def label(self) -> str:

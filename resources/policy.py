@@ -61,7 +61,7 @@ class PolicyResource(dg.ConfigurableResource):
     @property
     def rules(self) -> TradingPolicy:
         return TradingPolicy(**{name: getattr(self, name)
-                                for name in TradingPolicy.__dataclass_fields__})
+                                for name in TradingPolicy.model_fields})
 
     def preflight(self, row: SignalRow, *, store: ObjectStore, broker: Broker,
                   settings: SymbolSettings, approving: bool = False,

@@ -43,7 +43,7 @@ from resources.tracking_worker import (
     short_error,
     worker_for,
 )
-from trading_assets.core.env import env_number, plain, referable
+from trading_assets.core.config import TrackingSettings, plain, referable, resource_field
 from trading_assets.core.secrets import public_url, redact, secret_values
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
@@ -164,14 +164,15 @@ def _set_http_bounds(timeout_s: float) -> None:
             os.environ[name] = value
 
 
+
 class Tracking(dg.ConfigurableResource):
     """Logs one MLflow run per signal; best effort, every call bounded by `timeout_s`."""
 
     # An EnvVar reference when set from the environment (a URI may carry a password): read it
     # through `uri`.
     tracking_uri: str = Field(default="", description="MLflow tracking URI; empty = off.")
-    experiment: str = Field(default="trading-signals", description="One experiment for all.")
-    timeout_s: float = Field(default=10.0, description="Longest wait for MLflow per signal.")
+    experiment: str = resource_field(TrackingSettings, "experiment")
+    timeout_s: float = resource_field(TrackingSettings, "timeout_s")
     enabled: bool = True
     artifact_root: str = Field(default="", description="Artifact location of a new "
                                "experiment; empty = the tracking server's default.")
@@ -181,12 +182,13 @@ class Tracking(dg.ConfigurableResource):
     def from_env(cls, env: Mapping[str, str], data_dir: str) -> Tracking:
         """MLFLOW_TRACKING_URI unset or empty: a local SQLite store under `data_dir`; off:
         tracking off; else that store or server (http://host:5000, postgresql://...)."""
-        raw = env.get("MLFLOW_TRACKING_URI", "").strip()
+        settings = TrackingSettings.from_env(env)
+        raw = settings.tracking_uri.get_secret_value()
         enabled = raw.lower() not in DISABLED_VALUES
         root = Path(data_dir).resolve()
         uri = raw if raw and enabled else f"sqlite:///{root / 'mlflow.db'}"
         is_server = uri.startswith(("http://", "https://", "databricks"))
-        artifact_root = env.get("MLFLOW_ARTIFACT_ROOT", "").strip()
+        artifact_root = settings.artifact_root
         if not artifact_root and not is_server:
             # Without it a SQLite store puts artifacts in ./mlruns of whatever the cwd is.
             artifact_root = (root / "mlflow-artifacts").as_uri()
@@ -195,13 +197,12 @@ class Tracking(dg.ConfigurableResource):
             if raw and enabled and referable(env, "MLFLOW_TRACKING_URI") else uri
         return cls(
             tracking_uri=configured if enabled else "",
-            experiment=env.get("MLFLOW_EXPERIMENT_NAME", "").strip() or "trading-signals",
-            timeout_s=env_number(env, "MLFLOW_TIMEOUT_S", 10.0),
+            experiment=settings.experiment,
+            timeout_s=settings.timeout_s,
             enabled=enabled,
             artifact_root=artifact_root,
             # A server's own address, without any user:password (links end up in metadata).
-            ui_url=env.get("MLFLOW_UI_URL", "").strip() or (public_url(uri) if is_server
-                                                              else ""),
+            ui_url=settings.ui_url or (public_url(uri) if is_server else ""),
         )
 
     @property

@@ -31,6 +31,7 @@ from trading_assets.automation import (
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
 from trading_assets.core import clock
 from trading_assets.core.charts import ChartImage
+from trading_assets.core.config import AutomationSettings
 from trading_assets.core.keys import bars_info_key, bars_key
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.signal import (
@@ -43,7 +44,7 @@ from trading_assets.core.signal import (
 )
 from trading_assets.definitions import SYMBOL_ASSETS
 from trading_assets.partitions import SYMBOLS_PARTITION, contiguous_batches, contiguous_ranges
-from trading_assets.settings import AutomationConfig, ConfigError, automation_config
+from trading_assets.settings import ConfigError, automation_config
 
 NY = ZoneInfo("America/New_York")
 FRIDAY_TICK = datetime(2026, 11, 20, 16, 30, tzinfo=NY)  # the simulated bars end 2026-11-20
@@ -52,7 +53,7 @@ FRIDAY_EVENING = datetime(2026, 11, 20, 17, 0, tzinfo=NY)
 
 @pytest.fixture
 def auto() -> Automation:
-    return build_automation(AutomationConfig(max_symbols_per_run=3, running=False))
+    return build_automation(AutomationSettings(max_symbols_per_run=3, running=False))
 
 
 @pytest.fixture(autouse=True)
@@ -299,7 +300,7 @@ def test_symbol_sync_without_a_cursor_never_deletes(auto, instance, resources) -
 
 
 def test_approved_signals_run_once_and_stale_ones_expire(instance, resources) -> None:
-    auto = build_automation(AutomationConfig(max_symbols_per_run=10, running=False))
+    auto = build_automation(AutomationSettings(max_symbols_per_run=10, running=False))
     app_db = resources["app_db"]
     symbols = ["APP", "OLD", "MOVE", "WAIT", "AUTO", "PEN", "BAT1", "BAT2"]
     add_symbols(instance, app_db, symbols)
@@ -357,7 +358,7 @@ def ended_run(instance: dg.DagsterInstance, request: dg.RunRequest) -> None:
 
 def test_an_approved_signal_is_retried_then_settled_never_kept_forever(instance,
                                                                        resources) -> None:
-    auto = build_automation(AutomationConfig(running=False))
+    auto = build_automation(AutomationSettings(running=False))
     app_db = resources["app_db"]
     add_symbols(instance, app_db, ["APP"])
     signal_id = make_signal(resources, "APP", date(2026, 11, 20), 100.0)
@@ -415,7 +416,7 @@ def webhook() -> Iterator[str]:
 def test_run_failure_is_recorded_per_symbol_and_alerted_without_secrets(
         instance, resources, webhook) -> None:
     secret = "sk-live-DO-NOT-LEAK-42"
-    auto = build_automation(AutomationConfig(alert_webhook_url=webhook, running=False))
+    auto = build_automation(AutomationSettings(alert_webhook_url=webhook, running=False))
     app_db = resources["app_db"]
     add_symbols(instance, app_db, ["AAA", "BBB", "CCC"])
     # The run's database URL is unusable and carries a secret, which the step error quotes.
@@ -489,7 +490,7 @@ def test_a_tick_for_50_symbols_takes_a_handful_of_runs(instance, resources, monk
     monkeypatch.setattr(charts_module, "render_chart", _fast_chart)
     monkeypatch.setattr(charts_module, "chart_markdown",
                         lambda symbol, images: dg.MetadataValue.md("test"))
-    auto = build_automation(AutomationConfig(max_symbols_per_run=30, running=False))
+    auto = build_automation(AutomationSettings(max_symbols_per_run=30, running=False))
     app_db = resources["app_db"]
     symbols = [f"S{i:02d}" for i in range(50)]
     add_symbols(instance, app_db, symbols, auto_approve=True, min_confidence=0)

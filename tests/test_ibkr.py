@@ -128,7 +128,7 @@ def test_pacing_violation_raises_pacing_error(peer: TwsPeer, make_ibkr: MakeIBKR
 def test_ohlcv_retries_a_download_the_gateway_dropped_on_a_new_connection(
     peer: TwsPeer, instance: dg.DagsterInstance, env: dict[str, str]
 ) -> None:
-    # The README promises a dropped gateway is retried with backoff: the drop used to fail
+    # docs/ibkr.md promises a dropped gateway is retried with backoff: the drop used to fail
     # the symbol at once.
     peer.drop_on_historical_data = 2
     resources = build_resources({**env, "TRADING_DATA_SOURCE": "ibkr", "IBKR_PORT": str(peer.port),
@@ -478,6 +478,13 @@ def test_whole_graph_trades_through_ibkr_once(
         held = metadata_for(second, "portfolio", "AAPL")
         assert held["quantity"] == order.quantity
         assert held["account_cash"] == pytest.approx(peer.cash, abs=0.01)
+        # Each materialization names the API server version and gateway time it went through.
+        placed = metadata_for(second, "orders", "AAPL")
+        times = {h["connection_time"] for h in peer.handshakes}
+        for metadata in (bars, placed, held):
+            assert metadata["ibkr_api_server_version"] == 176
+            assert metadata["ibkr_gateway_connection_time"] in times
+            assert "server versions 157..178" in metadata["ib_async"]
 
 
 def test_loading_the_definitions_does_not_import_ib_async() -> None:

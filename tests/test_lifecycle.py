@@ -366,7 +366,7 @@ def test_the_readme_draws_the_one_transition_table() -> None:
 
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     assert any(mermaid_diagram() in path.read_text() for path in docs if path.exists()), \
-        "the README's lifecycle diagram differs from core/lifecycle.py (mermaid_diagram())"
+        "docs/lifecycle.md's diagram differs from core/lifecycle.py (mermaid_diagram())"
 
 
 def test_every_status_a_signal_can_reach_has_a_way_out_or_is_final() -> None:

@@ -140,10 +140,10 @@ def launch_from_the_ui(port: int, key: str) -> str:
 
 def sync_tick(instance: dg.DagsterInstance, env: dict[str, str], cursor: str | None) -> Any:
     """One symbol_sync tick on the live instance, as the sensor daemon runs it."""
-    from trading_assets.automation import AutomationConfig, build_automation
+    from trading_assets.automation import AutomationSettings, build_automation
     from trading_assets.settings import build_resources
 
-    [sync] = [s for s in build_automation(AutomationConfig()).sensors
+    [sync] = [s for s in build_automation(AutomationSettings()).sensors
               if s.name == "symbol_sync"]
     with dg.build_sensor_context(instance=instance, cursor=cursor,
                                  resources=build_resources(env)) as context:

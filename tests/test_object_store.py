@@ -20,7 +20,7 @@ from resources.object_store import (
     ObjectStoreUnavailableError,
 )
 from tests.peers.s3_server import S3Server, new_bucket, s3_server  # noqa: F401
-from trading_assets.core.env import plain
+from trading_assets.core.config import plain
 from trading_assets.core.keys import (
     InvalidKeyError,
     bars_key,

@@ -1,4 +1,4 @@
-"""Every declared package earns its place: imported by the code, or listed in the README's
+"""Every declared package earns its place: imported by the code, or listed in docs/layout.md's
 Packages table with its role or the measured reason it was replaced or removed."""
 
 import ast
@@ -32,8 +32,8 @@ def runtime_dependencies() -> set[str]:
 
 
 def packages_table() -> dict[str, tuple[str, str]]:
-    """README "## Packages" rows: package -> (status, role or reason)."""
-    text = (ROOT / "README.md").read_text()
+    """docs/layout.md "## Packages" rows: package -> (status, role or reason)."""
+    text = (ROOT / "docs" / "layout.md").read_text()
     section = text.split("\n## Packages\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
@@ -60,7 +60,7 @@ def imported_distributions() -> set[str]:
 def test_every_brief_package_and_every_dependency_has_a_row_with_a_reason() -> None:
     table = packages_table()
     missing = (set(map(norm, BRIEF)) | runtime_dependencies()) - set(table)
-    assert not missing, f"README Packages table lacks {sorted(missing)}"
+    assert not missing, f"docs/layout.md Packages table lacks {sorted(missing)}"
     for name, (status, reason) in table.items():
         assert status in STATUSES, (name, status)
         assert len(reason) > 20, f"{name}: say what it does here or why it went"

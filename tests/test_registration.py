@@ -14,7 +14,7 @@ import pytest
 from resources.ibkr import disconnect_all, reset_pacing
 from tests.peers.tws_peer import TwsPeer
 from trading_assets import cli
-from trading_assets.automation import AutomationConfig, build_automation
+from trading_assets.automation import AutomationSettings, build_automation
 from trading_assets.partitions import SYMBOLS_PARTITION, list_symbols
 from trading_assets.runs import get_instance
 from trading_assets.settings import build_resources
@@ -91,7 +91,7 @@ def test_the_cli_qualifies_at_ibkr_like_the_app(ibkr_env: dict[str, str],
 def test_symbol_sync_registers_dagster_ui_keys_through_ibkr_too(ibkr_env: dict[str, str]
                                                                 ) -> None:
     resources = build_resources(ibkr_env)
-    auto = build_automation(AutomationConfig(running=False))
+    auto = build_automation(AutomationSettings(running=False))
     [sync] = [s for s in auto.sensors if s.name == "symbol_sync"]
     with dg.instance_for_test() as instance:
         # Typed in the Dagster UI: a real ticker, a lower-case one and one IBKR does not know.
@@ -121,7 +121,7 @@ def add_run(instance: dg.DagsterInstance, key: str, status: str) -> str:
 
 def test_a_key_a_queued_run_names_is_kept_until_the_run_ends(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
-    auto = build_automation(AutomationConfig(running=False))
+    auto = build_automation(AutomationSettings(running=False))
     [sync] = [s for s in auto.sensors if s.name == "symbol_sync"]
     instance.add_dynamic_partitions(SYMBOLS_PARTITION, ["intc"])  # typed in the Dagster UI
     run_id = add_run(instance, "intc", "STARTING")  # ... and launched from its Materialize dialog

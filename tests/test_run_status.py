@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import run_symbols
 from trading_assets import cli
-from trading_assets.automation import AutomationConfig, build_automation
+from trading_assets.automation import AutomationSettings, build_automation
 from trading_assets.partitions import register_symbols
 from trading_assets.run_tags import LAUNCHED_BY_TAG, launcher_of
 from ui.config import UIContext
@@ -92,7 +92,7 @@ def _analysis_assets() -> list[Any]:
 
 def test_sensor_and_schedule_runs_are_symbol_pipeline_runs_with_the_tags(
         instance: dg.DagsterInstance, resources: dict[str, Any]) -> None:
-    auto = build_automation(AutomationConfig(running=False))
+    auto = build_automation(AutomationSettings(running=False))
     targets = {s.name: [t.job_name for t in s.targets] for s in auto.sensors if s.targets}
     assert targets == {"new_symbols": ["symbol_pipeline"], "approved_signals": ["symbol_pipeline"]}
     assert [s.job_name for s in auto.schedules] == ["symbol_pipeline"]

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from trading_assets import runs
-from trading_assets.automation import AutomationConfig, build_automation
+from trading_assets.automation import AutomationSettings, build_automation
 from trading_assets.core.bars import simulate_bars
 from trading_assets.core.keys import bars_info_key
 from trading_assets.partitions import SYMBOLS_PARTITION, list_symbols
@@ -26,7 +26,7 @@ AS_OF = date(2026, 11, 20)
 
 def _sense(name: str, instance: dg.DagsterInstance, resources: dict[str, Any],
            cursor: str | None = None) -> dg.SensorResult:
-    auto = build_automation(AutomationConfig(running=False))
+    auto = build_automation(AutomationSettings(running=False))
     sensor = next(s for s in auto.sensors if s.name == name)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
         return sensor(ctx)
@@ -402,7 +402,7 @@ def test_run_now_refuses_a_symbol_the_sensor_is_already_analysing(
 
 
 def test_runs_execute_in_one_process_unless_the_setting_says_otherwise() -> None:
-    from trading_assets.core.env import ConfigError
+    from trading_assets.core.config import ConfigError
     from trading_assets.definitions import defs
     from trading_assets.executors import pipeline_executor as run_executor
 

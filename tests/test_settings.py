@@ -1,15 +1,22 @@
-"""The settings registry: every value range-checked where it is read, bad start-up settings
-reported in one line naming the setting, and .env.example listing exactly the registry."""
+"""The typed settings models: every value range-checked where it is read, bad start-up
+settings reported in one line naming the setting, and .env.example and the configuration
+table (docs/configuration.md) generated from the models."""
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.test_deploy_config import ROOT, documented
-from trading_assets import cli
-from trading_assets.core.settings_registry import KINDS, SETTINGS
+from trading_assets import cli, settings_docs
+from trading_assets.core.config import (
+    MODELS,
+    LLMSettings,
+    _shown,
+    range_text,
+    secret_names,
+    url_names,
+    variables,
+)
 from trading_assets.settings import ConfigError, build_resources, check_start
 
 
@@ -37,38 +44,63 @@ def test_out_of_range_settings_are_refused_naming_the_setting(env: dict[str, str
     ("LLM_TIMEOUT_S", "0.05"), ("LLM_CONCURRENCY", "0"), ("LLM_RUN_TIMEOUT_S", "0.5"),
     ("LLM_MAX_RETRIES", "11"),
 ])
-def test_the_analysts_ranges_are_the_registrys(name: str, value: str) -> None:
+def test_the_analysts_ranges_are_the_models(name: str, value: str) -> None:
     from resources.analysts import analyst_from_env
 
     env = {"LLM_PROVIDER": "openai", "LLM_BASE_URL": "http://127.0.0.1:9/v1", name: value}
     with pytest.raises(ConfigError) as refused:
         analyst_from_env(env)
-    assert str(refused.value).startswith(
-        f"{name}={value!r} must be {SETTINGS[name].range_text()}; unset it")
+    [field] = [f for f in LLMSettings.model_fields.values() if f.alias == name]
+    assert str(refused.value).startswith(f"{name}={value!r} must be {range_text(field)}; unset it")
 
 
-def test_every_registered_setting_is_well_formed() -> None:
-    for name, setting in SETTINGS.items():
-        assert setting.name == name and setting.kind in KINDS and setting.help, name
-        if setting.kind in ("int", "float") and setting.default:
-            assert not setting.range_problem(float(setting.default)), name
-        if setting.kind == "choice":
-            assert setting.default in setting.choices, name
+def test_every_variable_is_one_documented_field() -> None:
+    names = [name for _, name, _ in variables()]
+    assert len(names) == len(set(names)) and len(names) > 100
+    for _, name, field in variables():
+        assert name.isupper() and field.description, name
+    # The documented default reads back as the default: it is valid (pydantic does not
+    # validate defaults), and what .env.example shows is what the code uses.
+    for model in MODELS:
+        written = {field.alias: _shown(field.default) for field in model.model_fields.values()}
+        assert model.from_env(written) == model(), model.__name__
 
 
-def test_env_example_lists_exactly_the_registry() -> None:
-    assert sorted(set(documented()) ^ set(SETTINGS)) == []
+def test_a_model_built_in_code_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_MODEL", "from-the-process")
+    assert LLMSettings().model == "gpt-4o-mini"
+    assert LLMSettings.from_env().model == "from-the-process"
+    # Names are case-sensitive, as the process environment is: a lower-case key is not read.
+    assert LLMSettings.from_env({"llm_model": "lower"}).model == "gpt-4o-mini"
+    # Blank is the default; values are stripped; choices are case-insensitive.
+    assert LLMSettings.from_env({"LLM_MODEL": "  ", "LLM_CACHE": " Strict "}).model_dump(
+        include={"model", "cache"}) == {"model": "gpt-4o-mini", "cache": "strict"}
 
 
-def test_numeric_defaults_in_code_agree_with_the_registry() -> None:
-    call = re.compile(r"""env_number\(\s*env,\s*"([A-Z0-9_]+)",\s*([0-9_.]+)""")
-    found = 0
-    for folder in ("trading_assets", "resources", "ui"):
-        for path in (ROOT / folder).rglob("*.py"):
-            for name, literal in call.findall(path.read_text()):
-                found += 1
-                assert float(ast.literal_eval(literal)) == float(SETTINGS[name].default), name
-    assert found >= 15
+def test_secrets_are_never_printed() -> None:
+    read = LLMSettings.from_env({"LLM_API_KEY": "sk-7Qz9-secret"})
+    assert "sk-7Qz9-secret" not in repr(read) + str(read.model_dump())
+    assert read.api_key == "sk-7Qz9-secret"
+
+
+@pytest.mark.parametrize("path", sorted(settings_docs.generated(), key=str))
+def test_the_committed_settings_docs_are_the_generated_ones(path: Path) -> None:
+    # .env.example and docs/configuration.md's table come from the models: `python -m
+    # trading_assets.settings_docs` rewrites them after a model changes.
+    assert path.read_text() == settings_docs.generated()[path]
+
+
+def test_the_settings_docs_check_fails_on_a_stale_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / ".env.example"
+    stale.write_text("# IBKR_PORT=4001\n")
+    table_doc = tmp_path / "configuration.md"
+    table_doc.write_text(settings_docs.TABLE_DOC.read_text())
+    monkeypatch.setattr(settings_docs, "ENV_EXAMPLE", stale)
+    monkeypatch.setattr(settings_docs, "TABLE_DOC", table_doc)
+    assert settings_docs.main(["--check"]) == 1
+    assert settings_docs.main([]) == 0 and settings_docs.main(["--check"]) == 0
+    assert "# IBKR_PORT=4002\n" in stale.read_text()
 
 
 def bad_start_settings(tmp_path: Path) -> list[tuple[str, str, str]]:
@@ -115,8 +147,8 @@ def test_cli_and_gradio_start_report_bad_settings_in_one_line(
         monkeypatch.delenv(name)
 
 
-SECRET_SETTINGS = sorted(name for name, setting in SETTINGS.items() if setting.kind == "secret")
-URL_SETTINGS = sorted(name for name, setting in SETTINGS.items() if setting.kind == "url")
+SECRET_SETTINGS = sorted(secret_names())
+URL_SETTINGS = sorted(url_names())
 
 
 @pytest.mark.parametrize("name", SECRET_SETTINGS)

@@ -23,7 +23,7 @@ from trading_assets.bench.llm_peer import (
     http_error,
     signal_fields,
 )
-from trading_assets.core.env import ConfigError
+from trading_assets.core.config import ConfigError
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 API_KEY = "sk-tracking-" + secrets.token_hex(12)

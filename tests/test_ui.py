@@ -733,7 +733,7 @@ def test_scorecard_shows_tables_plots_counts_and_flags_simulated_data(ctx: UICon
     assert view.simulated
     assert "SIMULATED DATA: 5 of 12 signals" in view.markdown
     assert "Scored at 5 bars: 11" in view.markdown and "pending" in view.markdown
-    assert "Reading the scorecard" in view.markdown and "not proof" in view.markdown
+    assert "docs/scorecard.md" in view.markdown and "not proof" in view.markdown
     assert scorecard_view(ctx, "20").horizon == 20  # the dropdown's text is accepted
 
 

@@ -111,6 +111,6 @@ def test_a_server_name_that_is_not_a_host_is_refused() -> None:
 def test_compose_publishes_the_app_on_loopback_unless_told_otherwise() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose["services"]["ui"]["ports"] == ["${GRADIO_BIND_ADDRESS:-127.0.0.1}:7860:7860"]
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "production.md").read_text()
     proxy = readme[readme.index("published on 127.0.0.1 only (`GRADIO_BIND_ADDRESS`"):][:1500]
     assert "reverse proxy" in proxy and "TLS" in proxy and "127.0.0.1:7860" in proxy

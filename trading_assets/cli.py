@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trading_assets.console import OneLineParser, port_number, print_table, ticker
+from trading_assets.core.config import MarketDataSettings, UISettings
 from trading_assets.core.text import terminal_text
 from trading_assets.runs import (
     ACTIVE_STATUSES,
@@ -29,7 +30,6 @@ from trading_assets.runs import (
 
 log = logging.getLogger("trading_assets.cli")
 
-DEMO_SYMBOLS = "TSLA,NVDA"
 IN_PROCESS_HELP = ("run here even when a Dagster daemon is up (default: submit to its queue "
                    "when one is running, else run here)")
 
@@ -109,7 +109,7 @@ def summary_row(symbol: str, resources: dict[str, Any], run_id: str | None,
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_and_report(args.symbols or os.environ.get("SYMBOLS") or DEMO_SYMBOLS,
+    return run_and_report(args.symbols or MarketDataSettings.from_env().symbols,
                           args.resources, demo=True, in_process=args.in_process)
 
 
@@ -297,11 +297,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def dagster_port(args: argparse.Namespace) -> int:
-    """--port / --dagster-port, else DAGSTER_PORT (checked against the registry), else 3000."""
-    from trading_assets.core.env import env_number
-
+    """--port / --dagster-port, else DAGSTER_PORT (core/config.py UISettings)."""
     chosen = getattr(args, "dagster_port", None) or getattr(args, "port", None)
-    return chosen or env_number(os.environ, "DAGSTER_PORT", 3000, int)
+    return chosen or UISettings.from_env().dagster_port
 
 
 def workspace_file(raw: str) -> Path:
@@ -447,8 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="materialize the demo symbols on embedded defaults")
-    demo.add_argument("--symbols", default="", help=f"comma-separated (default {DEMO_SYMBOLS} "
-                                                    "or $SYMBOLS)")
+    demo.add_argument("--symbols", default="", help="comma-separated (default $SYMBOLS, else "
+                      f"{MarketDataSettings().symbols})")
     demo.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     demo.set_defaults(func=cmd_demo)
 

@@ -15,7 +15,7 @@ EVALUATION_ASSETS = [signal_outcomes, signal_scorecard]
 __all__ = ["EVALUATION_ASSETS", "SYMBOL_ASSETS", "SYMBOL_CHECKS", "configured_resources",
            "defs", "executor", "symbol_pipeline_job"]
 
-configured_resources = build_resources(automation=automation.config)
+configured_resources = build_resources()
 defs = dg.Definitions(
     # Kind tags for the configured model, broker, tracking and store (no "openai" for rules).
     assets=with_configured_kinds([*SYMBOL_ASSETS, *EVALUATION_ASSETS],

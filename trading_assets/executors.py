@@ -23,26 +23,17 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
-from trading_assets.core.env import ConfigError
-
-EXECUTORS = ("in_process", "multiprocess", "celery")
-DEFAULT_QUEUE = "dagster"
+from trading_assets.core.config import ConfigError, ExecutorSettings
 
 
 def executor_kind(env: Mapping[str, str] | None = None) -> str:
     """TRADING_EXECUTOR: in_process (default), multiprocess or celery."""
-    env = os.environ if env is None else env
-    kind = env.get("TRADING_EXECUTOR", "").strip().lower().replace("-", "_") or "in_process"
-    if kind not in EXECUTORS:
-        raise ConfigError(f"TRADING_EXECUTOR={kind!r}: choose one of {', '.join(EXECUTORS)}.")
-    return kind
+    return ExecutorSettings.from_env(env).kind
 
 
 def broker_url(env: Mapping[str, str] | None = None) -> str:
     """TRADING_CELERY_BROKER_URL, else the RabbitMQ at DAGSTER_CELERY_BROKER_HOST (127.0.0.1)."""
-    env = os.environ if env is None else env
-    host = env.get("DAGSTER_CELERY_BROKER_HOST", "").strip() or "127.0.0.1"
-    return env.get("TRADING_CELERY_BROKER_URL", "").strip() or f"pyamqp://guest@{host}:5672//"
+    return ExecutorSettings.from_env(env).broker
 
 
 def check_broker_password(url: str) -> None:
@@ -58,11 +49,6 @@ def check_broker_password(url: str) -> None:
         )
 
 
-def celery_queue(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get("TRADING_CELERY_QUEUE", "").strip() or DEFAULT_QUEUE
-
-
 def celery_config(env: Mapping[str, str] | None = None, *, for_worker: bool = False
                   ) -> dict[str, Any]:
     """The celery_executor config, shared by the executor and the worker config file.
@@ -71,15 +57,14 @@ def celery_config(env: Mapping[str, str] | None = None, *, for_worker: bool = Fa
     UI shows the variable name) when the process environment sets it; a worker config file
     gets the value, since `dagster-celery worker start` writes it into the worker's settings.
     """
-    env = os.environ if env is None else env
-    url = broker_url(env)
-    from_env = "TRADING_CELERY_BROKER_URL" in os.environ and os.environ.get(
-        "TRADING_CELERY_BROKER_URL", "").strip() == url
+    settings = ExecutorSettings.from_env(env)
+    url = settings.broker
+    from_env = os.environ.get("TRADING_CELERY_BROKER_URL", "").strip() == url
     return {
         "broker": url if for_worker or not from_env else {"env": "TRADING_CELERY_BROKER_URL"},
-        "backend": env.get("TRADING_CELERY_BACKEND", "").strip() or "rpc://",
+        "backend": settings.backend,
         "config_source": {
-            "task_default_queue": celery_queue(env),
+            "task_default_queue": settings.queue,
             # A step's message is acknowledged when the step ends, not when a worker takes it:
             # if the worker dies (SIGKILL, OOM, lost container) the broker hands the step to
             # another worker instead of the run waiting forever for a result that never comes.
@@ -141,8 +126,8 @@ def worker_command(name: str, config: Path, env: Mapping[str, str] | None = None
     pool: a killed worker takes its step with it instead of leaving an orphan running it)."""
     pool = ["-P", "solo"] if concurrency == 1 else ["-P", "prefork", "-c", str(concurrency)]
     return ["dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", str(config),
-            "-q", celery_queue(env), "-n", name, "-i", "trading_assets.celery_worker",
-            "--", *pool]
+            "-q", ExecutorSettings.from_env(env).queue, "-n", name,
+            "-i", "trading_assets.celery_worker", "--", *pool]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -133,11 +133,28 @@ def instance_check(instance: Any) -> Check:
     return _probe("instance", f"{home} ({storage})", instance.get_runs_count)
 
 
+def _ibkr_probe(part: str, what: str, ibkr: Any, probe: Callable[[], object]) -> Check:
+    """An IBKR part: probed, and when up, the API server version and connection time its
+    gateway announced (a gateway that shares no version with ib_async is down, saying so)."""
+    check = _probe(part, what, probe)
+    if not check.up:
+        return check
+    return Check(part, "up", f"{what}: {ibkr.handshake().describe()}", check.needed)
+
+
 def market_data_check(market: Any) -> Check:
     """IBKR market data needs the gateway; other sources have nothing to reach ahead of a run."""
     if market.source == "ibkr":
-        return _probe("market data", market.describe(), market.ibkr.account_snapshot)
+        return _ibkr_probe("market data", market.describe(), market.ibkr,
+                           market.ibkr.account_snapshot)
     return Check("market data", "up", market.describe())
+
+
+def broker_check(broker: Any) -> Check:
+    """The broker's account answers (IBKR: through the gateway, with its API version)."""
+    if broker.kind == "ibkr":
+        return _ibkr_probe("broker", broker.label, broker.ibkr, broker.account)
+    return _probe("broker", broker.label, broker.account)
 
 
 def llm_check(analyst: Any) -> Check:
@@ -154,7 +171,7 @@ def system_health(resources: dict[str, Any], instance: Any, webserver_url: str,
     """Every part, probed once (the daemon is needed while sensors and the schedule are on)."""
     from sqlalchemy.engine import make_url
 
-    from trading_assets.core.env import plain
+    from trading_assets.core.config import plain
 
     app_db, store, broker = resources["app_db"], resources["store"], resources["broker"]
     try:
@@ -167,7 +184,7 @@ def system_health(resources: dict[str, Any], instance: Any, webserver_url: str,
         instance_check(instance),
         _probe("app database", database, lambda: app_db.engine.connect().close()),
         _probe("object store", store.label, lambda: store.exists("health/probe")),
-        _probe("broker", broker.label, broker.account),
+        broker_check(broker),
         market_data_check(resources["market_data"]),
         llm_check(resources["analyst"]),
     ])

@@ -22,7 +22,7 @@ SYMBOL_CHECKS = [ohlcv_sanity, indicator_ranges]
 
 # TRADING_EXECUTOR picks how a run executes its steps (trading_assets/executors.py): in process
 # by default (one import of this module per run instead of one per step, which is most of a
-# run's time), multiprocess, or celery (steps on dagster-celery workers; README "Scale out").
+# run's time), multiprocess, or celery (steps on dagster-celery workers; docs/scale-out.md).
 executor = pipeline_executor()
 symbol_pipeline_job = dg.define_asset_job(
     name="symbol_pipeline",

@@ -40,11 +40,10 @@ def create_storage(instance: Any) -> None:
 
 
 def gradio_port(chosen: int | None, env: Mapping[str, str] | None = None) -> int:
-    """--ui-port, else GRADIO_SERVER_PORT (checked against the registry), else 7860."""
-    from trading_assets.core.env import env_number
+    """--ui-port, else GRADIO_SERVER_PORT (core/config.py UISettings)."""
+    from trading_assets.core.config import UISettings
 
-    env = os.environ if env is None else env
-    return chosen or env_number(env, "GRADIO_SERVER_PORT", 7860, int)
+    return chosen or UISettings.from_env(env).server_port
 
 
 def answers(url: str, timeout_s: float = 2.0) -> bool:

@@ -39,6 +39,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from trading_assets.console import positive_int
+from trading_assets.core.config import LLMSettings
 from trading_assets.core.signal import AnalysisOutcome, AnalysisRequest
 
 if TYPE_CHECKING:  # pandas loads when a replay runs, not with every CLI command
@@ -228,10 +229,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _env_images(env: Mapping[str, str]) -> bool:
-    return env.get("LLM_SEND_IMAGES", "").strip().lower() not in ("0", "false", "no", "off")
-
-
 def build_arms(env: Mapping[str, str], provider: str, images: str | None,
                with_rules: bool) -> list[Arm]:
     """The analyst set-ups to replay, each configured from `env` as the settings do."""
@@ -245,7 +242,7 @@ def build_arms(env: Mapping[str, str], provider: str, images: str | None,
 
     arms: list[Arm] = []
     if provider == "openai":
-        chosen = images or ("on" if _env_images(env) else "off")
+        chosen = images or ("on" if LLMSettings.from_env(env).send_images else "off")
         for send in ((True, False) if chosen == "both" else (chosen == "on",)):
             variant = "images" if send else "no-images"
             make = analyst_factory({"LLM_PROVIDER": "openai",
@@ -471,7 +468,7 @@ def main(args: argparse.Namespace) -> int:
               f"({'SIMULATED' if history.simulated else history.source} bars)")
     for warning in training_warnings(arms, dates):
         print(warning, file=sys.stderr)
-    cap = float(env.get("LLM_MAX_COST_USD", "") or 0.0) if args.provider == "openai" else 0.0
+    cap = LLMSettings.from_env(env).max_cost_usd if args.provider == "openai" else 0.0
     report = run_replay(histories, dates, arms, app_db, store, batch_size=args.batch_size,
                         max_cost_usd=cap, window=window, progress=lambda m: print(f"  {m}"))
     print_replay_report(report, arms, cap)
@@ -484,7 +481,7 @@ def main(args: argparse.Namespace) -> int:
         print_scorecard(resources, scored)
         print("\nDagster UI: asset signal_scorecard (group evaluation); MLflow: experiment "
               f"'{scorecard_experiment(resources['tracking'])}'. How to read it: "
-              "README.md, 'Reading the scorecard'")
+              "docs/scorecard.md")
     if any(h.simulated for h in histories):
         print("SIMULATED DATA: the scorecard measures the analyst on generated bars, not "
               "market prices.")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from trading_assets.core.config import ConfigError, TrackingSettings, UISettings
 from trading_assets.core.secrets import public_url
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhos
 # that puts guessing it out of reach.
 MIN_PASSWORD_LENGTH = 12
 _HTTP_URL_RE = re.compile(r"^https?://[^\s\"'<>]+$")
+_DEFAULTS = UISettings()  # written once, in core/config.py
 
 
 class UIError(Exception):
@@ -42,30 +44,27 @@ class UIConfigError(ValueError):
 class UIConfig:
     """Where the app listens, who may log in, and where the Dagster and MLflow UIs are."""
 
-    server_name: str = "127.0.0.1"
-    server_port: int = 7860
+    server_name: str = _DEFAULTS.server_name
+    server_port: int = _DEFAULTS.server_port
     username: str = ""
     password: str = field(default="", repr=False)  # never in a log line or a traceback
-    dagster_url: str = "http://localhost:3000"
+    dagster_url: str = _DEFAULTS.dagster_url
     mlflow_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> UIConfig:
         """Read GRADIO_SERVER_*, GRADIO_USERNAME/PASSWORD, DAGSTER_WEBSERVER_URL, MLFLOW_UI_URL."""
-        raw_port = env.get("GRADIO_SERVER_PORT", "").strip()
         try:
-            port = int(raw_port) if raw_port else 7860
-        except ValueError:
-            port = -1
-        if not 1 <= port <= 65535:
-            raise UIConfigError(f"GRADIO_SERVER_PORT={raw_port!r} is not a port number (1-65535).")
+            ui, tracking = UISettings.from_env(env), TrackingSettings.from_env(env)
+        except ConfigError as exc:
+            raise UIConfigError(str(exc)) from None
         return cls(
-            server_name=_host(env.get("GRADIO_SERVER_NAME", "")) or "127.0.0.1",
-            server_port=port,
-            username=env.get("GRADIO_USERNAME", ""),
-            password=env.get("GRADIO_PASSWORD", ""),
-            dagster_url=_dagster_url(env),
-            mlflow_url=_base_url(env, "MLFLOW_UI_URL", ""),
+            server_name=_host(ui.server_name),
+            server_port=ui.server_port,
+            username=ui.username,
+            password=ui.password.get_secret_value(),
+            dagster_url=ui.dagster_url,
+            mlflow_url=tracking.ui_url,
         )
 
     def listening_on(self, host: str | None, port: int | None) -> UIConfig:
@@ -119,22 +118,6 @@ def _host(raw: str) -> str:
         raise UIConfigError(f"GRADIO_SERVER_NAME={name!r} is not a host name or address; use "
                             "e.g. 127.0.0.1 or 0.0.0.0.")
     return name
-
-
-def _dagster_url(env: Mapping[str, str]) -> str:
-    from trading_assets.settings import ConfigError, dagster_webserver_url
-
-    try:
-        return dagster_webserver_url(env)
-    except ConfigError as exc:
-        raise UIConfigError(str(exc)) from None
-
-
-def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip().rstrip("/") or default
-    if value and not _HTTP_URL_RE.match(value):
-        raise UIConfigError(f"{name}={value!r} is not an http(s) URL, e.g. http://localhost:3000.")
-    return value
 
 
 def is_loopback(server_name: str) -> bool:

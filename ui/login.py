@@ -6,7 +6,7 @@ and password, never who asks, so the throttle sits in front of that route as ASG
 (passed to Gradio's FastAPI app through `launch(app_kwargs=...)`). An attempt during a lockout
 is refused with 429 and Retry-After before the password is looked at, the right one included;
 a successful login clears the client's count. The client is the connecting address: behind a
-reverse proxy every user shares the proxy's, so let the proxy limit logins too (README).
+reverse proxy every user shares the proxy's, so let the proxy limit logins too (docs/app.md).
 """
 
 from __future__ import annotations

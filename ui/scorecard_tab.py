@@ -26,7 +26,7 @@ from ui.widgets import PRIVATE, STORED_TEXT, banner, guarded
 SCORECARD_HORIZONS = (1, 5, 20)
 SIMULATED_SCORECARD = ("SIMULATED DATA behind this scorecard: outcomes scored on generated "
                        "bars say nothing about any market.")
-SCORECARD_README = "README.md, section “Reading the scorecard”"
+SCORECARD_README = "docs/scorecard.md"
 NO_OUTCOMES = ("No scored signals yet: run `trading-signals replay --symbols AAPL --start "
                "2024-01-02` (walk-forward over history with the rules analyst), or "
                "materialize `signal_outcomes` (group *evaluation* in the Dagster UI) after "

@@ -7,9 +7,10 @@ session per client id. Nothing here ever substitutes simulated data for an IBKR 
 failure is an `IBKRError` whose message says what to do.
 
 The package keeps one room per responsibility: errors.py (what callers catch), pacing.py
-(historical-data limits), session.py (connection, account, requests, contracts), market_data.py
-(daily bars), orders.py (checked, placed once, reconciled), account.py (positions, cash) and
-resource.py (the ConfigurableResource that combines them).
+(historical-data limits), session.py (connection, account, requests, contracts), versions.py
+(the API server version agreed at connect), values.py (every number ib_async hands back),
+market_data.py (daily bars), orders.py (checked, placed once, reconciled), account.py
+(positions, cash) and resource.py (the ConfigurableResource that combines them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from resources.ibkr.errors import (
     IBKRNoSecurityError,
     IBKRPacingError,
     IBKRPermissionError,
+    IBKRVersionError,
 )
 from resources.ibkr.market_data import duration_for
 from resources.ibkr.pacing import HistoricalPacer, reset_pacing
@@ -36,6 +38,7 @@ __all__ = [
     "IBKRPacingError",
     "IBKRPermissionError",
     "IBKRResource",
+    "IBKRVersionError",
     "disconnect_all",
     "duration_for",
     "reset_pacing",

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from resources.ibkr.errors import IBKRError
-from resources.ibkr.session import IBKRSession, _Connection, _platform_symbol, _price
+from resources.ibkr.session import IBKRSession, _Connection, _platform_symbol
+from resources.ibkr.values import ib_number
 from trading_assets.core.orders import AccountSnapshot, Position
 
+if TYPE_CHECKING:
+    from ib_async import PortfolioItem
+    from ib_async import Position as IBPosition
+
 log = logging.getLogger(__name__)
+
+
+def _avg_cost(position: IBPosition, item: PortfolioItem | None, account: str) -> float:
+    """The position's average cost, else the portfolio's. The risk checks value a position
+    by it when IBKR sends no market value, so an unknown cost is an error, never 0."""
+    for value in (position.avgCost, item.averageCost if item else None):
+        cost = ib_number(value)
+        if cost is not None:
+            return cost
+    raise IBKRError(
+        f"IBKR sent no average cost for the {_platform_symbol(position.contract.symbol)} "
+        f"position of account {account}. The gateway may still be loading the portfolio; "
+        "retry in a minute."
+    )
 
 
 class AccountRequests(IBKRSession):
@@ -21,7 +41,8 @@ class AccountRequests(IBKRSession):
         portfolio = {item.contract.conId: item for item in conn.ib.portfolio(account)}
         result = []
         for position in held:
-            if position.account != account or not position.position:
+            quantity = ib_number(position.position)
+            if position.account != account or not quantity:
                 continue
             if position.contract.secType != "STK":  # the platform trades stocks only
                 continue
@@ -29,12 +50,12 @@ class AccountRequests(IBKRSession):
             result.append(
                 Position(
                     symbol=_platform_symbol(position.contract.symbol),
-                    quantity=float(position.position),
-                    avg_cost=float(position.avgCost),
-                    market_price=_price(item.marketPrice) if item else None,
-                    market_value=_price(item.marketValue) if item else None,
-                    unrealized_pnl=_price(item.unrealizedPNL) if item else None,
-                    realized_pnl=(_price(item.realizedPNL) or 0.0) if item else 0.0,
+                    quantity=quantity,
+                    avg_cost=_avg_cost(position, item, account),
+                    market_price=ib_number(item.marketPrice) if item else None,
+                    market_value=ib_number(item.marketValue) if item else None,
+                    unrealized_pnl=ib_number(item.unrealizedPNL) if item else None,
+                    realized_pnl=(ib_number(item.realizedPNL) or 0.0) if item else 0.0,
                 )
             )
         return result
@@ -45,9 +66,11 @@ class AccountRequests(IBKRSession):
         values: dict[tuple[str, str], float] = {}
         for value in conn.ib.accountValues(account):
             try:
-                values[(value.tag, value.currency)] = float(value.value)
+                number = ib_number(value.value)
             except ValueError:  # text tags such as AccountType
                 continue
+            if number is not None:
+                values[(value.tag, value.currency)] = number
         log.debug("IBKR account update: %d numeric values", len(values))
         base = next((cur for tag, cur in values if tag == "NetLiquidation" and cur != "BASE"),
                     "USD")
@@ -75,9 +98,9 @@ class AccountRequests(IBKRSession):
             buying_power=pick("BuyingPower") or 0.0,
             currency=base,
             realized_pnl=realized if realized is not None
-            else sum(_price(i.realizedPNL) or 0.0 for i in items),
+            else sum(ib_number(i.realizedPNL) or 0.0 for i in items),
             unrealized_pnl=unrealized if unrealized is not None
-            else sum(_price(i.unrealizedPNL) or 0.0 for i in items),
+            else sum(ib_number(i.unrealizedPNL) or 0.0 for i in items),
             broker="ibkr",
         )
 

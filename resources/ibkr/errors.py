@@ -38,3 +38,7 @@ class IBKRNoSecurityError(IBKRError):
 class IBKRPermissionError(IBKRError):
     """Not allowed: no data subscription, read-only mode, or a live account without consent."""
 
+
+class IBKRVersionError(IBKRConnectionError):
+    """The gateway and ib_async share no API server version (or the gateway refused the
+    handshake): a setup problem (library or gateway version), not an outage to retry."""

@@ -15,6 +15,7 @@ from resources.ibkr.errors import (
 )
 from resources.ibkr.pacing import _PACER
 from resources.ibkr.session import IBKRSession, _Connection
+from resources.ibkr.values import ib_number
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.core.symbols import validate_symbol
 
@@ -80,15 +81,11 @@ class MarketDataRequests(IBKRSession):
         frame = _PACER.cached(key)
         if frame is None:
             bars, delayed = self._historical_bars(conn, contract, symbol, duration)
+            # An unset value becomes NaN, which the bar checks then name (core/bars.py).
             frame = pd.DataFrame(
-                {
-                    "date": [bar.date for bar in bars],
-                    "open": [bar.open for bar in bars],
-                    "high": [bar.high for bar in bars],
-                    "low": [bar.low for bar in bars],
-                    "close": [bar.close for bar in bars],
-                    "volume": [bar.volume for bar in bars],
-                }
+                {"date": [bar.date for bar in bars]}
+                | {column: [ib_number(getattr(bar, column)) for bar in bars]
+                   for column in ("open", "high", "low", "close", "volume")}
             )
             dates = pd.to_datetime(frame["date"])
             if dates.dt.tz is not None:

@@ -9,7 +9,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from resources.ibkr.errors import IBKRError, IBKRPermissionError
-from resources.ibkr.session import _POLL_S, IBKRSession, _Connection, _platform_symbol, _price
+from resources.ibkr.session import _POLL_S, IBKRSession, _Connection, _platform_symbol
+from resources.ibkr.values import ib_number
 from trading_assets.core.calendar import session_after
 from trading_assets.core.lifecycle import FAILED_BROKER_STATUSES, WORKING_BROKER_STATUSES
 from trading_assets.core.orders import (
@@ -270,9 +271,9 @@ class OrderRequests(IBKRSession):
                 continue
             if order.parentId and (order.clientId, order.parentId) in waiting_parents:
                 continue
-            remaining = float(order.totalQuantity) - float(status.filled or 0)
-            price = _price(order.auxPrice if order.orderType.startswith("STP")
-                           else order.lmtPrice)
+            remaining = (ib_number(order.totalQuantity) or 0.0) - (ib_number(status.filled) or 0.0)
+            price = ib_number(order.auxPrice if order.orderType.startswith("STP")
+                              else order.lmtPrice)
             working.append(WorkingOrder(
                 order_ref=order.orderRef, symbol=_platform_symbol(trade.contract.symbol),
                 action=order.action, remaining=remaining, price=price,
@@ -292,7 +293,7 @@ class OrderRequests(IBKRSession):
             log.info("No IBKR quote for %s (%s): the pre-trade check uses the last close",
                      symbol, exc)
             return qualified.min_tick, None
-        bid, ask, last = (_price(v) for v in (ticker.bid, ticker.ask, ticker.last))
+        bid, ask, last = (ib_number(v) for v in (ticker.bid, ticker.ask, ticker.last))
         quote = (bid + ask) / 2 if bid and ask and bid > 0 and ask > 0 else last
         return qualified.min_tick, quote if quote and quote > 0 else None
 
@@ -352,22 +353,19 @@ class OrderRequests(IBKRSession):
     def _broker_order(self, order_ref: str, trade: Trade | None, fills: list[Fill],
                       children: list[Trade]) -> BrokerOrder:
         """One BrokerOrder from the parent trade (if known), its fills and bracket children."""
-        shares = sum(f.execution.shares for f in fills)
-        avg_price = (sum(f.execution.shares * f.execution.price for f in fills) / shares
-                     if shares else None)
-        commission = sum(f.commissionReport.commission for f in fills if f.commissionReport.execId)
+        shares, avg_price = _filled(fills)
+        commission = _commission(fills)
         exits = [
             ExitReport(
                 order_ref=child.order.orderRef,
                 role=_EXIT_ROLES.get(child.order.orderRef[len(order_ref):], "exit"),
                 order_type=child.order.orderType,
                 status=child.orderStatus.status,
-                price=_price(child.order.lmtPrice if child.order.orderType == "LMT"
-                             else child.order.auxPrice),
-                filled=float(child.orderStatus.filled or 0),
-                avg_fill_price=_price(child.orderStatus.avgFillPrice or None),
-                commission=sum(f.commissionReport.commission for f in child.fills
-                               if f.commissionReport.execId),
+                price=ib_number(child.order.lmtPrice if child.order.orderType == "LMT"
+                                else child.order.auxPrice),
+                filled=ib_number(child.orderStatus.filled) or 0.0,
+                avg_fill_price=ib_number(child.orderStatus.avgFillPrice) or None,
+                commission=_commission(child.fills),
             )
             for child in children
         ]
@@ -397,14 +395,14 @@ class OrderRequests(IBKRSession):
             order_ref=order_ref,
             symbol=_platform_symbol(trade.contract.symbol),
             action=order.action,
-            quantity=float(order.totalQuantity),
+            quantity=ib_number(order.totalQuantity) or 0.0,
             order_type=OrderType.BRACKET.value if children else order.orderType,
             status=status.status,
             broker_order_id=order_id,
-            filled=shares or float(status.filled),
-            avg_fill_price=avg_price if shares else _price(status.avgFillPrice or None),
+            filled=shares or ib_number(status.filled) or 0.0,
+            avg_fill_price=avg_price if shares else ib_number(status.avgFillPrice) or None,
             commission=commission,
-            limit_price=_price(order.lmtPrice) if order.orderType == "LMT" else None,
+            limit_price=ib_number(order.lmtPrice) if order.orderType == "LMT" else None,
             broker="ibkr",
             exits=exits,
             reason=_cancel_reason(order.tif, status.status,
@@ -420,6 +418,23 @@ class OrderRequests(IBKRSession):
                 "log": [entry.message for entry in trade.log if entry.message][-5:],
             },
         )
+
+
+def _filled(fills: list[Fill]) -> tuple[float, float | None]:
+    """Shares filled and their average price (None before a fill), from executions."""
+    sized = [(ib_number(f.execution.shares) or 0.0, ib_number(f.execution.price)) for f in fills]
+    priced = [(shares, price) for shares, price in sized if price is not None]
+    shares = sum(shares for shares, _ in sized)
+    priced_shares = sum(shares for shares, _ in priced)
+    average = (sum(shares * price for shares, price in priced) / priced_shares
+               if priced_shares else None)
+    return shares, average
+
+
+def _commission(fills: list[Fill]) -> float:
+    """What the fills cost, from the commission reports that arrived."""
+    return sum(ib_number(f.commissionReport.commission) or 0.0 for f in fills
+               if f.commissionReport.execId)
 
 
 def _cancel_reason(tif: str, status: str, messages: list[str]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -28,7 +27,10 @@ from resources.ibkr.errors import (
     IBKRNoSecurityError,
     IBKRPacingError,
     IBKRPermissionError,
+    IBKRVersionError,
 )
+from resources.ibkr.values import ib_number
+from resources.ibkr.versions import Handshake, HandshakeListener, last_handshake, remember
 from trading_assets.core.orders import SymbolSettings
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ class _Connection:
     delayed_data: bool = False  # reqMarketDataType(3) was sent on this session
     delayed_req_ids: set[int] = field(default_factory=set)  # requests answered with 10167
     rejected: asyncio.Future[str] | None = None  # set when the gateway refuses the client id
+    handshake: Handshake | None = None  # the API server version and time the gateway announced
 
     def on_error(self, req_id: int, code: int, message: str, _contract: object) -> None:
         if code in _FARM_NOTICES:
@@ -140,14 +143,6 @@ def _platform_symbol(ib_symbol: str) -> str:
     return ib_symbol.strip().replace(" ", ".")
 
 
-def _price(value: object) -> float | None:
-    """A price from ib_async, or None for its 'unset' markers (empty, NaN, 1.79e308)."""
-    if value is None or value == "":
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    return number if math.isfinite(number) and abs(number) < 1e300 else None
-
-
 # ---------------------------------------------------------------- the session
 
 
@@ -194,6 +189,20 @@ class IBKRSession:
             _CONNECTIONS[key] = conn
         return conn
 
+    def handshake(self) -> Handshake:
+        """Connect (or reuse this thread's session) and say what the gateway announced: the
+        negotiated API server version and its connection time. Raises IBKRVersionError when
+        the gateway and ib_async share no version."""
+        handshake = self._connection().handshake
+        assert handshake is not None
+        return handshake
+
+    def handshake_metadata(self) -> dict[str, object]:
+        """The latest handshake with this gateway as metadata, without connecting ({} when
+        this process has not connected to it)."""
+        found = last_handshake(self.host, self.port)
+        return found.metadata() if found else {}
+
     def _key(self) -> _ConnectionKey:
         """Which cached connection is this resource's: per process and thread, and per
         account, since the connection's account is picked from the config that opened it."""
@@ -219,6 +228,9 @@ class IBKRSession:
             ib.errorEvent += conn.on_error
             try:
                 util.run(self._handshake(conn))
+            except IBKRVersionError:
+                conn.close()
+                raise
             except _ClientIdInUse as refusal:
                 last_refusal = str(refusal)
                 log.warning("IBKR client id %d is in use; trying %d", client_id, client_id + 1)
@@ -238,13 +250,16 @@ class IBKRSession:
             except OSError as exc:
                 conn.close()
                 raise IBKRConnectionError(self._unreachable(exc.strerror or str(exc))) from exc
+            assert conn.handshake is not None
+            remember(conn.handshake)
             conn.accounts = ib.managedAccounts()
             try:
                 conn.account = self._pick_account(conn.accounts)
             except IBKRError:
                 conn.close()
                 raise
-            log.info("connected to IBKR %s:%d as client %d", self.host, self.port, client_id)
+            log.info("connected to IBKR %s:%d as client %d: %s", self.host, self.port, client_id,
+                     conn.handshake.describe())
             return conn
         raise IBKRConnectionError(
             f"IBKR gateway at {self.host}:{self.port} refused client ids {self.client_id}.."
@@ -253,10 +268,28 @@ class IBKRSession:
         )
 
     async def _handshake(self, conn: _Connection) -> None:
-        """ib_async's connect, bounded by connect_timeout and aborted if the id is refused."""
+        """ib_async's connect, bounded by connect_timeout, aborted if the id is refused and
+        refused (IBKRVersionError) when the gateway and ib_async share no API version."""
+        loop = asyncio.get_running_loop()
+        conn.rejected = loop.create_future()
+        listener = HandshakeListener(f"{self.host}:{self.port}", loop.create_future())
+        # Subscribed after ib_async's own handler, so it sees each chunk after ib_async did.
+        socket_events = conn.ib.client.conn
+        socket_events.hasData += listener.on_data
+        socket_events.disconnected += listener.on_closed
+        try:
+            await self._connect(conn, listener.refused)
+        finally:
+            socket_events.hasData -= listener.on_data
+            socket_events.disconnected -= listener.on_closed
+        conn.handshake = Handshake(self.host, self.port, conn.ib.client.serverVersion(),
+                                   listener.reply[1] if listener.reply else "")
+
+    async def _connect(self, conn: _Connection, version_refused: asyncio.Future[str]) -> None:
+        """Wait for the connect, a refused client id, a version refusal or the timeout."""
         from ib_async import StartupFetch, StartupFetchALL
 
-        conn.rejected = asyncio.get_running_loop().create_future()
+        assert conn.rejected is not None
         connecting = asyncio.ensure_future(
             conn.ib.connectAsync(
                 self.host,
@@ -269,17 +302,22 @@ class IBKRSession:
             )
         )
         done, _ = await asyncio.wait(
-            {connecting, conn.rejected},
+            {connecting, conn.rejected, version_refused},
             timeout=self.connect_timeout,
             return_when=asyncio.FIRST_COMPLETED,
         )
-        if connecting in done:
+        # Read before cancelling: the cancelled connect closes the socket, which the listener
+        # would take for a refused handshake.
+        problem = version_refused.result() if version_refused.done() else ""
+        if connecting in done and not problem:
             connecting.result()  # raises what the connect raised
             return
         connecting.cancel()
         await asyncio.gather(connecting, return_exceptions=True)
         if conn.rejected.done():
             raise _ClientIdInUse(conn.rejected.result())
+        if problem:
+            raise IBKRVersionError(problem)
         raise TimeoutError
 
     def _unreachable(self, reason: str) -> str:
@@ -415,6 +453,6 @@ class IBKRSession:
         assert contract is not None
         if exchange == "SMART":
             contract.exchange = "SMART"  # keep smart routing rather than the listing exchange
-        found = _Qualified(contract, stocks[0].longName, float(stocks[0].minTick or 0.01))
+        found = _Qualified(contract, stocks[0].longName, ib_number(stocks[0].minTick) or 0.01)
         conn.contracts[key] = found
         return found

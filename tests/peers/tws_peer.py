@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 SERVER_VERSION = 176
+# IB's "no value" for a double, as IBKR's Java server writes Double.MAX_VALUE; ib_async 2.x
+# reads it as its UNSET_DOUBLE.
+UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
 PAPER_ACCOUNT = "DU123456"
 DONE_STATUSES = frozenset({"Filled", "Cancelled"})
 
@@ -218,6 +221,14 @@ class TwsPeer:
         self.drop_on_historical_data = 0  # drop the socket on this many bar requests, unanswered
         self.quotes: dict[str, float] = {}  # snapshot price per symbol (default: last close)
         self.quote_error: int | None = None  # answer reqMktData with this error code instead
+        # The handshake: the API server version announced (one above the client's range is a
+        # gateway that wants a newer protocol; the peer still answers in text, so a client that
+        # does not check carries on), or close the socket without announcing one at all.
+        self.server_version = SERVER_VERSION
+        self.refuse_handshake = False
+        # A gateway without prices (just started, or no data for them): the portfolio's prices,
+        # positions' average cost and contracts' minimum tick are sent as IB's unset marker.
+        self.unset_prices = False
 
         # What happened, for assertions.
         self.place_order_count = 0
@@ -229,6 +240,9 @@ class TwsPeer:
         # The wire: every placeOrder message as the client sent it, decoded (see wire_orders).
         self.wire: list[dict[str, str]] = []
         self.max_connections = 0  # most client sockets open at the same time
+        # Every handshake: the version range the client offered, and what the peer answered
+        # ("" when it refused).
+        self.handshakes: list[dict[str, str]] = []
 
         self._next_order_id = 1
         self._next_perm_id = 1_000_001
@@ -409,8 +423,16 @@ class TwsPeer:
         try:
             if await reader.readexactly(4) != b"API\0":
                 return
-            await self._read_message(reader)  # "v157..178": any range that reaches 176 will do
-            client.send(SERVER_VERSION, datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC"))
+            offered = await self._read_message(reader)  # "v157..178"
+            if self.refuse_handshake:
+                self.handshakes.append({"offered": offered[0], "server_version": "",
+                                        "connection_time": ""})
+                return  # closed without a word, as a gateway that speaks none of that range
+            now = datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+            self.handshakes.append({"offered": offered[0],
+                                    "server_version": str(self.server_version),
+                                    "connection_time": now})
+            client.send(self.server_version, now)
             while not client.closed:
                 fields = await self._read_message(reader)
                 handler = self._handlers.get(int(fields[0]))
@@ -503,7 +525,8 @@ class TwsPeer:
         exchange = fields[10] or "SMART"
         client.send(
             10, req_id, listing.symbol, "STK", "", 0.0, "", exchange, listing.currency,
-            listing.symbol, "NMS", "NMS", listing.con_id, 0.01,
+            listing.symbol, "NMS", "NMS", listing.con_id,
+            UNSET_DOUBLE_TEXT if self.unset_prices else 0.01,
             "", "LMT,MKT,STP,STPLMT,TRAIL", "SMART,NASDAQ,NYSE,ARCA,ISLAND", 1, 0,
             listing.long_name or listing.symbol, listing.primary_exchange, "", "", "", "",
             "US/Eastern", "", "", "", "", 0,  # ... evRule, evMultiplier, numSecIds
@@ -732,7 +755,7 @@ class TwsPeer:
                 client.send(
                     61, 3, self.accounts[0], listing.con_id, listing.symbol, "STK", "", 0.0, "",
                     "", listing.primary_exchange, listing.currency, listing.symbol, "NMS",
-                    holding.quantity, holding.avg_cost,
+                    holding.quantity, UNSET_DOUBLE_TEXT if self.unset_prices else holding.avg_cost,
                 )
         client.send(62, 1)
 
@@ -767,11 +790,14 @@ class TwsPeer:
             client.send(6, 2, key, value, currency, account)
         for holding in self.holdings.values():
             listing, price = holding.listing, last_price(holding.listing.symbol, self.today())
+            prices: list[FieldValue] = [
+                price, round(holding.quantity * price, 2), holding.avg_cost,
+                round((price - holding.avg_cost) * holding.quantity, 2), holding.realized_pnl]
             client.send(
                 7, 8, listing.con_id, listing.symbol, "STK", "", 0.0, "", "",
                 listing.primary_exchange, listing.currency, listing.symbol, "NMS",
-                holding.quantity, price, round(holding.quantity * price, 2), holding.avg_cost,
-                round((price - holding.avg_cost) * holding.quantity, 2), holding.realized_pnl,
+                holding.quantity,
+                *([UNSET_DOUBLE_TEXT] * len(prices) if self.unset_prices else prices),
                 account,
             )
         client.send(8, 1, datetime.now(UTC).strftime("%H:%M"))

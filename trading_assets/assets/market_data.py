@@ -72,6 +72,7 @@ def ohlcv(
                     "last_date": info["last_date"],
                     "last_close": dg.MetadataValue.float(info["last_close"]),
                     "location": store.location(info["bars_key"]),
+                    **market_data.connection_metadata(),
                 },
             )
     loop.finish()

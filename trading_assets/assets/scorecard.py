@@ -47,7 +47,7 @@ SCORECARD_EXPERIMENT_SUFFIX = "-scorecard"
 
 
 class OutcomeConfig(dg.Config):
-    """How outcomes are judged: see core/outcomes.py and the README, "Reading the scorecard"."""
+    """How outcomes are judged: see core/outcomes.py and docs/scorecard.md."""
 
     hold_band: str = Field(default="atr", description="HOLD is right inside this band: 'atr' "
                            "(hold_band_atr x ATR14/close x sqrt(bars)) or 'pct' (fixed).")
@@ -197,7 +197,7 @@ def scorecard_metadata(tables: "dict[str, pd.DataFrame]", images: dict[str, byte
         metadata[name] = table_metadata(tables[name], title)
     note = ("Rates are fractions with 95% Wilson intervals; the dashed diagonal is perfect "
             "calibration. Small samples, simulated data, costs and overlapping horizons: see "
-            "README.md, 'Reading the scorecard' before drawing conclusions.")
+            "docs/scorecard.md before drawing conclusions.")
     if training_warning:
         note = f"> **{training_warning}**\n\n" + note
     if simulated:

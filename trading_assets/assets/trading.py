@@ -152,7 +152,7 @@ def reconcile_unresolved(broker: Broker, app_db: AppDatabase, policy: TradingPol
 
     An order the broker shows settles the row. One it does not show becomes `unknown`; it is
     declared `not_placed` (so the signal may be re-approved) only when an earlier look also
-    found nothing and the claim is at least TRADING_RECONCILE_GRACE_S old (README).
+    found nothing and the claim is at least TRADING_RECONCILE_GRACE_S old (docs/lifecycle.md).
     """
     notes = []
     for row in app_db.unresolved_orders(symbol):
@@ -226,7 +226,8 @@ def orders(context: dg.AssetExecutionContext, store: ObjectStore, app_db: AppDat
         with loop.attempt(symbol):
             decided, notes = trade_symbol(broker, app_db, store, symbol, context.run.run_id,
                                           loop.settings(symbol), policy)
-            loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes))
+            loop.record(symbol, orders_metadata(app_db, broker.label, decided, notes)
+                        | broker.connection_metadata())
     loop.finish()
 
 
@@ -314,6 +315,7 @@ def portfolio(context: dg.AssetExecutionContext, store: ObjectStore, app_db: App
                     "account_cash": dg.MetadataValue.float(account.cash),
                     "account_equity": dg.MetadataValue.float(account.equity),
                     "equity_curve": curve,
+                    **broker.connection_metadata(),
                 },
             )
     loop.finish()

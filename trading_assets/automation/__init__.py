@@ -51,12 +51,13 @@ from trading_assets.automation.planning import (
 )
 from trading_assets.automation.schedule import build_daily_refresh
 from trading_assets.automation.symbols import build_symbol_sensors
+from trading_assets.core.config import AutomationSettings
 from trading_assets.run_tags import RANGE_END, RANGE_START, run_symbols
-from trading_assets.settings import AutomationConfig, automation_config
+from trading_assets.settings import automation_config
 
 __all__ = ["ANALYSIS_ASSETS", "EXECUTION_ASSETS", "FRESHNESS_CHECK", "MAX_ORDER_RUNS",
            "ORDER_REQUEST_TAG", "RANGE_END", "RANGE_START", "STALE_REVIEWER", "Automation",
-           "AutomationConfig", "build_automation", "checks", "config", "failure_alert",
+           "AutomationSettings", "build_automation", "checks", "config", "failure_alert",
            "plan_batches", "post_alert", "run_symbols", "schedules", "sensors", "stale_reason",
            "stale_signals", "symbol_keys"]
 
@@ -70,7 +71,7 @@ class Automation:
     checks: list[dg.AssetChecksDefinition]
 
 
-def build_automation(config: AutomationConfig) -> Automation:
+def build_automation(config: AutomationSettings) -> Automation:
     """The schedule, sensors and freshness check, configured by `config` (settings.py)."""
     new_symbols, symbol_sync = build_symbol_sensors(config)
     return Automation(

@@ -33,9 +33,9 @@ from trading_assets.automation.planning import (
     symbol_keys,
 )
 from trading_assets.core.calendar import exchange_date
+from trading_assets.core.config import AutomationSettings
 from trading_assets.core.policy import TradingPolicy
 from trading_assets.core.signal import SignalStatus
-from trading_assets.settings import AutomationConfig
 
 STALE_REVIEWER = "sensor:stale"
 # Orders runs one approved signal gets before it is settled as not_placed (a person may then
@@ -130,7 +130,7 @@ def ready_signals(context: dg.SensorEvaluationContext, app_db: AppDatabase, stor
 
 
 def order_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase, store: ObjectStore,
-               policy: PolicyResource, config: AutomationConfig) -> dg.SensorResult:
+               policy: PolicyResource, config: AutomationSettings) -> dg.SensorResult:
     """One orders + portfolio run per batch of ready signals; stale approvals expired."""
     keys = symbol_keys(context.instance)
     # Signal id -> {"n": orders runs requested, "key": the last request's tag}. A signal
@@ -165,7 +165,7 @@ def order_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase, store: 
     return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
 
-def build_approved_signals(config: AutomationConfig) -> dg.SensorDefinition:
+def build_approved_signals(config: AutomationSettings) -> dg.SensorDefinition:
     """The sensor that turns approvals into orders runs."""
 
     @dg.sensor(

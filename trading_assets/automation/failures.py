@@ -5,11 +5,11 @@ import dagster as dg
 from resources.app_db import AppDatabase
 from trading_assets.automation.alerts import failure_alert, post_alert
 from trading_assets.automation.planning import ANALYSIS_ASSETS, EXECUTION_ASSETS, sensor_status
+from trading_assets.core.config import AutomationSettings
 from trading_assets.core.errors import root_error, step_error_text
 from trading_assets.core.symbols import InvalidSymbolError, validate_symbol
 from trading_assets.partitions import SYMBOLS_PARTITION
 from trading_assets.run_tags import run_symbols
-from trading_assets.settings import AutomationConfig
 
 SYMBOL_ASSET_KEYS = {a.key for a in [*ANALYSIS_ASSETS, *EXECUTION_ASSETS]}
 
@@ -27,7 +27,7 @@ def failed_steps_of(context: dg.RunFailureSensorContext) -> tuple[dict[str, str]
 
 
 def record_run_failure(context: dg.RunFailureSensorContext, app_db: AppDatabase,
-                       config: AutomationConfig) -> None:
+                       config: AutomationSettings) -> None:
     """Record the failed run against each of its symbols, then post the optional alert."""
     run = context.dagster_run
     # An in-process run (dg.materialize) records an empty selection: judge by its tags.
@@ -51,11 +51,11 @@ def record_run_failure(context: dg.RunFailureSensorContext, app_db: AppDatabase,
             recorded += 1
     context.log.info(f"Run {run.run_id} failed for {len(symbols)} symbol(s); recorded "
                      f"{recorded} new failure(s).")
-    post_alert(config.alert_webhook_url, failure_alert(run, symbols, failed_steps),
-               config.alert_timeout_s, context.log)
+    post_alert(config.alert_webhook_url.get_secret_value(),
+               failure_alert(run, symbols, failed_steps), config.alert_timeout_s, context.log)
 
 
-def build_run_failure_sensor(config: AutomationConfig) -> dg.SensorDefinition:
+def build_run_failure_sensor(config: AutomationSettings) -> dg.SensorDefinition:
     """The run-failure sensor, posting to `config.alert_webhook_url` when set."""
 
     # monitor_all_code_locations: runs the CLI and the Gradio app execute in-process (no daemon

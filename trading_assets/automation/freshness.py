@@ -23,8 +23,8 @@ from trading_assets.automation.planning import (
     symbol_keys,
 )
 from trading_assets.core.calendar import trading_days_old
+from trading_assets.core.config import AutomationSettings
 from trading_assets.partitions import run_partition_keys, symbols_partitions
-from trading_assets.settings import AutomationConfig
 
 
 def stale_signals(symbols: Iterable[str], latest_dates: Mapping[str, Any], now: datetime,
@@ -42,7 +42,7 @@ def stale_signals(symbols: Iterable[str], latest_dates: Mapping[str, Any], now: 
     return stale
 
 
-def build_freshness_check(config: AutomationConfig) -> dg.AssetChecksDefinition:
+def build_freshness_check(config: AutomationSettings) -> dg.AssetChecksDefinition:
     """`signal_freshness` on llm_signal: in a run, names the run's symbols left without a fresh
     signal (stale data source, analysis error); the freshness sensor reports it between runs."""
 
@@ -68,7 +68,7 @@ def build_freshness_check(config: AutomationConfig) -> dg.AssetChecksDefinition:
 
 
 def freshness_events(context: dg.SensorEvaluationContext, app_db: AppDatabase,
-                     config: AutomationConfig) -> dg.SensorResult:
+                     config: AutomationSettings) -> dg.SensorResult:
     """A check evaluation for each symbol whose state (stale / fresh) changed since last tick."""
     keys = symbol_keys(context.instance)
     settings = app_db.settings_by_symbol(keys)
@@ -105,7 +105,7 @@ def freshness_events(context: dg.SensorEvaluationContext, app_db: AppDatabase,
     return dg.SensorResult(asset_events=events, cursor=new_cursor)
 
 
-def build_freshness_sensor(config: AutomationConfig) -> dg.SensorDefinition:
+def build_freshness_sensor(config: AutomationSettings) -> dg.SensorDefinition:
     """The sensor reporting `signal_freshness` per symbol between runs."""
 
     @dg.sensor(

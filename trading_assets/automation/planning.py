@@ -19,6 +19,7 @@ from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.signals import llm_signal
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.checks import indicator_ranges, ohlcv_sanity
+from trading_assets.core.config import AutomationSettings
 from trading_assets.core.keys import bars_info_key
 from trading_assets.core.orders import SymbolSettings
 from trading_assets.jobs import symbol_pipeline_job
@@ -30,7 +31,6 @@ from trading_assets.partitions import (
     list_symbols,
 )
 from trading_assets.run_tags import PARTITION_TAG, launch_tags, run_tags
-from trading_assets.settings import AutomationConfig
 
 ANALYSIS_ASSETS = [ohlcv, indicators, charts, llm_signal]
 EXECUTION_ASSETS = [orders, portfolio]
@@ -54,12 +54,12 @@ ANALYSIS_CHECK_KEYS = [*check_keys_for(ANALYSIS_ASSETS, [ohlcv_sanity, indicator
 PIPELINE_JOB = symbol_pipeline_job
 
 
-def sensor_status(config: AutomationConfig) -> dg.DefaultSensorStatus:
+def sensor_status(config: AutomationSettings) -> dg.DefaultSensorStatus:
     """Sensors start running unless TRADING_AUTOMATION_RUNNING is off (then stopped)."""
     return dg.DefaultSensorStatus.RUNNING if config.running else dg.DefaultSensorStatus.STOPPED
 
 
-def schedule_status(config: AutomationConfig) -> dg.DefaultScheduleStatus:
+def schedule_status(config: AutomationSettings) -> dg.DefaultScheduleStatus:
     """The schedule's default status, as for the sensors."""
     return (dg.DefaultScheduleStatus.RUNNING if config.running
             else dg.DefaultScheduleStatus.STOPPED)

@@ -15,11 +15,11 @@ from trading_assets.automation.planning import (
     symbol_keys,
 )
 from trading_assets.core.calendar import tick_session
-from trading_assets.settings import AutomationConfig
+from trading_assets.core.config import AutomationSettings
 
 
 def refresh_requests(context: dg.ScheduleEvaluationContext, app_db: AppDatabase,
-                     config: AutomationConfig) -> list[dg.RunRequest] | dg.SkipReason:
+                     config: AutomationSettings) -> list[dg.RunRequest] | dg.SkipReason:
     """The tick's analysis runs, or why there are none (no session, no enabled symbol)."""
     now = context.scheduled_execution_time or clock.utc_now()
     decision = tick_session(now)
@@ -40,7 +40,7 @@ def refresh_requests(context: dg.ScheduleEvaluationContext, app_db: AppDatabase,
     return requests
 
 
-def build_daily_refresh(config: AutomationConfig) -> dg.ScheduleDefinition:
+def build_daily_refresh(config: AutomationSettings) -> dg.ScheduleDefinition:
     """The schedule at TRADING_SCHEDULE_CRON in TRADING_SCHEDULE_TZ (default 16:30 New York)."""
 
     @dg.schedule(

@@ -30,6 +30,7 @@ from trading_assets.automation.planning import (
     sensor_status,
     symbol_keys,
 )
+from trading_assets.core.config import AutomationSettings
 from trading_assets.partitions import (
     SYMBOLS_PARTITION,
     Removal,
@@ -42,11 +43,10 @@ from trading_assets.partitions import (
     symbols_partitions,
 )
 from trading_assets.run_tags import analysing_symbols
-from trading_assets.settings import AutomationConfig
 
 
 def new_symbol_runs(context: dg.SensorEvaluationContext, app_db: AppDatabase,
-                    store: ObjectStore, config: AutomationConfig) -> dg.SensorResult:
+                    store: ObjectStore, config: AutomationSettings) -> dg.SensorResult:
     """Analysis runs for symbols not seen at the last tick, unless busy, fresh or disabled."""
     keys = symbol_keys(context.instance, context.log)
     cursor = load_cursor(context.cursor)
@@ -151,7 +151,7 @@ def sync_symbols(context: dg.SensorEvaluationContext, app_db: AppDatabase,
         symbols_partitions.build_delete_request(delete)] if delete else [])
 
 
-def build_symbol_sensors(config: AutomationConfig) -> list[dg.SensorDefinition]:
+def build_symbol_sensors(config: AutomationSettings) -> list[dg.SensorDefinition]:
     """``new_symbols`` and ``symbol_sync``."""
 
     @dg.sensor(

@@ -20,7 +20,7 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
-# LLM_CACHE: what each mode does (README, "Recorded answers"; shown by the replay command).
+# LLM_CACHE: what each mode does (docs/models.md, "Recorded answers"; shown by the replay command).
 MODE_MEANING = {
     "off": "the store is not used: every request calls the model, nothing is recorded",
     "record": "a recorded answer is used when the request matches; otherwise the model is "

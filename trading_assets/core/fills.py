@@ -1,7 +1,7 @@
 """How a simulated order fills against a daily bar: the paper broker's rules, pure.
 
 A daily bar says where the price opened, how far it went each way and where it closed, not in
-which order. So the rules are the conservative ones (README, "Paper broker"):
+which order. So the rules are the conservative ones (docs/lifecycle.md, "The paper broker"):
 
 * A limit order fills at its limit when the bar reaches it, or at the open when the bar opens
   beyond it (a gap gives the better price, as a real limit order would get).

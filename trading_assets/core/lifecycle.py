@@ -1,7 +1,7 @@
 """The signal and order lifecycle in one table: every status change a person or the system makes.
 
-The README's state diagram draws this table. `AppDatabase` refuses any change not listed here,
-so a status nobody can leave (without a database edit) cannot be written by the code.
+The state diagram in docs/lifecycle.md draws this table. `AppDatabase` refuses any change not
+listed here, so a status nobody can leave (without a database edit) cannot be written by the code.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ FINAL_STATUSES = (S.NO_ACTION, S.REJECTED, S.EXPIRED, S.EXECUTED)
 
 
 def mermaid_diagram() -> str:
-    """The table as the README's Mermaid state diagram (a test keeps the two equal)."""
+    """The table as docs/lifecycle.md's Mermaid state diagram (a test keeps the two equal)."""
     lines = ["stateDiagram-v2"]
     lines += [f"    [*] --> {status.value}: {why}" for status, why in ENTRY_STATUSES]
     lines += [f"    {t.source.value} --> {t.target.value}: {t.actor}: {t.event}"

@@ -1,7 +1,8 @@
 """Trading policy in one place: who approves, when an approval is stale, what sizing reserves.
 
 The `orders` asset, the approved_signals sensor and the Gradio app all read this module; the
-numbers come from the environment once (trading_assets/settings.py builds a TradingPolicy).
+numbers come from the environment once (TradingPolicy.from_env, called by
+trading_assets/settings.py).
 
 The approval rule: `min_confidence` gates auto-approval only. A person's approval is final
 unless a hard limit refuses it at order time (symbol disabled, exposure, cash, no shares to
@@ -15,15 +16,18 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from trading_assets.core.config import BrokerSettings, PolicySettings
 from trading_assets.core.signal import Action, SignalStatus, TradingSignal
+
+_BROKER = BrokerSettings()  # the cost defaults, written once in core/config.py
 
 
 @dataclass(frozen=True)
 class TradingCosts:
     """What a fill costs beyond the price: the broker's slippage and commission estimates."""
 
-    slippage_bps: float = 5.0
-    commission_per_share: float = 0.005
+    slippage_bps: float = _BROKER.slippage_bps
+    commission_per_share: float = _BROKER.commission_per_share
     min_commission: float = 1.0
 
     def commission(self, quantity: float) -> float:
@@ -34,29 +38,9 @@ class TradingCosts:
         return price * (1 + self.slippage_bps / 10_000 * (1 if buying else -1))
 
 
-@dataclass(frozen=True)
-class TradingPolicy:
-    """The approval, sizing and pre-trade limits (TRADING_APPROVAL_MAX_AGE_DAYS, ..._MAX_MOVE_PCT,
-    TRADING_CASH_BUFFER_PCT, TRADING_RECONCILE_GRACE_S, TRADING_MAX_*, TRADING_ENTRY_DAYS)."""
-
-    approval_max_age_days: int = 1
-    approval_max_move_pct: float = 3.0
-    cash_buffer_pct: float = 0.5  # of the cash, kept free on every BUY
-    # An order not seen by the broker is declared not placed only after two reconciliations
-    # that found nothing, the later at least this long after the claim (README: "could exist").
-    reconcile_grace_s: float = 300.0
-    # Pre-trade checks of a model's levels against the market (core/pretrade.py): the entry
-    # within this % of the last close (and of the broker's live quote), the stop and the target
-    # within these % of the entry.
-    max_entry_deviation_pct: float = 5.0
-    max_stop_distance_pct: float = 25.0
-    max_target_distance_pct: float = 50.0
-    # Per order and per account, whatever the percentages say.
-    max_order_notional: float = 100_000.0
-    max_order_shares: int = 10_000
-    max_account_exposure_pct: float = 100.0  # positions + working entries, % of equity
-    # Sessions an unfilled entry order works before it expires (1 = a DAY order).
-    entry_days: int = 1
+class TradingPolicy(PolicySettings):
+    """The approval, sizing and pre-trade limits; their variables, defaults and ranges are
+    PolicySettings' (core/config.py)."""
 
     def stale_reason(self, *, bar_date: date, as_of: date, reference_close: float | None,
                      latest_close: float | None) -> str:

@@ -1,10 +1,10 @@
 """Secret handling for everything the platform writes: transcripts, errors, logs, MLflow, UI.
 
-The known secrets come from the settings registry: the value of every `secret` setting (API
-keys, passwords, tokens), except that a URL value (`scheme://`) of a `secret` or `url` setting
-gives only its user:password pair and password; and the base64 forms of all of them (HTTP
-Basic auth sends `base64(user:password)`, so a server that echoes its request headers echoes
-that). `redact` replaces each with [REDACTED] and also blanks any
+The known secrets come from the settings models (core/config.py): the value of every secret
+setting (API keys, passwords, tokens), except that a URL value (`scheme://`) of a secret or URL
+setting gives only its user:password pair and password; and the base64 forms of all of them
+(HTTP Basic auth sends `base64(user:password)`, so a server that echoes its request headers
+echoes that). `redact` replaces each with [REDACTED] and also blanks any
 Authorization/API-key header value and any `Basic`/`Bearer` credential in free text, known or
 not, because an echoed header is a credential whoever issued it.
 """
@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from trading_assets.core.settings_registry import SETTINGS
+from trading_assets.core.config import secret_names, url_names
 
-# Precedence (not a list of secrets: which variables are secret is the settings registry's).
+# Precedence (not a list of secrets: which variables are secret is core/config.py's).
 API_KEY_VARS = ("LLM_API_KEY", "OPENAI_API_KEY")
-# Read by boto3 in the MLflow container, never by our code, so no registry entry names it.
+# Read by boto3 in the MLflow container, never by our code, so no settings model names it.
 OUTSIDE_SECRET_VARS = ("AWS_SECRET_ACCESS_KEY",)
 REDACTED = "[REDACTED]"
 # Shorter "secrets" would garble ordinary text when scrubbed and are not real keys anyway.
@@ -68,10 +68,9 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     return list(_secrets_of(tuple(env.get(name, "") for name in _SECRET_SOURCES)))
 
 
-# Every variable whose value can hold a secret: the registry's `secret` and `url` settings,
-# and the few read only outside our code.
-_SECRET_SOURCES = (*OUTSIDE_SECRET_VARS,
-                   *(name for name, s in SETTINGS.items() if s.kind in ("url", "secret")))
+# Every variable whose value can hold a secret: the settings' SecretStr and URL fields, and
+# the few read only outside our code.
+_SECRET_SOURCES = (*OUTSIDE_SECRET_VARS, *secret_names(), *url_names())
 
 
 @functools.lru_cache(maxsize=16)
@@ -80,13 +79,13 @@ def _secrets_of(values: tuple[str, ...]) -> tuple[str, ...]:
     filter asks for every record, so a state is worked out once, a changed one again."""
     plain = set()
     for name, value in zip(_SECRET_SOURCES, values, strict=True):
-        setting = SETTINGS.get(name)
-        if setting is not None and "://" in value:
+        ours = name not in OUTSIDE_SECRET_VARS
+        if ours and "://" in value:
             pair = url_credentials(value)  # a URL keeps its host readable, loses its password
             if pair:
                 user, password = pair
                 plain |= {password, f"{user}:{password}"}
-        elif setting is None or setting.kind == "secret":
+        elif name not in url_names():
             plain.add(value)
     found = set()
     for value in plain:
