@@ -143,18 +143,24 @@ def test_the_command_starts_itself_with_the_batch_size_once(
         raise SystemExit(0)  # execve does not return
 
     monkeypatch.setattr(os, "execve", execve)
-    monkeypatch.setattr(sys, "argv", ["trading-signals", "symbols", "list"])
+    monkeypatch.setattr(sys, "argv", ["trading-signals", "materialize", "--symbols", "ACME"])
     with pytest.raises(SystemExit):
         cli.main()
     [(path, argv, env)] = started
-    assert argv[1:] == ["-m", "trading_assets.cli", "symbols", "list"] and path == sys.executable
+    assert argv[1:] == ["-m", "trading_assets.cli", "materialize", "--symbols", "ACME"]
+    assert path == sys.executable
     assert env[BATCH_SIZE_ENV] == str(runs.EVENT_BATCH_SIZE) and BATCH_SIZE_ENV not in os.environ
 
-    monkeypatch.setenv(BATCH_SIZE_ENV, env[BATCH_SIZE_ENV])  # the started process
-    monkeypatch.setattr(sys, "argv", ["trading-signals", "--help"])
+    monkeypatch.setenv(BATCH_SIZE_ENV, env[BATCH_SIZE_ENV])  # the started process runs it
+    monkeypatch.setattr(sys, "argv", ["trading-signals", "materialize", "--help"])
     with pytest.raises(SystemExit) as ended:
         cli.main()
-    assert ended.value.code == 0 and len(started) == 1  # runs the command, no second start
+    assert ended.value.code == 0 and len(started) == 1
+    monkeypatch.delenv(BATCH_SIZE_ENV)  # a command that executes no run starts only once
+    monkeypatch.setattr(sys, "argv", ["trading-signals", "signals", "--help"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert len(started) == 1
 
 
 def test_the_home_opened_by_path_from_another_process_sees_the_same_partitions(

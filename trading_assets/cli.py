@@ -511,6 +511,9 @@ def usage_problem(args: argparse.Namespace) -> str:
 # Commands that build what they need themselves: the UI and `status` (which reports each part
 # instead of stopping at the first that is down) and bench (its own resources per scenario).
 NO_START_CHECK = ("ui", "bench", "status")
+# Commands that may execute runs in this process (the others read or queue, or start Dagster
+# with runs.dagster_env themselves): they need the instance's event batch size from the start.
+RUNS_HERE = ("demo", "materialize", "ui")
 
 
 def start_with_dagster_env() -> None:
@@ -525,12 +528,13 @@ def start_with_dagster_env() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The `trading-signals` command (`argv` None: this process's arguments, started with the
-    instance's environment first); callers passing `argv` run in their own environment."""
-    if argv is None:
-        start_with_dagster_env()
+    """The `trading-signals` command (`argv` None: this process's arguments; a command that
+    executes runs here is started again with the instance's environment first); callers
+    passing `argv` run in their own environment."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.command in RUNS_HERE:
+        start_with_dagster_env()
     problem = usage_problem(args)
     if problem:
         command_parser(parser, args.command).error(problem)
