@@ -112,9 +112,8 @@ def test_symbol_sync_registers_dagster_ui_keys_through_ibkr_too(ibkr_env: dict[s
 
 def add_run(instance: dg.DagsterInstance, key: str, status: str) -> str:
     """A run of the UI's asset job on `key`, as the Dagster UI's Materialize leaves it."""
-    from dagster._core.storage.dagster_run import DagsterRun
 
-    run = DagsterRun(job_name="__ASSET_JOB", run_id=f"{key.lower()}-{status.lower()}-run",
+    run = dg.DagsterRun(job_name="__ASSET_JOB", run_id=f"{key.lower()}-{status.lower()}-run",
                      status=dg.DagsterRunStatus(status), tags={"dagster/partition": key})
     instance.add_run(run)
     return run.run_id

@@ -20,11 +20,10 @@ from ui.symbols_tab import symbols_table
 
 def ui_run(instance: dg.DagsterInstance, status: str, tags: dict[str, str]) -> str:
     """A run as the Dagster UI's Materialize makes it: `__ASSET_JOB`, none of our tags."""
-    from dagster._core.storage.dagster_run import DagsterRun
 
     from trading_assets.runs import _job_origins
 
-    run = DagsterRun(job_name="__ASSET_JOB", run_id=f"ui-{status.lower()}-{len(tags)}",
+    run = dg.DagsterRun(job_name="__ASSET_JOB", run_id=f"ui-{status.lower()}-{len(tags)}",
                      status=dg.DagsterRunStatus(status), tags=tags,
                      remote_job_origin=_job_origins()[0] if status == "QUEUED" else None)
     instance.add_run(run)

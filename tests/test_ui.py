@@ -246,9 +246,8 @@ def test_symbols_table_shows_settings_last_signal_and_last_run(ctx: UIContext) -
     add_new_symbols(ctx, "TSLA,NVDA")
     save_settings(ctx, "NVDA", {**GOOD_FORM, "priority": "9", "auto_approve": True})
     seed_signal(ctx, "TSLA")
-    from dagster._core.storage.dagster_run import DagsterRun
 
-    ctx.instance.add_run(DagsterRun(job_name="symbol_pipeline", run_id="tsla-cli-run-0001",
+    ctx.instance.add_run(dg.DagsterRun(job_name="symbol_pipeline", run_id="tsla-cli-run-0001",
                                     status=dg.DagsterRunStatus.SUCCESS,
                                     tags={"dagster/partition": "TSLA",
                                           "trading/launched_by": "cli"}))

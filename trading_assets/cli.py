@@ -19,7 +19,14 @@ from typing import Any
 from trading_assets.console import OneLineParser, port_number, print_table, ticker
 from trading_assets.core.config import MarketDataSettings, UISettings
 from trading_assets.core.text import terminal_text
-from trading_assets.runs import ACTIVE_STATUSES, RunOutcome, ensure_dagster_home, get_instance
+from trading_assets.runs import (
+    ACTIVE_STATUSES,
+    BATCH_SIZE_ENV,
+    RunOutcome,
+    dagster_env,
+    ensure_dagster_home,
+    get_instance,
+)
 
 log = logging.getLogger("trading_assets.cli")
 
@@ -314,7 +321,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(port)]
     print(f"Dagster UI on http://{args.host}:{port} (instance {os.environ['DAGSTER_HOME']})")
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(str(dagster), command)
+    os.execve(str(dagster), command, dagster_env())
     return 0  # not reached
 
 
@@ -504,11 +511,30 @@ def usage_problem(args: argparse.Namespace) -> str:
 # Commands that build what they need themselves: the UI and `status` (which reports each part
 # instead of stopping at the first that is down) and bench (its own resources per scenario).
 NO_START_CHECK = ("ui", "bench", "status")
+# Commands that may execute runs in this process (the others read or queue, or start Dagster
+# with runs.dagster_env themselves): they need the instance's event batch size from the start.
+RUNS_HERE = ("demo", "materialize", "ui")
+
+
+def start_with_dagster_env() -> None:
+    """Start this command again, once, with the environment `runs.dagster_env` gives (the
+    instance's event batch size), so the runs it executes here write their events in batches.
+    This process's own environment is not changed: Dagster reads the size at every event, so it
+    must be the same from the start."""
+    env = dagster_env()
+    if env.get(BATCH_SIZE_ENV) != os.environ.get(BATCH_SIZE_ENV):
+        os.execve(sys.executable, [sys.executable, "-m", "trading_assets.cli", *sys.argv[1:]],
+                  env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `trading-signals` command (`argv` None: this process's arguments; a command that
+    executes runs here is started again with the instance's environment first); callers
+    passing `argv` run in their own environment."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.command in RUNS_HERE:
+        start_with_dagster_env()
     problem = usage_problem(args)
     if problem:
         command_parser(parser, args.command).error(problem)

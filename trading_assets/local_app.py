@@ -120,7 +120,9 @@ class LocalApp:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        env = dict(os.environ, DAGSTER_HOME=str(self.home))
+        from trading_assets.runs import dagster_env
+
+        env = dagster_env(dict(os.environ, DAGSTER_HOME=str(self.home)))
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
         dagster_url = f"http://{host}:{self.dagster_port}"
         bin_dir = Path(sys.executable).parent

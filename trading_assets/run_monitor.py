@@ -21,7 +21,8 @@ import os
 import socket
 from typing import Any
 
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+import dagster as dg
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 # host:pid of the process that executes an in-process run (the CLI, the Gradio app, replay):
 # a run launched through the code server records its worker's pid in its own event log.
@@ -90,7 +91,7 @@ def run_alive(instance: Any, run_id: str) -> bool:
     return not end_if_dead(instance, run)
 
 
-class MonitoredRunLauncher(DefaultRunLauncher):
+class MonitoredRunLauncher(dg.DefaultRunLauncher):
     """The DefaultRunLauncher with the run-worker health check Dagster's run monitoring uses.
 
     A dead worker's run is marked FAILURE here with the reason as its message, which the
@@ -205,13 +206,12 @@ def _ask_code_server(grpc: dict[str, Any], run_id: str) -> bool | None:
     answer (down with its process group, restarting, or unreachable from here)."""
     from dagster._grpc.client import DagsterGrpcClient
     from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
-    from dagster._serdes import deserialize_value
 
     try:
         client = DagsterGrpcClient(port=grpc.get("port"), socket=grpc.get("socket"),
                                    host=grpc.get("host") or "localhost",
                                    use_ssl=bool(grpc.get("use_ssl", False)))
-        reply = deserialize_value(client.can_cancel_execution(
+        reply = dg.deserialize_value(client.can_cancel_execution(
             CanCancelExecutionRequest(run_id=run_id), timeout=_GRPC_TIMEOUT_S),
             CanCancelExecutionResult)
     except Exception:  # noqa: BLE001 (refused, timed out, another version: cannot tell)

@@ -2,7 +2,8 @@
 
 API (small on purpose; other executors build on it):
 
-* ``get_instance()`` / ``ensure_dagster_home()``: the project's Dagster instance.
+* ``get_instance()`` / ``ensure_dagster_home()``: the project's Dagster instance;
+  ``dagster_env()``: the environment of a process started on it (its event batch size).
 * ``launch_symbols(symbols, instance=..., launched_by="cli", mode="auto")`` -> ``list[RunOutcome]``:
   registers the symbols as partitions, splits them into contiguous ranges of the partition list
   (at most TRADING_MAX_SYMBOLS_PER_RUN each) and runs the ``symbol_pipeline`` job once per range,
@@ -62,9 +63,9 @@ __all__ = ["ACTIVE_STATUSES", "ANALYSIS_ASSET", "JOB_NAME", "LAUNCH_TAG", "LAUNC
            "LAUNCHERS",
            "LOCATION_NAME", "PARTITION_TAG", "QUIET_RUN_CONFIG", "RANGE_END", "RANGE_START",
            "RunOutcome", "analysing_symbols", "analysis_runs", "chunk_size", "daemon_running",
-           "ensure_dagster_home", "execute_batch", "execute_pipeline", "get_instance",
-           "launch_in_child_process", "launch_symbols", "materialize_ranges", "outcome",
-           "resolve_mode", "run_failures",
+           "dagster_env", "ensure_dagster_home", "execute_batch", "execute_pipeline",
+           "get_instance", "launch_in_child_process", "launch_symbols", "materialize_ranges",
+           "outcome", "resolve_mode", "run_failures",
            "run_symbols", "run_tags", "submit_batch", "symbol_batches", "wait_for_runs"]
 
 JOB_NAME = "symbol_pipeline"
@@ -128,6 +129,14 @@ run_monitoring:
 """
 # What earlier versions wrote; such a home is upgraded in place (the same SQLite files).
 _OLD_HOME_CONFIG = "telemetry:\n  enabled: false\n"
+# Events a process hands the event log together: every partition of a step's output (at most
+# TRADING_MAX_SYMBOLS_PER_RUN, 200 by default), or a run's planned events at launch (6 per
+# symbol). A batch is also written when it reaches this size, so memory stays bounded.
+EVENT_BATCH_SIZE = 1000
+# Dagster hands events over in batches only where this is set in the environment of the
+# process writing them; it reads it at every event, so it is set when a process starts, never
+# changed in one that runs (switched off mid-batch, the buffered events would never be written).
+BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 
 
 def home_config(home: Path) -> str:
@@ -135,7 +144,32 @@ def home_config(home: Path) -> str:
     return (f"{_GENERATED}telemetry:\n  enabled: false\nevent_log_storage:\n"
             "  module: trading_assets.event_log\n  class: BatchingSqliteEventLogStorage\n"
             f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n"
+            f"    event_batch_size: {EVENT_BATCH_SIZE}\n"
             f"{_LAUNCH_ONE_AT_A_TIME}{_RUN_MONITORING}")
+
+
+def event_batch_size(home: Path) -> int:
+    """The event batch size the instance at `home` asks for (its event log's
+    ``event_batch_size``; what `home_config` writes where it has no dagster.yaml yet), 0 for
+    none (e.g. a PostgreSQL instance)."""
+    import yaml
+
+    path = home / "dagster.yaml"
+    text = path.read_text() if path.exists() else home_config(home.resolve())
+    storage = (yaml.safe_load(text) or {}).get("event_log_storage") or {}
+    size = (storage.get("config") or {}).get("event_batch_size") or 0
+    return size if isinstance(size, int) else 0
+
+
+def dagster_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) for a process the project starts on its instance: with
+    DAGSTER_EVENT_BATCH_SIZE from the instance's config unless `env` sets it. This process's
+    own environment is left as it is."""
+    env = dict(os.environ if env is None else env)
+    size = event_batch_size(Path(env.get("DAGSTER_HOME") or ".dagster_home"))
+    if size and BATCH_SIZE_ENV not in env:
+        env[BATCH_SIZE_ENV] = str(size)
+    return env
 
 
 def ensure_dagster_home() -> Path:
@@ -174,9 +208,9 @@ def daemon_running(instance: Any) -> bool:
 
 
 def _queues_runs(instance: Any) -> bool:
-    from dagster._core.run_coordinator import QueuedRunCoordinator
+    import dagster as dg
 
-    return isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    return isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
 
 
 def _daemon_silence(instance: Any) -> str | None:
@@ -255,7 +289,7 @@ def launch_in_child_process(symbols: Sequence[str], *, instance: Any,
 
     job = (list(symbols), instance.get_ref(),
            {name: _recipe(resource) for name, resource in resources.items()}, launched_by,
-           dict(os.environ))
+           dagster_env())  # the instance's event batch size too
     pool = _child_processes()
     try:
         return pool.submit(_run_child_job, job).result()
@@ -331,26 +365,24 @@ def resolve_mode(instance: Any, mode: str) -> str:
 
 
 def _job_origins() -> tuple[Any, Any]:
-    """The remote and Python origins a queued run needs (the daemon resolves them by name)."""
-    import sys
+    """The remote and Python origins a queued run needs.
 
-    from dagster._core.code_pointer import ModuleCodePointer
-    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    The daemon resolves the remote origin by name in its own workspace (location, repository,
+    job), so it names nothing else; the Python origin is the job workers rebuild
+    (``symbol_pipeline`` here, as Celery's workers do). Dagster's public ways to queue a run
+    need a webserver (GraphQL) or start a code server per run (``dagster job launch``, 23 s
+    on a loaded 2-core machine), hence these private classes (README "Upgrading Dagster").
+    """
+    import dagster as dg
     from dagster._core.remote_origin import (
-        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RegisteredCodeLocationOrigin,
         RemoteJobOrigin,
         RemoteRepositoryOrigin,
     )
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-    cwd = os.getcwd()
-    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE,
-                                  working_directory=cwd)
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION_NAME)
+    location = RegisteredCodeLocationOrigin(LOCATION_NAME)
     remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), JOB_NAME)
-    pointer = ModuleCodePointer(DEFINITIONS_MODULE, "defs", cwd)
-    python = JobPythonOrigin(JOB_NAME, RepositoryPythonOrigin(sys.executable, pointer))
-    return remote, python
+    return remote, dg.reconstructable(symbol_pipeline).get_python_origin()
 
 
 def submit_batch(instance: Any, batch: Sequence[str], launched_by: str,

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from trading_assets.runs import dagster_env
+
 DEFAULT_SYMBOLS = "10,100,500"
 DEFAULT_STAGE_RUNS = 5
 DEFAULT_LLM_CALLS = 100
@@ -54,7 +56,7 @@ def bench_env(workdir: Path, *, tracking: bool = False,
                TRADING_SIMULATED_AS_OF=AS_OF, PYTHONWARNINGS="ignore")
     if not tracking:
         env["MLFLOW_TRACKING_URI"] = "off"
-    return env
+    return dagster_env(env)
 
 
 @contextmanager
