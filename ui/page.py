@@ -43,7 +43,8 @@ def health_html(ctx: UIContext) -> str:
     ui = (f'Open the <a href="{url}" target="_blank" rel="noopener noreferrer">Dagster UI</a>'
           if ctx.dagster_ui_answers() else f"The Dagster UI does not answer at {url}")
     if not daemon.up:
-        return (f'<div id="daemon-down">{banner("Dagster daemon " + daemon.detail + ".")}'
+        down = banner(f"Dagster daemon {daemon.detail}.", kind="health")
+        return (f'<div id="daemon-down">{down}'
                 "<div>Runs started here execute in a separate process this app keeps for its "
                 f"runs. {ui}</div></div>")
     return (f'<div id="daemon-up">Dagster daemon running on this instance: sensors, the '

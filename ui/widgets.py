@@ -22,9 +22,10 @@ PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 STORED_TEXT: dict[str, Any] = {"latex_delimiters": []}
 
 
-def banner(text: str) -> str:
-    """The red warning banner (HTML) for simulated data."""
-    return f'<div class="simulated-banner" style="{_BANNER_STYLE}">⚠ {escape_html(text)}</div>'
+def banner(text: str, kind: str = "simulated") -> str:
+    """The red warning banner (HTML): simulated data, or `kind` (its CSS class `<kind>-banner`,
+    so a page's one SIMULATED notice stays countable)."""
+    return f'<div class="{kind}-banner" style="{_BANNER_STYLE}">⚠ {escape_html(text)}</div>'
 
 
 def done(message: str) -> str:
