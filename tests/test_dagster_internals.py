@@ -1,5 +1,5 @@
 """Dagster on a leash: the pins cap the minor line the tests run, every private Dagster import
-is listed in the README ("Upgrading Dagster") with a test, and these tests fail when upstream
+is listed in docs/upgrading-dagster.md with a test, and these tests fail when upstream
 changes the shape or behaviour of a private name the project relies on."""
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ def private_imports() -> dict[str, set[str]]:
 
 
 def upgrade_table() -> list[tuple[str, str, str]]:
-    """The README "Upgrading Dagster" rows: (private import, where used, tests)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Upgrading Dagster\n", 1)[1].split("\n## ", 1)[0]
+    """docs/upgrading-dagster.md's rows: (private import, where used, tests)."""
+    text = (ROOT / "docs" / "upgrading-dagster.md").read_text()
     rows = []
-    for line in section.splitlines():
+    for line in text.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].startswith("`dagster._"):
             rows.append((cells[0], cells[1], cells[2]))
@@ -69,7 +68,8 @@ def test_every_private_dagster_import_is_listed_with_a_test_that_exists() -> Non
     rows = upgrade_table()
     listed = " ".join(module for module, _, _ in rows)
     for module, files in private_imports().items():
-        assert f"`{module}`" in listed, f"{module} ({', '.join(sorted(files))}) not in README"
+        assert f"`{module}`" in listed, \
+            f"{module} ({', '.join(sorted(files))}) not in docs/upgrading-dagster.md"
         [(_, where, _)] = [row for row in rows if f"`{module}`" in row[0]]
         for file in files:
             assert f"`{file}`" in where or file == "tests/test_dagster_internals.py", \

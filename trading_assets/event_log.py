@@ -14,8 +14,8 @@ to ``store_event`` applies to batches too.
 Used by the project-local DAGSTER_HOME (``runs.home_config`` is its dagster.yaml, with
 ``base_dir`` the ``storage`` folder Dagster's default uses, and ``event_batch_size`` the size
 the processes the project starts hand over: ``runs.dagster_env``); a PostgreSQL instance (the
-production dagster.yaml) is untouched. The Dagster internals used here are listed in the README
-("Upgrading Dagster") with the tests that fail when they change.
+production dagster.yaml) is untouched. The Dagster internals used here are listed in
+docs/upgrading-dagster.md with the tests that fail when they change.
 """
 
 from __future__ import annotations

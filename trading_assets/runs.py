@@ -371,7 +371,7 @@ def _job_origins() -> tuple[Any, Any]:
     job), so it names nothing else; the Python origin is the job workers rebuild
     (``symbol_pipeline`` here, as Celery's workers do). Dagster's public ways to queue a run
     need a webserver (GraphQL) or start a code server per run (``dagster job launch``, 23 s
-    on a loaded 2-core machine), hence these private classes (README "Upgrading Dagster").
+    on a loaded 2-core machine), hence these private classes (docs/upgrading-dagster.md).
     """
     import dagster as dg
     from dagster._core.remote_origin import (
