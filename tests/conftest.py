@@ -77,6 +77,31 @@ def resources(env: dict[str, str]) -> dict[str, Any]:
     return build_resources(env)
 
 
+@pytest.fixture
+def peer() -> Iterator[Any]:
+    """A TWS-protocol peer on loopback (tests/peers/tws_peer.py) for the real ib_async client."""
+    from resources.ibkr import disconnect_all, reset_pacing
+    from tests.peers.tws_peer import TwsPeer
+
+    reset_pacing()
+    with TwsPeer() as running:
+        yield running
+        disconnect_all()
+
+
+@pytest.fixture
+def make_ibkr(peer: Any) -> Any:
+    """IBKRResource factory pointed at the peer, with test-sized timeouts (overrides win)."""
+    from resources.ibkr import IBKRResource
+
+    def make(**overrides: object) -> IBKRResource:
+        config: dict[str, object] = {"port": peer.port, "connect_timeout": 3.0,
+                                     "request_timeout": 3.0, "order_timeout": 1.0}
+        return IBKRResource(**{**config, **overrides})
+
+    return make
+
+
 def run_symbols(instance: dg.DagsterInstance, resources: dict[str, Any], symbols: list[str],
                 assets: list[Any] | None = None, raise_on_error: bool = True
                 ) -> dg.ExecuteInProcessResult:

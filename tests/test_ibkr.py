@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -36,28 +36,6 @@ from trading_assets.core.signal import Action
 from trading_assets.settings import build_resources
 
 MakeIBKR = Callable[..., IBKRResource]
-
-
-@pytest.fixture
-def peer() -> Iterator[TwsPeer]:
-    reset_pacing()
-    with TwsPeer() as running:
-        yield running
-        disconnect_all()
-
-
-@pytest.fixture
-def make_ibkr(peer: TwsPeer) -> MakeIBKR:
-    """An IBKRResource pointed at the peer, with test-sized timeouts."""
-
-    def make(**overrides: object) -> IBKRResource:
-        config: dict[str, object] = {
-            "port": peer.port, "connect_timeout": 3.0, "request_timeout": 3.0,
-            "order_timeout": 1.0,
-        }
-        return IBKRResource(**{**config, **overrides})
-
-    return make
 
 
 def market_buy(ref: str, quantity: int = 5, symbol: str = "AAPL") -> OrderRequest:

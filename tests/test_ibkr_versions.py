@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from resources.ibkr import IBKRError, IBKRResource, IBKRVersionError, disconnect_all, reset_pacing
+from resources.ibkr import IBKRError, IBKRResource, IBKRVersionError, disconnect_all
 from resources.ibkr.values import UNSET_DECIMAL, UNSET_DOUBLE, ib_number
 from tests.peers.tws_peer import TwsPeer
 from trading_assets import cli
@@ -26,24 +26,6 @@ from trading_assets.settings import ConfigError, build_resources, check_start
 
 MakeIBKR = Callable[..., IBKRResource]
 CLIENT_RANGE = "157..178"  # what ib_async 2.1 offers in its handshake
-
-
-@pytest.fixture
-def peer() -> Iterator[TwsPeer]:
-    reset_pacing()
-    with TwsPeer() as running:
-        yield running
-        disconnect_all()
-
-
-@pytest.fixture
-def make_ibkr(peer: TwsPeer) -> MakeIBKR:
-    def make(**overrides: object) -> IBKRResource:
-        config: dict[str, object] = {"port": peer.port, "connect_timeout": 3.0,
-                                     "request_timeout": 3.0, "order_timeout": 1.0}
-        return IBKRResource(**{**config, **overrides})
-
-    return make
 
 
 @pytest.fixture
