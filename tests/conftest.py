@@ -35,6 +35,34 @@ def on_bars_evening(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(clock, "utc_now", lambda: BARS_EVENING)
 
 
+def buy(entry: float = 100.0, stop: float = 95.0, target: float = 110.0, **kw: Any) -> Any:
+    """A HIGH-confidence BUY of ACME with its levels (keyword arguments override any field)."""
+    from trading_assets.core.signal import Action, ConfidenceLevel, TradingSignal, Trend
+
+    fields: dict[str, Any] = dict(
+        symbol="ACME", action=Action.BUY, confidence_level=ConfidenceLevel.HIGH,
+        confidence_score=85, reasoning="Trend and momentum agree.",
+        key_factors=["daily: close above SMA 50"], trend=Trend.UP, entry_price=entry,
+        stop_loss=stop, take_profit=target, position_size_pct=5.0)
+    return TradingSignal(**{**fields, **kw})
+
+
+def stored_buy(app_db: Any, symbol: str, close: float, status: Any, prompt: str = "test",
+               **changes: Any) -> Any:
+    """A BUY stored for the bars' last day with levels around `close`, as llm_signal stores one."""
+    from trading_assets.core.signal import AnalysisOutcome
+
+    day = BARS_EVENING.date()
+    signal = buy(symbol=symbol, **{"entry": round(close, 2), "stop": round(close * 0.95, 2),
+                                   "target": round(close * 1.1, 2), **changes})
+    outcome = AnalysisOutcome(symbol=symbol, signal=signal, provider="test", model="m",
+                              prompt_version=prompt)
+    return app_db.record_signal(outcome=outcome, bar_date=day, status=status,
+                                data_source="simulated", simulated=True,
+                                last_bars=[{"date": str(day), "close": close}], indicators={},
+                                chart_keys={})
+
+
 def run_cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> int:
     """The CLI on the test's environment, on the evening of its bars' last day."""
     from trading_assets.cli import main as cli_main

@@ -224,29 +224,17 @@ def test_status_fails_naming_each_configured_system_that_is_down(
 def test_approving_from_the_cli_says_whether_the_daemon_will_place_the_order(
         cli_env: dict[str, str], capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from datetime import date
-
-    from tests.conftest import on_bars_evening
+    from tests.conftest import on_bars_evening, stored_buy
     from trading_assets.core.keys import bars_info_key
-    from trading_assets.core.signal import AnalysisOutcome, TradingSignal
     from trading_assets.settings import build_resources
 
     on_bars_evening(monkeypatch)  # Approve checks the signal's age against the clock
     resources = build_resources(cli_env)
-    app_db = resources["app_db"]
 
     def pending_buy(symbol: str) -> Any:
         resources["store"].write_json(bars_info_key(symbol),
                                       {"last_date": "2026-11-20", "last_close": 100.0})
-        signal = TradingSignal(symbol=symbol, action="BUY", confidence_level="MEDIUM",
-                               confidence_score=70, reasoning="breakout", trend="UP",
-                               entry_price=100.0, stop_loss=95.0, take_profit=110.0,
-                               position_size_pct=2.0)
-        return app_db.record_signal(
-            outcome=AnalysisOutcome(symbol=symbol, provider="rules", model="rules-v1",
-                                    prompt_version="rules-v1", signal=signal),
-            bar_date=date(2026, 11, 20), status=SignalStatus.PENDING_REVIEW,
-            data_source="csv", simulated=False, last_bars=[], indicators={}, chart_keys={})
+        return stored_buy(resources["app_db"], symbol, 100.0, SignalStatus.PENDING_REVIEW)
 
     rows = [pending_buy(symbol) for symbol in ("AA", "BB")]
     code, out, err = run_cli(["signals", "approve", rows[0].id], capsys)

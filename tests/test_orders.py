@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from resources.paper_broker import PaperBroker
-from tests.conftest import metadata_for, run_cli, run_symbols
+from tests.conftest import buy, metadata_for, run_cli, run_symbols, stored_buy
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.trading import orders, portfolio
 from trading_assets.bench.llm_peer import OpenAIServer, answer, signal_fields
@@ -39,7 +39,6 @@ from trading_assets.core.policy import TradingPolicy, entry_status
 from trading_assets.core.pretrade import decide_order, round_to_tick
 from trading_assets.core.signal import (
     Action,
-    AnalysisOutcome,
     ConfidenceLevel,
     SignalStatus,
     TradingSignal,
@@ -49,16 +48,6 @@ from trading_assets.settings import build_resources
 
 DAY = date(2026, 11, 20)
 EXECUTION = [orders, portfolio]
-
-
-def buy(entry: float = 100.0, stop: float = 95.0, target: float = 110.0, **kw: Any
-        ) -> TradingSignal:
-    fields: dict[str, Any] = dict(
-        symbol="ACME", action=Action.BUY, confidence_level=ConfidenceLevel.HIGH,
-        confidence_score=85, reasoning="Trend and momentum agree.",
-        key_factors=["daily: close above SMA 50"], trend=Trend.UP, entry_price=entry,
-        stop_loss=stop, take_profit=target, position_size_pct=5.0)
-    return TradingSignal(**{**fields, **kw})
 
 
 def book(cash: float = 100_000.0, positions: dict[str, Position] | None = None,
@@ -400,18 +389,6 @@ def test_blank_reasoning_waits_for_a_person_marked_so(
     assert row.status_reason == ("not auto-approved: the reasoning is blank; no key factor is "
                                  "given; a person decides")
     assert resources["broker"].orders("ACME") == []
-
-
-def stored_buy(app_db: Any, symbol: str, close: float, status: SignalStatus,
-               prompt: str = "test", **changes: Any) -> Any:
-    signal = buy(symbol=symbol, **{"entry": round(close, 2), "stop": round(close * 0.95, 2),
-                                   "target": round(close * 1.1, 2), **changes})
-    outcome = AnalysisOutcome(symbol=symbol, signal=signal, provider="test", model="m",
-                              prompt_version=prompt)
-    return app_db.record_signal(outcome=outcome, bar_date=DAY, status=status,
-                                data_source="simulated", simulated=True,
-                                last_bars=[{"date": str(DAY), "close": close}], indicators={},
-                                chart_keys={})
 
 
 def test_a_stored_row_that_no_longer_validates_is_an_error_and_blocks_nothing(
