@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# A daemon whose heartbeat is older than this is taken as not running (runs.py uses the same).
-HEARTBEAT_MAX_AGE_S = 60.0
+# A daemon whose heartbeat is older than HEARTBEAT_MAX_AGE_S is taken as not running, by the
+# runs layer (whether its queue is drained) and here alike.
+from trading_assets.runs import HEARTBEAT_MAX_AGE_S
+
 PROBE_TIMEOUT_S = 2.0
 # The daemons this project relies on: sensors (new symbols, approvals -> orders, symbol sync,
 # run failures, freshness), the daily_refresh schedule, and the run queue.
