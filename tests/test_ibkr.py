@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -28,9 +28,17 @@ from resources.ibkr import (
     reset_pacing,
 )
 from tests.conftest import metadata_for, run_symbols
-from tests.peers.tws_peer import Listing, TwsPeer, daily_bar, last_price, last_trading_day
+from tests.peers.tws_peer import (
+    Listing,
+    TwsPeer,
+    daily_bar,
+    exchange_today,
+    last_price,
+    last_trading_day,
+)
 from trading_assets.assets.market_data import ohlcv
 from trading_assets.assets.trading import orders, portfolio
+from trading_assets.core.bars import bar_problems
 from trading_assets.core.orders import OrderRequest, OrderType, SymbolSettings
 from trading_assets.core.signal import Action
 from trading_assets.settings import build_resources
@@ -61,10 +69,32 @@ def test_daily_bars_become_an_oldest_first_dataframe(make_ibkr: MakeIBKR) -> Non
     assert frame["date"].is_monotonic_increasing and frame["date"].is_unique
     assert all(frame[col].dtype == float for col in ["open", "high", "low", "close", "volume"])
     assert len(frame) == 300
-    today = last_trading_day(pd.Timestamp.now(tz="UTC").date())
+    today = last_trading_day(exchange_today(datetime.now(UTC)))
     assert frame["date"].iloc[-1] == pd.Timestamp(today)
     assert frame["close"].iloc[-1] == daily_bar("AAPL", today)[3]
     assert frame.attrs["source"] == "ibkr" and frame.attrs["delayed"] is False
+
+
+@pytest.mark.parametrize(("moment", "newest"), [
+    # Sunday 19:30 in New York is already Monday in UTC: the newest bar is Friday's. CI ran here.
+    (datetime(2026, 12, 7, 0, 30, tzinfo=UTC), date(2026, 12, 4)),
+    # Tuesday 21:00 New York, Wednesday in UTC: Tuesday's bar.
+    (datetime(2026, 12, 9, 2, 0, tzinfo=UTC), date(2026, 12, 8)),
+    # Christmas (a Friday) and Thanksgiving: no bar on a holiday.
+    (datetime(2026, 12, 25, 15, 0, tzinfo=UTC), date(2026, 12, 24)),
+    (datetime(2026, 11, 26, 18, 0, tzinfo=UTC), date(2026, 11, 25)),
+])
+def test_bars_served_at_any_hour_pass_the_products_date_checks(
+    peer: TwsPeer, make_ibkr: MakeIBKR, moment: datetime, newest: date
+) -> None:
+    # A clean-clone CI run at 00:00 UTC failed: the peer dated bars by the UTC day, one day
+    # ahead of the exchange, and the bar checks rightly refused a bar from the future.
+    peer.clock = lambda: moment
+    frame = make_ibkr().fetch_daily_bars("AAPL", 300)
+
+    assert frame["date"].iloc[-1] == pd.Timestamp(newest)
+    assert bar_problems(frame, today=exchange_today(moment)) == []
+    assert not {day.date() for day in frame["date"]} & {date(2025, 12, 25), date(2026, 1, 1)}
 
 
 def test_identical_request_within_15_seconds_is_served_from_cache(
@@ -496,7 +526,7 @@ def test_a_lost_order_is_reconciled_then_not_placed_and_reapproved_once(
     )
 
     app_db = AppDatabase(url=f"sqlite:///{tmp_path / 'app.db'}")
-    day = last_trading_day(datetime.now(UTC).date())
+    day = last_trading_day(exchange_today(datetime.now(UTC)))
     price = last_price("AAPL", day)
     signal = TradingSignal(symbol="AAPL", action=Action.BUY, confidence_level=ConfidenceLevel.HIGH,
                            confidence_score=85, reasoning="r", trend=Trend.UP, entry_price=price,

@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 SERVER_VERSION = 176
 # IB's "no value" for a double, as IBKR's Java server writes Double.MAX_VALUE; ib_async 2.x
@@ -28,6 +30,7 @@ SERVER_VERSION = 176
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
 PAPER_ACCOUNT = "DU123456"
 DONE_STATUSES = frozenset({"Filled", "Cancelled"})
+EXCHANGE_TZ = ZoneInfo("America/New_York")
 
 FieldValue = str | int | float | bool | None
 
@@ -81,9 +84,25 @@ def duration_days(duration: str) -> int:
     return max(int(count) * _DURATION_DAYS[unit[0].upper()], 1)
 
 
+@lru_cache(maxsize=1)
+def _sessions() -> frozenset[date]:
+    """NYSE sessions, as IBKR dates its daily bars: no weekends, no holidays."""
+    import exchange_calendars as xcals
+
+    calendar = xcals.get_calendar("XNYS", start="2010-01-01", end=f"{date.today().year + 2}-12-31")
+    return frozenset(session.date() for session in calendar.sessions)
+
+
+def exchange_today(now: datetime) -> date:
+    """The date in New York at `now`: IBKR dates daily bars by the exchange's day, so at
+    00:30 UTC on a Monday the newest bar is still Friday's."""
+    return now.astimezone(EXCHANGE_TZ).date()
+
+
 def last_trading_day(on: date) -> date:
-    """The peer trades Monday to Friday, no holidays."""
-    while on.weekday() >= 5:
+    """The newest session on or before `on` (the exchange calendar's, holidays skipped)."""
+    sessions = _sessions()
+    while on not in sessions:
         on -= timedelta(days=1)
     return on
 
@@ -108,14 +127,15 @@ def daily_bar(symbol: str, day: date) -> tuple[float, float, float, float, float
 
 
 def daily_bars(symbol: str, end: date, calendar_days: int) -> list[tuple[date, tuple]]:
-    """Weekday bars in the `calendar_days` ending at `end`, oldest first."""
+    """Session bars in the `calendar_days` ending at `end`, oldest first."""
     days = (end - timedelta(days=offset) for offset in range(calendar_days))
-    return [(d, daily_bar(symbol, d)) for d in sorted(days) if d.weekday() < 5]
+    sessions = _sessions()
+    return [(d, daily_bar(symbol, d)) for d in sorted(days) if d in sessions]
 
 
 def last_price(symbol: str, as_of: date | None = None) -> float:
     """Fill price: the close of the latest bar (today's, or `as_of`'s)."""
-    return daily_bar(symbol, last_trading_day(as_of or datetime.now(UTC).date()))[3]
+    return daily_bar(symbol, last_trading_day(as_of or exchange_today(datetime.now(UTC))))[3]
 
 
 # ---------------------------------------------------------------- peer state
@@ -204,9 +224,11 @@ class TwsPeer:
         listings: Iterable[Listing] = DEFAULT_LISTINGS,
         host: str = "127.0.0.1",
         as_of: date | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.host = host
-        self.as_of = as_of  # the peer's "today" for bars and fills; None = the real date
+        self.as_of = as_of  # the peer's "today" for bars and fills; None = the clock's date
+        self.clock = clock  # "now" when as_of is None, read in New York as the exchange does
         self.port = 0
         self.accounts = list(accounts)
         self.cash = cash
@@ -405,7 +427,7 @@ class TwsPeer:
             return [order for order in self.orders.values() if order.order_ref == order_ref]
 
     def today(self) -> date:
-        return self.as_of or datetime.now(UTC).date()
+        return self.as_of or exchange_today(self.clock())
 
     @property
     def connection_count(self) -> int:
