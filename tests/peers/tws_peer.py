@@ -86,7 +86,10 @@ def duration_days(duration: str) -> int:
 
 @lru_cache(maxsize=1)
 def _sessions() -> frozenset[date]:
-    """NYSE sessions, as IBKR dates its daily bars: no weekends, no holidays."""
+    """NYSE sessions, as IBKR dates its daily bars: no weekends, no holidays.
+
+    Read from exchange_calendars here rather than through trading_assets.core.calendar: the
+    peer stands for IBKR, so the dates it serves must not come from the code the tests check."""
     import exchange_calendars as xcals
 
     calendar = xcals.get_calendar("XNYS", start="2010-01-01", end=f"{date.today().year + 2}-12-31")
